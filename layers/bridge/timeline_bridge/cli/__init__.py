@@ -1,0 +1,43 @@
+"""The `bridge` command. Each subcommand lives in its own module and registers its parser there;
+modules are imported only when their command runs, so `bridge --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from timeline_bridge.config import load_dotenv
+
+# command name → module in timeline_bridge.cli (each defines `add_arguments(parser)` and `run(args)`)
+COMMANDS = {
+    "dev": ("dev", "run the whole pipeline on this machine"),
+    "send": ("send", "sign a sample event as the real sender would and POST it"),
+    "validate": ("validate", "validate mapping files (file:line: field: reason)"),
+    "map": ("map", "dry run: print the target requests an event would produce"),
+    "dlq": ("dlq", "inspect and redrive dead letters, locally or on a deployed stack"),
+    "identities": ("identities", "manage the identity map used to resolve target ids"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description="timeline-bridge: webhooks to customer timelines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(f"timeline_bridge.cli.{module}").add_arguments(cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    load_dotenv()
+    args = build_parser(argv).parse_args(argv)
+    module = importlib.import_module(f"timeline_bridge.cli.{COMMANDS[args.command][0]}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Settings and secrets: read once, lazily, from the environment (and Secrets Manager in AWS).
+
+A secret `NAME` is read from env `NAME` if set, else from the Secrets Manager secret whose id is
+in `NAME_SECRET_ID`. A value may hold a JSON list of strings: several active secrets during a
+rotation. Values are cached for `SECRETS_MAX_AGE` seconds, so a rotation needs no deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from timeline_bridge import TARGETS
+
+DEFAULT_BASE_URLS = {
+    "stora": "https://public-api.stora.co",
+    "hubspot": "https://api.hubapi.com",
+    "matter": "https://api.mattermode.com",
+    "applied": "https://core.appliedlabs.ai",
+}
+
+ONE_MIB = 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    events_queue_url: str
+    idempotency_table: str
+    mappings_dir: Path
+    max_body_bytes: int
+    hubspot_webhook_url: str | None
+    hubspot_signature_versions: tuple[str, ...]
+    secrets_max_age: int
+
+    @staticmethod
+    def from_env() -> Settings:
+        versions = os.environ.get("HUBSPOT_SIGNATURE_VERSIONS", "v3")
+        return Settings(
+            events_queue_url=os.environ.get("EVENTS_QUEUE_URL", ""),
+            idempotency_table=os.environ.get("IDEMPOTENCY_TABLE", ""),
+            mappings_dir=Path(os.environ.get("BRIDGE_MAPPINGS_DIR", "mappings")),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", ONE_MIB),
+            hubspot_webhook_url=os.environ.get("HUBSPOT_WEBHOOK_URL") or None,
+            hubspot_signature_versions=tuple(v.strip().lower() for v in versions.split(",") if v.strip()),
+            secrets_max_age=_env_int("SECRETS_MAX_AGE", 300),
+        )
+
+
+@cache
+def settings() -> Settings:
+    """The process-wide settings; `settings.cache_clear()` after changing the environment."""
+    return Settings.from_env()
+
+
+def queue_url(target: str, *, dead_letter: bool = False) -> str:
+    """URL of a target's delivery queue (`STORA_QUEUE_URL`) or its DLQ (`STORA_DLQ_URL`)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
+    name = f"{target.upper()}_{'DLQ' if dead_letter else 'QUEUE'}_URL"
+    url = os.environ.get(name, "")
+    if not url:
+        raise RuntimeError(f"{name} is not set")
+    return url
+
+
+def base_url(target: str) -> str:
+    """Scheme and host of a target (or enrichment API): `<TARGET>_BASE_URL`, else the provider's."""
+    return os.environ.get(f"{target.upper()}_BASE_URL", "").rstrip("/") or DEFAULT_BASE_URLS[target]
+
+
+def secret_values(name: str) -> list[str]:
+    """Every active value of secret `name` (several during a rotation); [] when none is set."""
+    raw = os.environ.get(name)
+    if raw is None:
+        secret_id = os.environ.get(f"{name}_SECRET_ID")
+        if not secret_id:
+            return []
+        from aws_lambda_powertools.utilities import parameters  # lazy: only deployed functions pay
+
+        raw = parameters.get_secret(secret_id, max_age=settings().secrets_max_age)
+    return parse_secret_value(raw)
+
+
+def secret(name: str) -> str | None:
+    """The current (first) value of secret `name`, or None."""
+    values = secret_values(name)
+    return values[0] if values else None
+
+
+def parse_secret_value(raw: str | bytes | None) -> list[str]:
+    """A plain string, or a JSON list of strings (rotation). Blank entries are dropped."""
+    if raw is None:
+        return []
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if isinstance(items, list):
+            return [str(v).strip() for v in items if isinstance(v, str) and v.strip()]
+    return [text] if text else []
+
+
+def load_dotenv(path: str | Path = ".env") -> None:
+    """Local runs: set variables from `.env` (KEY=VALUE lines) without overriding the environment."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))

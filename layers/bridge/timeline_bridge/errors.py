@@ -1,0 +1,112 @@
+"""Every failure the bridge knows, as exception types.
+
+Ingest errors carry the HTTP status the sender gets; delivery errors say whether a job is retried
+or dead-lettered. Code raises these; exactly one place turns each family into an answer
+(`http.error_response` for ingest, `delivery` for jobs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BridgeError(Exception):
+    """Base class of every error the bridge raises on purpose."""
+
+
+# --- ingest: answered to the sender -----------------------------------------------------------
+
+
+class IngestError(BridgeError):
+    status = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason:
+            self.reason = reason
+
+
+class SignatureError(IngestError):
+    """Missing, malformed or wrong signature, or a timestamp outside the tolerance."""
+
+    status = 401
+    reason = "signature_invalid"
+
+
+class SecretNotConfiguredError(IngestError):
+    """The source has no secret: refuse everything (fail closed). 5xx so nothing is lost."""
+
+    status = 503
+    reason = "secret_not_configured"
+
+
+class MalformedBodyError(IngestError):
+    status = 400
+    reason = "malformed_body"
+
+
+class PayloadTooLargeError(IngestError):
+    status = 413
+    reason = "payload_too_large"
+
+
+class EnqueueError(IngestError):
+    """The events queue or the dedupe store failed: answer 5xx so the sender retries."""
+
+    status = 503
+    reason = "enqueue_failed"
+
+
+# --- mapping -----------------------------------------------------------------------------------
+
+
+class MappingError(BridgeError):
+    """A mapping could not be loaded or rendered. Names the file, the field and the reason."""
+
+    def __init__(self, reason: str, *, mapping_file: str = "", field: str = "", line: int | None = None):
+        self.reason = reason
+        self.mapping_file = mapping_file
+        self.field = field
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.mapping_file + (f":{self.line}" if self.line else "")
+        parts = [p for p in (where, self.field, self.reason) if p]
+        return ": ".join(parts)
+
+
+# --- delivery: decides what happens to a job ---------------------------------------------------
+
+
+@dataclass
+class DeliveryFailure(BridgeError):
+    """The provider did not store the event. Subclasses say whether to try again."""
+
+    message: str
+    status: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    details: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+    def __str__(self) -> str:
+        head = " ".join(str(p) for p in (self.status, self.code) if p)
+        return f"{head}: {self.message}" if head else self.message
+
+
+@dataclass
+class RetryLaterError(DeliveryFailure):
+    """Transient: 429, 5xx, timeout, reset, expired credentials. `retry_after` is the provider's ask."""
+
+    retry_after: float | None = None
+    throttled: bool = False
+
+
+@dataclass
+class PermanentDeliveryError(DeliveryFailure):
+    """The provider refused the request for good (validation, unknown object, key conflict)."""

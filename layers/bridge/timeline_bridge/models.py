@@ -1,0 +1,62 @@
+"""The two messages that travel between stages: the source envelope and the delivery job."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One source event, verified and deduped by ingest, on the events queue (ingest → route)."""
+
+    source: str  # hubspot | slack | pipedrive | generic
+    event_type: str  # e.g. deal.propertyChange, block_actions, change.deal
+    event_id: str  # the source's own identity (see reference/sources.md, "Idempotency key")
+    occurred_at: str | None  # ISO 8601 from the source, when it says
+    received_at: str  # ISO 8601, when ingest accepted it
+    event: Any  # the raw source event: one HubSpot array element, the Slack payload, ...
+    name: str | None = None  # generic sources: the <name> of /generic/<name>
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope:
+        return cls(**json.loads(text))
+
+
+@dataclass(slots=True)
+class DeliveryJob:
+    """One rendered target request waiting for delivery (route → deliver, and in the DLQs)."""
+
+    key: str  # deterministic job key (keys.job_key): idempotency key / event id at the target
+    target: str  # stora | hubspot | matter | applied
+    mapping: str  # mapping name
+    mapping_file: str  # path of the mapping file, for dead-letter reasons
+    source: str
+    event_id: str
+    event_type: str
+    occurred_at: str | None
+    body: dict[str, Any]  # the target request body
+    created_at: str = field(default_factory=utc_now_iso)
+    attempts: int = 0  # delivery attempts so far (across redeliveries and redrives)
+    first_failure_at: str | None = None
+    last_failure_at: str | None = None
+    # Set when the job is dead-lettered: the reason record a person acts on.
+    dead_letter: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> DeliveryJob:
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
