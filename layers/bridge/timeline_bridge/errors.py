@@ -105,6 +105,9 @@ class RetryLaterError(DeliveryFailure):
 
     retry_after: float | None = None
     throttled: bool = False
+    # The request may have reached the provider (read timeout, connection lost after sending):
+    # it may have stored the event. Safe to retry only where the provider dedupes the write.
+    ambiguous: bool = False
 
 
 @dataclass

@@ -49,6 +49,10 @@ class DeliveryJob:
     attempts: int = 0  # delivery attempts so far (across redeliveries and redrives)
     first_failure_at: str | None = None
     last_failure_at: str | None = None
+    # Times the target-side idempotency key was rotated. Stora memoises a 5xx under its key for
+    # 24 h, so after a 5xx the Stora client moves to a derived key; the job must be re-enqueued
+    # as the client left it, or every retry replays the stored 5xx.
+    key_generation: int = 0
     # Set when the job is dead-lettered: the reason record a person acts on.
     dead_letter: dict[str, Any] | None = None
 
