@@ -53,6 +53,11 @@ class DeliveryJob:
     # 24 h, so after a 5xx the Stora client moves to a derived key; the job must be re-enqueued
     # as the client left it, or every retry replays the stored 5xx.
     key_generation: int = 0
+    # Retry state, kept in the job itself (the deliver stage re-enqueues the updated job):
+    not_before: str | None = None  # ISO 8601: not sent before this (backoff, provider delay, pause)
+    retries: int = 0  # failures counted against the retry budget; throttling is not; redrive resets
+    throttled: int = 0  # 429s met so far (counted apart, against a much larger cap)
+    redrives: int = 0  # times `bridge dlq redrive` put the job back
     # Set when the job is dead-lettered: the reason record a person acts on.
     dead_letter: dict[str, Any] | None = None
 
