@@ -42,6 +42,13 @@ class SecretNotConfiguredError(IngestError):
     reason = "secret_not_configured"
 
 
+class NotFoundError(IngestError):
+    """No source answers on this path (e.g. `/generic/<name>` with an invalid name)."""
+
+    status = 404
+    reason = "not_found"
+
+
 class MalformedBodyError(IngestError):
     status = 400
     reason = "malformed_body"
@@ -76,6 +83,21 @@ class MappingError(BridgeError):
         where = self.mapping_file + (f":{self.line}" if self.line else "")
         parts = [p for p in (where, self.field, self.reason) if p]
         return ": ".join(parts)
+
+
+class MappingLoadError(MappingError):
+    """One or more mapping files are invalid. `errors` lists every problem found, in file order."""
+
+    def __init__(self, errors: list[MappingError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0] if self.errors else None
+        super().__init__(
+            f"{len(self.errors)} mapping error(s)" + (f"; first: {first}" if first else ""),
+            mapping_file=first.mapping_file if first else "",
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors) or self.reason
 
 
 # --- delivery: decides what happens to a job ---------------------------------------------------

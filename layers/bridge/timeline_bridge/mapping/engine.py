@@ -1,0 +1,539 @@
+"""The mapping engine: compiled mappings, rendering, and the set of mappings the route stage uses.
+
+A `Mapping` is one mapping file, compiled: its `when`, every `${{ }}` in its body and its
+`enrich:` arguments are JMESPath closures built once at load. Rendering an envelope gives a
+`DeliveryJob` whose body has been checked against the target's contract, or raises
+`MappingError` naming the file, line, field and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jmespath import exceptions as jp_exceptions
+
+from timeline_bridge.errors import MappingError
+from timeline_bridge.keys import job_key
+from timeline_bridge.mapping import contracts
+from timeline_bridge.mapping.expressions import (
+    BridgeFunctions,
+    Getter,
+    compile_expression,
+    function_calls,
+    is_false,
+    referenced_roots,
+    split_template,
+    stringify,
+)
+from timeline_bridge.mapping.yaml_lines import Path_, dotted, line_of
+from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
+
+CONTEXT_ROOTS = frozenset({"event", "meta", "enrichment"})
+WHEN_ROOTS = frozenset({"event", "meta"})
+MAX_REASON = 300
+
+
+class RenderError(Exception):
+    """Raised inside compiled closures; `Mapping` turns it into a MappingError with file and line."""
+
+    def __init__(self, path: Path_, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+# --- compiling a body template ----------------------------------------------------------------
+
+
+@dataclass
+class _Compiler:
+    """Compiles template values for one mapping file, collecting every error instead of stopping."""
+
+    mapping_file: str
+    lines: dict[Path_, int]
+    functions: BridgeFunctions
+    errors: list[MappingError] = field(default_factory=list)
+    expression_count: int = 0
+
+    def error(self, path: Path_, reason: str) -> None:
+        self.errors.append(
+            MappingError(reason, mapping_file=self.mapping_file, field=dotted(path), line=line_of(self.lines, path))
+        )
+
+    def expression(self, text: str, path: Path_, roots: frozenset[str] = CONTEXT_ROOTS) -> Getter | None:
+        """Compile one JMESPath expression, with the checks jmespath itself defers to run time."""
+        try:
+            getter = compile_expression(text, self.functions)
+            problems = self._static_checks(text, roots)
+        except jp_exceptions.JMESPathError as exc:
+            self.error(path, f"invalid expression {text!r}: {_describe(exc)}")
+            return None
+        for problem in problems:
+            self.error(path, problem)
+        self.expression_count += 1
+        return None if problems else getter
+
+    def _static_checks(self, text: str, roots: frozenset[str]) -> list[str]:
+        problems = []
+        for name in sorted(referenced_roots(text) - roots):
+            allowed = ", ".join(sorted(roots))
+            problems.append(f"unknown name {name!r} in {text!r}: expressions see {allowed}")
+        table = self.functions.FUNCTION_TABLE
+        for name, args in function_calls(text):
+            spec = table.get(name)
+            if spec is None:
+                problems.append(f"unknown function {name}() in {text!r}")
+                continue
+            signature = spec["signature"]
+            low = len(signature)
+            high = 3 if name == "lookup" else (None if signature and signature[-1].get("variadic") else low)
+            if len(args) < low or (high is not None and len(args) > high):
+                want = f"{low}" if high == low else f"{low} to {high}" if high else f"at least {low}"
+                problems.append(f"{name}() takes {want} arguments, got {len(args)}, in {text!r}")
+            if name == "lookup" and args and args[0].get("type") == "literal":
+                table_name = args[0]["value"]
+                if isinstance(table_name, str) and table_name not in self.functions.lookups:
+                    problems.append(f"lookup table {table_name!r} is not defined in lookups")
+        return problems
+
+    def value(self, value: Any, path: Path_, roots: frozenset[str] = CONTEXT_ROOTS) -> Callable[[Any], Any]:
+        """A closure rendering `value` (dict, list, string template or constant) for a context."""
+        if isinstance(value, dict):
+            return self._dict(value, path, roots)
+        if isinstance(value, list):
+            return self._list(value, path, roots)
+        if isinstance(value, str):
+            return self._string(value, path, roots)
+        return lambda _ctx: value
+
+    def _dict(self, value: dict[str, Any], path: Path_, roots: frozenset[str]) -> Callable[[Any], Any]:
+        items: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) or (isinstance(item, str) and "${{" in item):
+                items.append((key, self.value(item, (*path, key), roots), None))
+            else:
+                items.append((key, None, item))
+        if all(render is None for _, render, _ in items):
+            constants = {key: item for key, _, item in items}
+            return lambda _ctx: dict(constants)
+
+        def render_dict(ctx: Any) -> dict[str, Any]:
+            out = {}
+            for key, render, constant in items:
+                if render is None:
+                    out[key] = constant
+                else:
+                    result = render(ctx)
+                    if result is not None:  # a whole `${{ }}` that is null leaves the field out
+                        out[key] = result
+            return out
+
+        return render_dict
+
+    def _list(self, value: list[Any], path: Path_, roots: frozenset[str]) -> Callable[[Any], Any]:
+        items = [self.value(item, (*path, i), roots) for i, item in enumerate(value)]
+        return lambda ctx: [render(ctx) for render in items]
+
+    def _string(self, text: str, path: Path_, roots: frozenset[str]) -> Callable[[Any], Any]:
+        try:
+            parts = split_template(text)
+        except jp_exceptions.JMESPathError as exc:
+            self.error(path, f"invalid expression in {text!r}: {_describe(exc)}")
+            return lambda _ctx: None
+        if parts is None:
+            return lambda _ctx: text
+        compiled: list[str | tuple[Getter, str]] = []
+        for part in parts:
+            if isinstance(part, str):
+                compiled.append(part)
+                continue
+            getter = self.expression(part[0], path, roots)
+            compiled.append((getter or (lambda _ctx: None), part[0]))
+        if len(compiled) == 1 and not isinstance(compiled[0], str):
+            return _whole(compiled[0][0], compiled[0][1], path)
+        return _interpolated(compiled, path)
+
+
+def _whole(getter: Getter, text: str, path: Path_) -> Callable[[Any], Any]:
+    """A string that is only `${{ expr }}`: the value keeps its JSON type (null omits the field)."""
+
+    def whole(ctx: Any) -> Any:
+        try:
+            return getter(ctx)
+        except Exception as exc:  # any failure inside an expression is this mapping's error
+            raise RenderError(path, f"${{{{ {text} }}}}: {_describe(exc)}") from exc
+
+    return whole
+
+
+def _interpolated(parts: list[str | tuple[Getter, str]], path: Path_) -> Callable[[Any], Any]:
+    """Text with `${{ }}` inside: every value is stringified; a missing one is an error."""
+
+    def interpolated(ctx: Any) -> str:
+        chunks = []
+        for part in parts:
+            if type(part) is str:
+                chunks.append(part)
+                continue
+            getter, text = part  # type: ignore[misc]
+            try:
+                value = getter(ctx)
+                if value is None:
+                    raise RenderError(path, f"${{{{ {text} }}}} is missing (null) inside text; use default() or ||")
+                chunks.append(value if type(value) is str else stringify(value))
+            except RenderError:
+                raise
+            except Exception as exc:
+                raise RenderError(path, f"${{{{ {text} }}}}: {_describe(exc)}") from exc
+        return "".join(chunks)
+
+    return interpolated
+
+
+# --- compiled mappings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class EnrichSpec:
+    """One named fetch of a mapping's `enrich:` block; the enrichment stage runs it."""
+
+    name: str
+    fetch: str
+    raw_with: dict[str, Any]
+    render_with: Callable[[Any], Any]
+
+    def args(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The `with:` arguments rendered for one event (expressions see event, meta, enrichment)."""
+        return self.render_with(context)
+
+
+@dataclass(eq=False)
+class Mapping:
+    name: str
+    source: str
+    target: str
+    file: str
+    description: str = field(repr=False)
+    when: str | None = field(repr=False)
+    lookups: dict[str, dict[str, Any]] = field(repr=False)
+    required: tuple[str, ...] = field(repr=False)
+    enrich: dict[str, EnrichSpec] = field(repr=False)
+    lines: dict[Path_, int] = field(repr=False)
+    raw: dict[str, Any] = field(repr=False)
+    _when: Getter | None = field(repr=False)
+    _body: Callable[[Any], Any] = field(repr=False)
+    _sets_id: bool = field(repr=False)
+
+    def line(self, path: Path_) -> int | None:
+        return line_of(self.lines, path)
+
+    def error(self, reason: str, path: Path_ = ()) -> MappingError:
+        return MappingError(reason, mapping_file=self.file, field=dotted(path), line=self.line(path))
+
+    def key(self, envelope: Envelope) -> str:
+        return job_key(envelope.source, envelope.event_id, self.name)
+
+    def context(self, envelope: Envelope, enrichment: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+        """What expressions see: `event`, `meta` (source, event_type, event_id, received_at, key, ...), `enrichment`."""
+        return {
+            "event": envelope.event,
+            "meta": {
+                "source": envelope.source,
+                "event_type": envelope.event_type,
+                "event_id": envelope.event_id,
+                "occurred_at": envelope.occurred_at,
+                "received_at": envelope.received_at,
+                "name": envelope.name,
+                "key": key or self.key(envelope),
+            },
+            "enrichment": enrichment or {},
+        }
+
+    def applies_to(self, context: dict[str, Any]) -> bool:
+        """`when` is truthy for this context (always, without a `when`)."""
+        if self._when is None:
+            return True
+        try:
+            return not is_false(self._when(context))
+        except Exception as exc:
+            raise self.error(f"when: {_describe(exc)}", ("when",)) from exc
+
+    def applies(self, envelope: Envelope) -> bool:
+        return envelope.source == self.source and self.applies_to(self.context(envelope))
+
+    def render_body(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The target body for a context: rendered, idempotency fields set, checked. Raises MappingError."""
+        try:
+            body = self._body(context)
+        except RenderError as exc:
+            raise self.error(exc.reason, exc.path) from None
+        key = context["meta"]["key"]
+        if self.target == "hubspot":
+            if not self._sets_id:
+                body["id"] = key
+        elif self.target == "applied":
+            metric = body.get("metric")
+            if isinstance(metric, dict):
+                body["metric"] = {**metric, "deduping_key": key}
+        for path in self.required:
+            value: Any = body
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None or (isinstance(value, str) and not value.strip()) or value in ([], {}):
+                raise self.error("required value is empty", ("body", *path.split(".")))
+        try:
+            contracts.validate_body(self.target, body)
+        except contracts.ContractViolation as exc:
+            parts = _split_field(exc.field)
+            raise self.error(f"breaks the {self.target} contract: {exc.reason}", ("body", *parts)) from None
+        return body
+
+    def render(self, envelope: Envelope, enrichment: dict[str, Any] | None = None) -> DeliveryJob:
+        """Render this mapping for one envelope (without checking `when`)."""
+        key = self.key(envelope)
+        body = self.render_body(self.context(envelope, enrichment, key))
+        return self._job(envelope, key, body)
+
+    def _job(self, envelope: Envelope, key: str, body: dict[str, Any]) -> DeliveryJob:
+        return DeliveryJob(
+            key=key,
+            target=self.target,
+            mapping=self.name,
+            mapping_file=self.file,
+            source=envelope.source,
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            occurred_at=envelope.occurred_at,
+            body=body,
+        )
+
+
+def _split_field(text: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for chunk in text.replace("[", ".[").split("."):
+        if not chunk:
+            continue
+        if chunk.startswith("[") and chunk.endswith("]") and chunk[1:-1].isdigit():
+            parts.append(int(chunk[1:-1]))
+        else:
+            parts.append(chunk)
+    return parts
+
+
+def compile_mapping(data: dict[str, Any], lines: dict[Path_, int], mapping_file: str) -> tuple[Mapping | None, list[MappingError]]:
+    """Compile a schema-valid mapping document. Returns the mapping, or None and every error found."""
+    lookups = {name: dict(table) for name, table in (data.get("lookups") or {}).items() if isinstance(table, dict)}
+    compiler = _Compiler(mapping_file, lines, BridgeFunctions(lookups))
+    target = data.get("target", "")
+    body_raw = data.get("body") if isinstance(data.get("body"), dict) else {}
+
+    when_text = data.get("when")
+    when_getter = None
+    if isinstance(when_text, str):
+        expression = when_text.strip()
+        parts = split_template(expression) if "${{" in expression else None
+        if parts is not None and len(parts) == 1 and isinstance(parts[0], tuple):
+            expression = parts[0][0]  # `when: "${{ expr }}"` is accepted as the bare expression
+        if "enrichment" in _safe_roots(expression):
+            compiler.error(("when",), "when cannot use enrichment: it is decided before any fetch runs")
+        else:
+            when_getter = compiler.expression(expression, ("when",), WHEN_ROOTS)
+
+    render_body = compiler.value(body_raw, ("body",))
+
+    enrich: dict[str, EnrichSpec] = {}
+    for name, spec in (data.get("enrich") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        with_raw = spec.get("with") or {}
+        enrich[name] = EnrichSpec(
+            name=name,
+            fetch=str(spec.get("fetch", "")),
+            raw_with=with_raw,
+            render_with=compiler.value(with_raw, ("enrich", name, "with")),
+        )
+
+    _check_target_rules(compiler, target, body_raw)
+    required = tuple(str(p).removeprefix("body.") for p in data.get("required") or ())
+    for index, path in enumerate(required):
+        node: Any = body_raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            compiler.error(("required", index), f"required field {path!r} is not in body")
+
+    if compiler.errors:
+        return None, compiler.errors
+    sets_id = target == "hubspot" and "id" in body_raw
+    mapping = Mapping(
+        name=data["name"],
+        source=data["source"],
+        target=target,
+        file=mapping_file,
+        description=data.get("description", ""),
+        when=when_text,
+        lookups=lookups,
+        required=required,
+        enrich=enrich,
+        lines=lines,
+        raw=data,
+        _when=when_getter,
+        _body=render_body,
+        _sets_id=sets_id,
+    )
+    return mapping, []
+
+
+def _safe_roots(expression: str) -> set[str]:
+    try:
+        return referenced_roots(expression)
+    except jp_exceptions.JMESPathError:
+        return set()
+
+
+def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) -> None:
+    """Static checks of the body against its target, before any event arrives."""
+    if not target:
+        return
+    allowed = contracts.top_level_fields(target)
+    if allowed is not None:
+        for key in body:
+            if key not in allowed:
+                compiler.error(("body", key), f"unknown field for target {target} (allowed: {', '.join(sorted(allowed))})")
+    if target == "hubspot" and "id" in body:
+        value = body["id"]
+        if not isinstance(value, str) or "${{" not in value:
+            compiler.error(
+                ("body", "id"),
+                "a constant id would make every event overwrite the same HubSpot event: "
+                "leave id out (the bridge sets it from the job key) or derive it from the event",
+            )
+        elif "{{uuid}}" in value.replace(" ", ""):
+            compiler.error(("body", "id"), "{{uuid}} makes HubSpot ids random, so retries create duplicates")
+    if target == "applied":
+        metric = body.get("metric")
+        if isinstance(metric, dict) and "deduping_key" in metric:
+            if str(metric["deduping_key"]).replace(" ", "") != "${{meta.key}}":
+                compiler.error(
+                    ("body", "metric", "deduping_key"),
+                    "metric.deduping_key is set by the bridge from the job key: leave it out",
+                )
+
+
+# --- the set of mappings ------------------------------------------------------------------------
+
+Enricher = Callable[[Mapping, Envelope], dict[str, Any]]
+
+
+def no_enrichment(mapping: Mapping, envelope: Envelope) -> dict[str, Any]:
+    """The default enrich hook: nothing fetched."""
+    return {}
+
+
+@dataclass(frozen=True)
+class RenderFailure:
+    """One (event, mapping) that could not become a job. Dead-lettered to the target's DLQ."""
+
+    mapping: Mapping
+    error: MappingError
+    key: str
+    reason: str = "mapping_error"
+
+    @property
+    def target(self) -> str:
+        return self.mapping.target
+
+    def dead_letter(self, envelope: Envelope, stage: str = "route") -> DeliveryJob:
+        """The dead-letter record: an empty body and the reason a person acts on."""
+        job = self.mapping._job(envelope, self.key, {})
+        job.dead_letter = {
+            "reason": self.reason,
+            "stage": stage,
+            "mapping": self.mapping.name,
+            "mapping_file": self.error.mapping_file or self.mapping.file,
+            "line": self.error.line,
+            "field": self.error.field,
+            "detail": self.error.reason,
+            "message": str(self.error),
+            "target": self.mapping.target,
+            "idempotency_key": self.key,
+            "at": utc_now_iso(),
+            # The envelope, so the event can be routed again once the mapping is fixed.
+            "envelope": {
+                "source": envelope.source,
+                "event_type": envelope.event_type,
+                "event_id": envelope.event_id,
+                "occurred_at": envelope.occurred_at,
+                "received_at": envelope.received_at,
+                "event": envelope.event,
+                "name": envelope.name,
+            },
+        }
+        return job
+
+
+Outcome = DeliveryJob | RenderFailure
+
+
+class MappingSet:
+    """Every mapping of a deployment, grouped by source. Load once per cold start."""
+
+    def __init__(self, mappings: Iterable[Mapping]) -> None:
+        self.mappings = list(mappings)
+        self._by_source: dict[str, list[Mapping]] = {}
+        for mapping in self.mappings:
+            self._by_source.setdefault(mapping.source, []).append(mapping)
+
+    def __len__(self) -> int:
+        return len(self.mappings)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.mappings)
+
+    def get(self, name: str) -> Mapping | None:
+        return next((m for m in self.mappings if m.name == name), None)
+
+    def for_source(self, source: str) -> list[Mapping]:
+        return self._by_source.get(source, [])
+
+    def match(self, envelope: Envelope) -> list[Mapping]:
+        """Mappings whose source matches and whose `when` holds (fan-out). Raises MappingError."""
+        return [m for m in self.for_source(envelope.source) if m.applies_to(m.context(envelope))]
+
+    def render_jobs(self, envelope: Envelope, enrich: Enricher | None = None) -> list[Outcome]:
+        """One outcome per matching mapping: a job, or the failure to dead-letter.
+
+        One bad mapping never stops the others. The enrich hook runs only for mappings that
+        declare `enrich:` and whose `when` holds; a RetryLaterError from it propagates (the
+        record is retried), any other DeliveryFailure dead-letters that job.
+        """
+        from timeline_bridge.errors import DeliveryFailure, RetryLaterError
+
+        outcomes: list[Outcome] = []
+        for mapping in self.for_source(envelope.source):
+            key = mapping.key(envelope)
+            context = mapping.context(envelope, None, key)
+            try:
+                if not mapping.applies_to(context):
+                    continue
+                if mapping.enrich:
+                    context["enrichment"] = (enrich or no_enrichment)(mapping, envelope) or {}
+                body = mapping.render_body(context)
+            except MappingError as exc:
+                outcomes.append(RenderFailure(mapping, exc, key))
+                continue
+            except RetryLaterError:
+                raise
+            except DeliveryFailure as exc:
+                error = mapping.error(f"enrichment failed: {exc}", ("enrich",))
+                outcomes.append(RenderFailure(mapping, error, key, reason="enrichment_failed"))
+                continue
+            outcomes.append(mapping._job(envelope, key, body))
+        return outcomes

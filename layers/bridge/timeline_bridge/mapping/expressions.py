@@ -1,0 +1,549 @@
+"""JMESPath for mapping files: the extra functions, `${{ }}` templates, and expressions compiled once.
+
+Every expression is parsed when its mapping loads and turned into a tree of Python closures that
+mirrors jmespath's TreeInterpreter node for node, so rendering an event walks no AST and looks up
+no visitor methods. Plain field paths (`event.objectId`, `event.actions[0].action_ts`) get an even
+shorter getter. Nothing here evaluates code: JMESPath only.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from numbers import Number
+from typing import Any
+
+import jmespath
+from jmespath import exceptions as jp_exceptions
+from jmespath import functions as jp_functions
+
+from timeline_bridge.keys import JOB_NAMESPACE
+
+Getter = Callable[[Any], Any]
+
+# Values >= 10^11 are epoch milliseconds (10^11 s is the year 5138; 10^11 ms is 1973).
+MS_THRESHOLD = 10**11
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NUMERIC = re.compile(r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)\s*$")
+
+
+class ExpressionError(ValueError):
+    """An expression could not be evaluated for this event (bad time value, unknown table, ...)."""
+
+
+# --- time values --------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601, epoch seconds or milliseconds (number or numeric string), Slack's "1548426417.840180".
+
+    None stays None so `default()` can supply a fallback; anything else unreadable raises.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ExpressionError(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        return _from_epoch(number, value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMERIC.match(text):
+            try:
+                return _from_epoch(Decimal(text), value)
+            except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
+                raise ExpressionError(f"not a time: {value!r}") from exc
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ExpressionError(f"not a time: {value[:60]!r}") from exc
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise ExpressionError(f"not a time: {_type_name(value)}")
+
+
+def _from_epoch(number: Decimal, original: Any) -> datetime:
+    if not number.is_finite():
+        raise ExpressionError(f"not a time: {original!r}")
+    millis = number if abs(number) >= MS_THRESHOLD else number * 1000
+    try:
+        return _EPOCH + timedelta(milliseconds=int(millis))
+    except (OverflowError, ValueError) as exc:
+        raise ExpressionError(f"time out of range: {original!r}") from exc
+
+
+def epoch_ms(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def iso8601(moment: datetime) -> str:
+    """UTC, `Z`, milliseconds only when there are any: `2019-01-25T14:26:57.840Z`."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = moment.microsecond // 1000
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+def _type_name(value: Any) -> str:
+    return jp_functions.TYPES_MAP.get(type(value).__name__, type(value).__name__)
+
+
+def lookup_key(key: Any) -> str | None:
+    """Table keys are strings: numbers and booleans are looked up by their JSON text (3 → "3")."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        return str(int(key)) if key.is_integer() else repr(key)
+    return None
+
+
+# --- the extra functions ------------------------------------------------------------------------
+
+
+class BridgeFunctions(jp_functions.Functions):
+    """JMESPath's built-ins plus lookup, to_epoch_ms, to_iso8601, default, lower, upper, uuid5."""
+
+    def __init__(self, lookups: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.lookups = lookups or {}
+
+    @jp_functions.signature({"types": ["string"]}, {"types": [], "variadic": True})
+    def _func_lookup(self, table: str, *rest: Any) -> Any:
+        if len(rest) > 2:
+            raise jp_exceptions.ArityError(3, len(rest) + 1, "lookup")
+        entries = self.lookups.get(table)
+        if entries is None:
+            raise ExpressionError(f"lookup table {table!r} is not defined in lookups")
+        key = lookup_key(rest[0])
+        if key is not None and key in entries:
+            return entries[key]
+        if len(rest) == 2:
+            return rest[1]
+        raise ExpressionError(f"lookup({table!r}): no entry for {rest[0]!r} and no default")
+
+    @jp_functions.signature({"types": ["string", "number", "null"]})
+    def _func_to_epoch_ms(self, value: Any) -> int | None:
+        moment = parse_time(value)
+        return None if moment is None else epoch_ms(moment)
+
+    @jp_functions.signature({"types": ["string", "number", "null"]})
+    def _func_to_iso8601(self, value: Any) -> str | None:
+        moment = parse_time(value)
+        return None if moment is None else iso8601(moment)
+
+    @jp_functions.signature({"types": []}, {"types": []})
+    def _func_default(self, value: Any, fallback: Any) -> Any:
+        """`value` unless it is null or an empty string."""
+        return fallback if value is None or value == "" else value
+
+    @jp_functions.signature({"types": ["string", "null"]})
+    def _func_lower(self, value: str | None) -> str | None:
+        return None if value is None else value.lower()
+
+    @jp_functions.signature({"types": ["string", "null"]})
+    def _func_upper(self, value: str | None) -> str | None:
+        return None if value is None else value.upper()
+
+    @jp_functions.signature({"types": ["string", "number", "null"]})
+    def _func_uuid5(self, value: Any) -> str | None:
+        """A stable UUID for any text (the bridge's fixed namespace): ids for providers that want UUIDs."""
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else json.dumps(value)
+        return str(uuid.uuid5(JOB_NAMESPACE, text))
+
+
+# --- compiling expressions into closures ---------------------------------------------------------
+
+
+def _is_actual_number(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, Number)
+
+
+def _equals(x: Any, y: Any) -> bool:
+    # JMESPath: 0/1 never equal false/true, although Python says they do.
+    if _is_actual_number(x) and x in (0, 1):
+        if isinstance(y, bool):
+            return False
+    elif _is_actual_number(y) and y in (0, 1) and isinstance(x, bool):
+        return False
+    return bool(x == y)
+
+
+def _is_comparable(x: Any) -> bool:
+    return _is_actual_number(x) or isinstance(x, str)
+
+
+def is_false(value: Any) -> bool:
+    """JMESPath falsiness: null, false, "", [] and {}."""
+    return value is None or value is False or value == "" or value == [] or value == {}
+
+
+_ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
+
+
+class _Expression:
+    """An expression reference (`&field`) as jmespath's sort_by/max_by/map expect it.
+
+    Named like jmespath's own class because its type checker matches on the class name."""
+
+    __slots__ = ("expression", "getter")
+
+    def __init__(self, node: dict[str, Any], getter: Getter) -> None:
+        self.expression = node
+        self.getter = getter
+
+    def visit(self, _node: Any, value: Any) -> Any:
+        return self.getter(value)
+
+
+class Compiler:
+    """Turns one jmespath AST into a closure with the interpreter's exact semantics."""
+
+    def __init__(self, functions: BridgeFunctions) -> None:
+        self.functions = functions
+
+    def compile(self, node: dict[str, Any]) -> Getter:
+        method = getattr(self, f"_c_{node['type']}", None)
+        if method is None:
+            raise jp_exceptions.JMESPathError(f"unsupported expression node {node['type']!r}")
+        return method(node)
+
+    def _chain(self, children: list[dict[str, Any]]) -> Getter:
+        # A run of plain fields compiles to one loop over dict.get: the common case by far.
+        if all(c["type"] == "field" for c in children):
+            return field_path_getter([c["value"] for c in children])
+        steps = [self.compile(c) for c in children]
+
+        def chain(value: Any) -> Any:
+            for step in steps:
+                value = step(value)
+            return value
+
+        return chain
+
+    def _c_subexpression(self, node: dict[str, Any]) -> Getter:
+        return self._chain(node["children"])
+
+    _c_index_expression = _c_subexpression
+    _c_pipe = _c_subexpression
+
+    def _c_field(self, node: dict[str, Any]) -> Getter:
+        return field_path_getter([node["value"]])
+
+    def _c_index(self, node: dict[str, Any]) -> Getter:
+        index = node["value"]
+
+        def get_index(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            try:
+                return value[index]
+            except IndexError:
+                return None
+
+        return get_index
+
+    def _c_slice(self, node: dict[str, Any]) -> Getter:
+        if node["children"][2] == 0:
+            raise jp_exceptions.JMESPathError("slice step cannot be 0")
+        bounds = slice(*node["children"])
+        return lambda value: value[bounds] if isinstance(value, list) else None
+
+    def _c_literal(self, node: dict[str, Any]) -> Getter:
+        literal = node["value"]
+        if isinstance(literal, dict | list):
+            # Hand out copies: a rendered body must never alias the compiled expression.
+            text = json.dumps(literal)
+            return lambda _value: json.loads(text)
+        return lambda _value: literal
+
+    def _c_current(self, node: dict[str, Any]) -> Getter:
+        return lambda value: value
+
+    _c_identity = _c_current
+
+    def _c_comparator(self, node: dict[str, Any]) -> Getter:
+        left, right = (self.compile(c) for c in node["children"])
+        op = node["value"]
+        if op == "eq":
+            return lambda value: _equals(left(value), right(value))
+        if op == "ne":
+            return lambda value: not _equals(left(value), right(value))
+        compare = _ORDERING[op]
+
+        def ordering(value: Any) -> Any:
+            a, b = left(value), right(value)
+            if not (_is_comparable(a) and _is_comparable(b)):
+                return None
+            return compare(a, b)
+
+        return ordering
+
+    def _c_and_expression(self, node: dict[str, Any]) -> Getter:
+        left, right = (self.compile(c) for c in node["children"])
+
+        def and_(value: Any) -> Any:
+            matched = left(value)
+            return matched if is_false(matched) else right(value)
+
+        return and_
+
+    def _c_or_expression(self, node: dict[str, Any]) -> Getter:
+        left, right = (self.compile(c) for c in node["children"])
+
+        def or_(value: Any) -> Any:
+            matched = left(value)
+            return right(value) if is_false(matched) else matched
+
+        return or_
+
+    def _c_not_expression(self, node: dict[str, Any]) -> Getter:
+        inner = self.compile(node["children"][0])
+
+        def not_(value: Any) -> bool:
+            result = inner(value)
+            if _is_actual_number(result) and result == 0:
+                return False
+            return not result
+
+        return not_
+
+    def _c_function_expression(self, node: dict[str, Any]) -> Getter:
+        name = node["value"]
+        if name not in self.functions.FUNCTION_TABLE:
+            raise jp_exceptions.UnknownFunctionError(f"Unknown function: {name}()")
+        args = [self.compile(c) for c in node["children"]]
+        call = self.functions.call_function
+        if len(args) == 1:
+            only = args[0]
+            return lambda value: call(name, [only(value)])
+        return lambda value: call(name, [a(value) for a in args])
+
+    def _c_expref(self, node: dict[str, Any]) -> Getter:
+        inner_node = node["children"][0]
+        ref = _Expression(inner_node, self.compile(inner_node))
+        return lambda _value: ref
+
+    def _c_multi_select_dict(self, node: dict[str, Any]) -> Getter:
+        pairs = [(c["value"], self.compile(c["children"][0])) for c in node["children"]]
+
+        def multi_dict(value: Any) -> Any:
+            if value is None:
+                return None
+            return {key: get(value) for key, get in pairs}
+
+        return multi_dict
+
+    def _c_multi_select_list(self, node: dict[str, Any]) -> Getter:
+        items = [self.compile(c) for c in node["children"]]
+        return lambda value: None if value is None else [get(value) for get in items]
+
+    def _c_flatten(self, node: dict[str, Any]) -> Getter:
+        base = self.compile(node["children"][0])
+
+        def flatten(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            merged: list[Any] = []
+            for element in items:
+                if isinstance(element, list):
+                    merged.extend(element)
+                else:
+                    merged.append(element)
+            return merged
+
+        return flatten
+
+    def _c_projection(self, node: dict[str, Any]) -> Getter:
+        base, each = (self.compile(c) for c in node["children"])
+
+        def projection(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            return [r for r in (each(e) for e in items) if r is not None]
+
+        return projection
+
+    def _c_value_projection(self, node: dict[str, Any]) -> Getter:
+        base, each = (self.compile(c) for c in node["children"])
+
+        def value_projection(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, dict):
+                return None
+            return [r for r in (each(e) for e in items.values()) if r is not None]
+
+        return value_projection
+
+    def _c_filter_projection(self, node: dict[str, Any]) -> Getter:
+        base, each, condition = (self.compile(c) for c in node["children"])
+
+        def filter_projection(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            out = []
+            for element in items:
+                if not is_false(condition(element)):
+                    current = each(element)
+                    if current is not None:
+                        out.append(current)
+            return out
+
+        return filter_projection
+
+
+def field_path_getter(keys: list[str]) -> Getter:
+    """`a.b.c` as direct dict lookups (a non-object on the way gives null, as in JMESPath)."""
+    if len(keys) == 1:
+        (k0,) = keys
+
+        def get1(value: Any) -> Any:
+            return value.get(k0) if type(value) is dict else None
+
+        return get1
+    if len(keys) == 2:
+        k0, k1 = keys
+
+        def get2(value: Any) -> Any:
+            if type(value) is not dict:
+                return None
+            value = value.get(k0)
+            return value.get(k1) if type(value) is dict else None
+
+        return get2
+    path = tuple(keys)
+
+    def get_n(value: Any) -> Any:
+        for key in path:
+            if type(value) is not dict:
+                return None
+            value = value.get(key)
+        return value
+
+    return get_n
+
+
+# A plain field path: identifiers joined by dots. Anything else goes through the compiler.
+_PLAIN_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
+    """Parse and compile `text` once; raises jmespath's ParseError/LexerError/... on a bad expression."""
+    stripped = text.strip()
+    if _PLAIN_PATH.match(stripped):
+        jmespath.compile(stripped)  # the parser still has the last word on what is valid
+        return field_path_getter(stripped.split("."))
+    parsed = jmespath.compile(stripped)
+    return Compiler(functions).compile(parsed.parsed)
+
+
+def function_calls(text: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every (function name, argument nodes) in an expression, for load-time checks."""
+    found: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "function_expression":
+                found.append((node["value"], node["children"]))
+            for child in node.get("children", ()):
+                walk(child)
+
+    walk(jmespath.compile(text.strip()).parsed)
+    return found
+
+
+def referenced_roots(text: str) -> set[str]:
+    """Top-level names an expression reads from the context (`event`, `meta`, `enrichment`)."""
+    roots: set[str] = set()
+
+    def walk(node: Any, head: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        kind = node.get("type")
+        if kind == "field" and head:
+            roots.add(node["value"])
+            return
+        children = node.get("children", ())
+        if kind in ("subexpression", "index_expression", "pipe", "projection", "value_projection", "flatten"):
+            for i, child in enumerate(children):
+                walk(child, head and i == 0)
+        elif kind == "filter_projection":
+            walk(children[0], head)
+            for child in children[1:]:
+                walk(child, False)
+        elif kind == "expref":
+            return
+        else:
+            for child in children:
+                walk(child, head)
+
+    walk(jmespath.compile(text.strip()).parsed, True)
+    return roots
+
+
+# --- `${{ }}` templates --------------------------------------------------------------------------
+
+_OPEN = "${{"
+_CLOSE = "}}"
+
+
+def split_template(text: str) -> list[str | tuple[str]] | None:
+    """Split `text` into literal strings and `(expression,)` parts; None when it has no `${{`.
+
+    The closing `}}` is the first one after which the expression parses, so JMESPath hashes
+    (`{a: b}`) and literals containing braces work. `{{ }}` without `$` is plain text.
+    """
+    if _OPEN not in text:
+        return None
+    parts: list[str | tuple[str]] = []
+    pos = 0
+    while True:
+        start = text.find(_OPEN, pos)
+        if start < 0:
+            break
+        if start > pos:
+            parts.append(text[pos:start])
+        inner_start = start + len(_OPEN)
+        end = text.find(_CLOSE, inner_start)
+        if end < 0:
+            raise jp_exceptions.JMESPathError(f"unclosed ${{{{ at offset {start}")
+        first_error: Exception | None = None
+        while end >= 0:
+            candidate = text[inner_start:end]
+            try:
+                if not candidate.strip():
+                    raise jp_exceptions.EmptyExpressionError()
+                jmespath.compile(candidate.strip())
+            except jp_exceptions.JMESPathError as exc:
+                first_error = first_error or exc
+                end = text.find(_CLOSE, end + 1)
+                continue
+            break
+        if end < 0:
+            assert first_error is not None
+            raise first_error
+        parts.append((text[inner_start:end].strip(),))
+        pos = end + len(_CLOSE)
+    if pos < len(text):
+        parts.append(text[pos:])
+    return parts
+
+
+def stringify(value: Any) -> str:
+    """How a value reads inside text: strings as they are, everything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,180 @@
+"""Loading mapping files: safe YAML with line numbers, JSON Schema validation, compilation.
+
+Every problem in a file is reported at once, each as a MappingError with `file:line`, the
+field and the reason, so `bridge validate` and a cold start say everything that is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from timeline_bridge.errors import MappingError, MappingLoadError
+from timeline_bridge.mapping.contracts import mapping_schema
+from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping
+from timeline_bridge.mapping.yaml_lines import DuplicateKeyError, Path_, dotted, line_of, load_with_lines
+
+MAPPING_SUFFIXES = (".yaml", ".yml")
+CASES_SUFFIXES = (".cases.yaml", ".cases.yml")
+
+
+def is_mapping_file(path: Path) -> bool:
+    name = path.name
+    return name.endswith(MAPPING_SUFFIXES) and not name.endswith(CASES_SUFFIXES) and not name.startswith(".")
+
+
+def mapping_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, plus every `*.yaml`/`*.yml` (not `*.cases.yaml`) under the directories."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_mapping_file(p)))
+        else:
+            found.append(path)
+    return found
+
+
+def display_path(path: Path) -> str:
+    """How a file is named in errors: relative to the working directory when inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+@cache
+def _schema_validator() -> Any:
+    from jsonschema import Draft202012Validator  # lazy: only the route stage and the CLI load mappings
+
+    schema = mapping_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _json_keys(value: Any) -> Any:
+    """Mapping keys as JSON has them: strings (YAML allows `1:` or `true:` as keys)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if isinstance(key, bool):
+                key = "true" if key else "false"
+            elif key is None:
+                key = "null"
+            out[str(key)] = _json_keys(item)
+        return out
+    if isinstance(value, list):
+        return [_json_keys(v) for v in value]
+    return value
+
+
+def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[MappingError]]:
+    """Parse, validate and compile one mapping document. Never raises for a bad document."""
+    try:
+        data, lines = load_with_lines(text)
+    except DuplicateKeyError as exc:
+        return None, [MappingError("duplicate key", mapping_file=mapping_file, field=dotted(exc.path), line=exc.line)]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        return None, [MappingError(f"invalid YAML: {problem}", mapping_file=mapping_file, line=line)]
+    if not isinstance(data, dict):
+        return None, [MappingError("a mapping file must be a YAML mapping (name:, source:, ...)", mapping_file=mapping_file, line=1)]
+    data = _json_keys(data)
+
+    errors = schema_errors(data, lines, mapping_file)
+    mapping, compile_errors = compile_mapping(data, lines, mapping_file)
+    errors.extend(e for e in compile_errors if (e.field, e.reason) not in {(x.field, x.reason) for x in errors})
+    if errors:
+        errors.sort(key=lambda e: (e.line or 0, e.field))
+        return None, errors
+    return mapping, []
+
+
+def schema_errors(data: Any, lines: dict[Path_, int], mapping_file: str) -> list[MappingError]:
+    """Every JSON Schema violation of a mapping document, each at its own line."""
+    out: list[MappingError] = []
+
+    def add(path: Path_, reason: str) -> None:
+        out.append(MappingError(reason, mapping_file=mapping_file, field=dotted(path), line=line_of(lines, path)))
+
+    for error in _schema_validator().iter_errors(data):
+        path: Path_ = tuple(error.absolute_path)
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        custom = schema.get("x-message")
+        if "propertyNames" in error.absolute_schema_path:
+            key = error.instance if isinstance(error.instance, str) else str(error.instance)
+            add((*path, key), f"key {key!r} {custom}" if custom else f"key {key!r}: {error.message}")
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(schema.get("properties", {}))
+            allowed = ", ".join(sorted(known))
+            for key in error.instance:
+                if key not in known:
+                    add((*path, key), f"unknown key {key!r} (allowed: {allowed})")
+        elif custom and error.validator != "required":
+            add(path, f"{error.instance!r} {custom}" if isinstance(error.instance, str | int) else custom)
+        else:
+            add(path, _short(error.message))
+    return out
+
+
+def _short(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def check_file(path: str | Path, mapping_file: str | None = None) -> tuple[Mapping | None, list[MappingError]]:
+    path = Path(path)
+    name = mapping_file or display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [MappingError(f"cannot read: {exc}", mapping_file=name)]
+    return check_text(text, name)
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """One mapping file, compiled; raises MappingLoadError listing every problem."""
+    mapping, errors = check_file(path)
+    if errors or mapping is None:
+        raise MappingLoadError(errors)
+    return mapping
+
+
+def check_paths(paths: Sequence[str | Path]) -> tuple[list[Mapping], list[MappingError], list[Path]]:
+    """Load every mapping under `paths`: (mappings, every error, the files looked at)."""
+    files = mapping_files(paths)
+    mappings: list[Mapping] = []
+    errors: list[MappingError] = []
+    seen: dict[str, Mapping] = {}
+    for path in files:
+        if not path.exists():
+            errors.append(MappingError("no such file or directory", mapping_file=display_path(path)))
+            continue
+        mapping, file_errors = check_file(path)
+        errors.extend(file_errors)
+        if mapping is None:
+            continue
+        other = seen.get(mapping.name)
+        if other is not None:
+            errors.append(mapping.error(f"duplicate mapping name (also in {other.file})", ("name",)))
+            continue
+        seen[mapping.name] = mapping
+        mappings.append(mapping)
+    return mappings, errors, files
+
+
+def load_mappings(paths: str | Path | Sequence[str | Path]) -> MappingSet:
+    """A MappingSet from files and directories; raises MappingLoadError listing every problem."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    mappings, errors, _files = check_paths(paths)
+    if errors:
+        raise MappingLoadError(errors)
+    return MappingSet(mappings)
