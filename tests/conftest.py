@@ -1,0 +1,209 @@
+"""Shared fixtures.
+
+- `aws`: every AWS resource of the stack, in moto (`mock_aws`), with the environment the functions
+  read. Use it in any test that touches SQS, DynamoDB or Secrets Manager.
+- `lambda_context`: a stand-in for the Lambda context object (Powertools reads its fields).
+- `load_function`: `load_function("hubspot")` imports `functions/hubspot/app.py` (every handler
+  file is called app.py, so each is loaded by path under its own module name).
+- `load_event`: `load_event("slack/approve-button.json")` reads a Function URL event from `events/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from timeline_bridge import TARGETS
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "events"
+
+REGION = "eu-west-1"
+IDEMPOTENCY_TABLE = "timeline-bridge-idempotency"
+
+
+@dataclass
+class AwsResources:
+    """What the `aws` fixture created: clients and the names/URLs the environment points at.
+
+    queues: logical name → URL, for "events", "events-dlq", and "<target>", "<target>-dlq" for
+    every target (stora, hubspot, matter, applied).
+    """
+
+    sqs: Any
+    dynamodb: Any
+    secretsmanager: Any
+    table: str
+    queues: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def events_queue(self) -> str:
+        return self.queues["events"]
+
+    def receive(self, queue: str = "events", *, max_messages: int = 1000) -> list[dict[str, Any]]:
+        """Take every message off queue `queue` (logical name or URL); returns the parsed bodies."""
+        url = self.queues.get(queue, queue)
+        bodies: list[dict[str, Any]] = []
+        while len(bodies) < max_messages:
+            answer = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+            )
+            messages = answer.get("Messages") or []
+            if not messages:
+                break
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def count(self, queue: str = "events") -> int:
+        """Messages waiting on `queue` (visible + in flight), without consuming them."""
+        url = self.queues.get(queue, queue)
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def put_secret(self, name: str, value: str | list[str], monkeypatch: pytest.MonkeyPatch) -> str:
+        """Store secret `name` in Secrets Manager (a list becomes the rotation JSON list) and point
+        `NAME_SECRET_ID` at it, removing any plain `NAME` variable. Returns the secret ARN."""
+        text = json.dumps(value) if isinstance(value, list) else value
+        arn = self.secretsmanager.create_secret(Name=f"timeline-bridge/{name}", SecretString=text)["ARN"]
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(f"{name}_SECRET_ID", arn)
+        _reset_caches()
+        return arn
+
+
+def _reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from timeline_bridge import aws, config
+
+    config.settings.cache_clear()
+    aws.reset_clients()
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
+    """The stack's AWS resources in moto, and the environment variables that name them.
+
+    Creates: the events queue and its DLQ (redrive after 5 receives), one delivery queue and DLQ
+    per target, the idempotency table (partition key `id`, TTL on `expiration`). Sets
+    EVENTS_QUEUE_URL, EVENTS_DLQ_URL, <TARGET>_QUEUE_URL, <TARGET>_DLQ_URL, IDEMPOTENCY_TABLE,
+    AWS_DEFAULT_REGION and dummy credentials, and clears the cached settings, boto3 clients and
+    Powertools parameter cache before and after the test.
+    """
+    from moto import mock_aws
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _reset_caches()
+    with mock_aws():
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+        resources = AwsResources(
+            sqs=sqs, dynamodb=dynamodb, secretsmanager=secretsmanager, table=IDEMPOTENCY_TABLE
+        )
+
+        def queue_pair(logical: str, env_prefix: str) -> None:
+            dlq = sqs.create_queue(QueueName=f"timeline-bridge-{logical}-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            url = sqs.create_queue(
+                QueueName=f"timeline-bridge-{logical}",
+                Attributes={
+                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                    "VisibilityTimeout": "180",
+                },
+            )["QueueUrl"]
+            resources.queues[logical] = url
+            resources.queues[f"{logical}-dlq"] = dlq
+            monkeypatch.setenv(f"{env_prefix}_QUEUE_URL", url)
+            monkeypatch.setenv(f"{env_prefix}_DLQ_URL", dlq)
+
+        queue_pair("events", "EVENTS")
+        for target in TARGETS:
+            queue_pair(target, target.upper())
+
+        dynamodb.create_table(
+            TableName=IDEMPOTENCY_TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=IDEMPOTENCY_TABLE,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+        monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
+        _reset_caches()
+        try:
+            yield resources
+        finally:
+            _reset_caches()
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "timeline-bridge-test"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:timeline-bridge-test"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/timeline-bridge-test"
+    log_stream_name: str = "2026/01/01/[$LATEST]0"
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+def _load_function(name: str) -> ModuleType:
+    """`functions/<name>/app.py` as module `functions_<name>_app` (imported once per run)."""
+    module_name = f"functions_{name}_app"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_event(relative: str) -> dict[str, Any]:
+    return json.loads((EVENTS_DIR / relative).read_text())
+
+
+@pytest.fixture
+def load_function() -> Any:
+    """`load_function("hubspot")` → the module `functions/hubspot/app.py` (its `lambda_handler`)."""
+    return _load_function
+
+
+@pytest.fixture
+def load_event() -> Any:
+    """`load_event("hubspot/deal-stage-change.json")` → a fresh copy of that file under `events/`."""
+    return _load_event
