@@ -1,0 +1,98 @@
+"""Local stand-ins for the four providers: real HTTP servers on loopback that enforce each
+provider's documented contract (reference/targets.md) and keep what they accepted.
+
+    sandboxes = start_all()                 # ephemeral ports, default credentials
+    os.environ.update(env_for(sandboxes))   # STORA_BASE_URL, STORA_TOKEN, ...
+    ...
+    stop_all(sandboxes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from timeline_bridge.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
+from timeline_bridge.sandboxes.base import Sandbox
+from timeline_bridge.sandboxes.hubspot import HubspotSandbox
+from timeline_bridge.sandboxes.matter import MatterSandbox
+from timeline_bridge.sandboxes.stora import StoraSandbox
+
+__all__ = [
+    "DEFAULT_SHOP_ID",
+    "DEFAULT_TOKENS",
+    "SANDBOX_CLASSES",
+    "AppliedSandbox",
+    "HubspotSandbox",
+    "MatterSandbox",
+    "Sandbox",
+    "StoraSandbox",
+    "env_for",
+    "start",
+    "start_all",
+    "stop_all",
+]
+
+SANDBOX_CLASSES: dict[str, type[Sandbox]] = {
+    "stora": StoraSandbox,
+    "hubspot": HubspotSandbox,
+    "matter": MatterSandbox,
+    "applied": AppliedSandbox,
+}
+# The credential each sandbox accepts unless told otherwise (never a real provider's).
+DEFAULT_TOKENS = {
+    "stora": "stora-sandbox-token",
+    "hubspot": "hubspot-sandbox-token",
+    "matter": "sk_test_sandbox",
+    "applied": "AL_sandbox_key",
+}
+CREDENTIAL_ENV = {
+    "stora": "STORA_TOKEN",
+    "hubspot": "HUBSPOT_ACCESS_TOKEN",
+    "matter": "MATTER_API_KEY",
+    "applied": "APPLIED_API_KEY",
+}
+
+
+def start(name: str, token: str | None = None, *, port: int = 0, **options: Any) -> Sandbox:
+    """Start one sandbox (`stora`, `hubspot`, `matter`, `applied`) accepting `token`."""
+    cls = SANDBOX_CLASSES[name]
+    return cls(token or DEFAULT_TOKENS[name], **options).start(port)  # type: ignore[call-arg]
+
+
+def start_all(
+    tokens: Mapping[str, str] | None = None,
+    *,
+    ports: Mapping[str, int] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Sandbox]:
+    """Start the four sandboxes; `tokens`, `ports` and `options` are keyed by target name."""
+    started: dict[str, Sandbox] = {}
+    try:
+        for name in SANDBOX_CLASSES:
+            token = (tokens or {}).get(name) or DEFAULT_TOKENS[name]
+            started[name] = start(
+                name, token, port=(ports or {}).get(name, 0), **dict((options or {}).get(name, {}))
+            )
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def stop_all(sandboxes: Mapping[str, Sandbox]) -> None:
+    for sandbox in sandboxes.values():
+        sandbox.stop()
+
+
+def env_for(sandboxes: Mapping[str, Sandbox], tokens: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment that points the target clients at `sandboxes` with the credentials they accept."""
+    env: dict[str, str] = {}
+    for name, sandbox in sandboxes.items():
+        env[f"{name.upper()}_BASE_URL"] = sandbox.url
+        env[CREDENTIAL_ENV[name]] = (tokens or {}).get(name) or DEFAULT_TOKENS[name]
+    if "applied" in sandboxes:
+        env["APPLIED_SHOP_ID"] = DEFAULT_SHOP_ID
+    if "matter" in sandboxes:
+        env["MATTER_VERSION"] = "2026-06-10"
+    return env

@@ -1,0 +1,397 @@
+"""HubSpot timeline v3 sandbox, as reference/targets.md §2 documents it.
+
+Enforces: the v3 routes, Bearer token (401 `INVALID_AUTHENTICATION`), an optional missing scope
+(403 with `context.missingScopes`), JSON only, events validated against a template fixture
+(required `eventTemplateId`/`tokens`, camelCase fields, unknown template 404 (single) or an item
+error (batch), tokens defined on the template, numbers, dates in epoch milliseconds, enumeration
+option values, `objectId` for non-contact templates and objectId/email/utk for contacts,
+`timelineIFrame` complete, ISO 8601 `timestamp`), `{{uuid}}` and a missing `id` replaced by a
+random UUID, an upsert store keyed on (eventTemplateId, id) where the last write wins, batches of
+1..100 inputs (201 COMPLETE or 207 with `errors[]` whose `context.id` names the failing input),
+and 429 `RATE_LIMIT` with `X-HubSpot-RateLimit-*` headers (Retry-After optional).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse, utc_iso
+
+BASE = "/integrators/timeline/v3/events"
+GET_EVENT = re.compile(rf"^{re.escape(BASE)}/([^/]+)/([^/]+)$")
+MAX_INPUTS = 100
+FIELDS = frozenset(
+    {
+        "eventTemplateId",
+        "tokens",
+        "id",
+        "objectId",
+        "email",
+        "utk",
+        "domain",
+        "timestamp",
+        "extraData",
+        "timelineIFrame",
+        "customObjectTypeId",
+    }
+)
+IFRAME_FIELDS = ("linkLabel", "headerLabel", "url", "width", "height")
+KB = {"knowledge-base": "https://www.hubspot.com/products/service/knowledge-base"}
+
+# The template the shipped HubSpot mapping writes to; tests and `bridge dev` may pass others.
+DEFAULT_TEMPLATES: tuple[dict[str, Any], ...] = (
+    {
+        "id": "1001298",
+        "objectType": "deals",
+        "name": "Deal stage changed",
+        "tokens": [
+            {"name": "deal_name", "type": "string"},
+            {"name": "new_stage", "type": "string"},
+            {"name": "previous_stage", "type": "string"},
+            {"name": "moved_at", "type": "date"},
+            {"name": "amount", "type": "number"},
+        ],
+    },
+    {
+        "id": "1001299",
+        "objectType": "contacts",
+        "name": "Contact activity",
+        "tokens": [
+            {"name": "summary", "type": "string"},
+            {"name": "happened_at", "type": "date"},
+            {
+                "name": "channel",
+                "type": "enumeration",
+                "options": [
+                    {"label": "Slack", "value": "slack"},
+                    {"label": "Pipedrive", "value": "pipedrive"},
+                ],
+            },
+        ],
+    },
+)
+
+
+def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "message": message,
+        "correlationId": str(uuid.uuid4()),
+        "category": category,
+        **extra,
+    }
+
+
+class HubspotSandbox(Sandbox):
+    name = "hubspot"
+    default_rate_limits = ((100, 10.0),)  # private app, Free/Starter: 100 per 10 s
+
+    def __init__(
+        self,
+        token: str = "hubspot-sandbox-token",  # noqa: S107 - the sandbox's own fake credential
+        *,
+        templates: Iterable[Mapping[str, Any]] | None = None,
+        missing_scopes: Iterable[str] = (),
+        all_invalid_status: int = 207,
+        retry_after_header: bool = False,
+        **options: Any,
+    ) -> None:
+        """`templates`: [{id, objectType, tokens: [{name, type, options}]}] (None: the default
+        fixture); `missing_scopes`: answer 403 naming them; `all_invalid_status`: 207 or 400 for a
+        batch with no valid input; `retry_after_header`: add Retry-After to 429s."""
+        super().__init__(**options)
+        self.tokens = {token}
+        self.templates = {
+            str(t["id"]): dict(t) for t in (DEFAULT_TEMPLATES if templates is None else templates)
+        }
+        self.missing_scopes = list(missing_scopes)
+        if all_invalid_status not in (207, 400):
+            raise ValueError("all_invalid_status must be 207 or 400")
+        self.all_invalid_status = all_invalid_status
+        self.retry_after_header = retry_after_header
+
+    def event(self, template_id: str, event_id: str) -> dict[str, Any] | None:
+        """The stored event for (template, id), if any."""
+        return self.stored(f"{template_id}\x1f{event_id}")
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        route = self._route(request)
+        if route is None:
+            return SandboxResponse.json(
+                404, error_body(f"No route for {request.method} {request.path}", "OBJECT_NOT_FOUND")
+            )
+        token = request.bearer()
+        if token is None or token not in self.tokens:
+            return SandboxResponse.json(
+                401,
+                error_body(
+                    "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+                    "INVALID_AUTHENTICATION",
+                    links={"api key": "https://app.hubspot.com/l/api-key/"},
+                ),
+            )
+        if self.missing_scopes:
+            return SandboxResponse.json(
+                403,
+                error_body(
+                    "This app hasn't been granted all required scopes to make this call.",
+                    "MISSING_SCOPES",
+                    errors=[
+                        {
+                            "message": "One or more of the following scopes are required.",
+                            "context": {"requiredScopes": self.missing_scopes},
+                        }
+                    ],
+                    context={"missingScopes": self.missing_scopes},
+                ),
+            )
+        failure = self.server_error(request)
+        if failure is not None:
+            return failure
+        if route == "get":
+            match = GET_EVENT.match(request.path)
+            assert match
+            stored = self.event(match.group(1), match.group(2))
+            if stored is None:
+                return SandboxResponse.json(404, error_body("Event not found", "OBJECT_NOT_FOUND"))
+            return SandboxResponse.json(200, stored)
+        if not request.content_type_is_json():
+            return SandboxResponse.json(
+                415, error_body("Unsupported media type; use application/json", "UNSUPPORTED_MEDIA_TYPE")
+            )
+        try:
+            body = request.json()
+        except ValueError as exc:
+            return SandboxResponse.json(400, error_body(f"Invalid input JSON: {exc}", "VALIDATION_ERROR"))
+        return self._single(body) if route == "single" else self._batch(body)
+
+    @staticmethod
+    def _route(request: SandboxRequest) -> str | None:
+        if request.method == "POST" and request.path == BASE:
+            return "single"
+        if request.method == "POST" and request.path == f"{BASE}/batch/create":
+            return "batch"
+        if request.method == "GET" and GET_EVENT.match(request.path):
+            return "get"
+        return None
+
+    def _single(self, body: Any) -> SandboxResponse:
+        if not isinstance(body, dict):
+            return SandboxResponse.json(
+                400, error_body("Invalid input JSON: expected an object", "VALIDATION_ERROR")
+            )
+        template = self.templates.get(str(body.get("eventTemplateId")))
+        if body.get("eventTemplateId") is not None and template is None:
+            return SandboxResponse.json(
+                404, error_body(f"Event template {body.get('eventTemplateId')} not found", "OBJECT_NOT_FOUND")
+            )
+        problems = self._validate(body)
+        if problems:
+            return SandboxResponse.json(
+                400,
+                error_body(
+                    "; ".join(problems),
+                    "VALIDATION_ERROR",
+                    errors=[{"message": p, "in": "body", "code": "INVALID_INPUT"} for p in problems],
+                ),
+            )
+        return SandboxResponse.json(201, self._upsert(body))
+
+    def _batch(self, body: Any) -> SandboxResponse:
+        started = utc_iso()
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs:
+            return SandboxResponse.json(
+                400, error_body("inputs is required and must not be empty", "VALIDATION_ERROR")
+            )
+        if len(inputs) > MAX_INPUTS:
+            return SandboxResponse.json(
+                400,
+                error_body(
+                    f"Too many inputs: {len(inputs)} (at most {MAX_INPUTS} per batch)", "VALIDATION_ERROR"
+                ),
+            )
+        results, errors = [], []
+        for item in inputs:
+            problems = self._validate(item) if isinstance(item, dict) else ["input must be an object"]
+            if problems:
+                item_id = item.get("id") if isinstance(item, dict) else None
+                context = {"id": [str(item_id)]} if item_id else {}
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": f"Event {item_id or '(no id)'}: " + "; ".join(problems),
+                        "context": context,
+                        "errors": [{"message": p, "in": "body", "code": "INVALID_INPUT"} for p in problems],
+                    }
+                )
+            else:
+                results.append(self._upsert(item))
+        answer: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": utc_iso(),
+        }
+        if not errors:
+            return SandboxResponse.json(201, answer)
+        if not results and self.all_invalid_status == 400:
+            return SandboxResponse.json(
+                400, error_body("; ".join(e["message"] for e in errors), "VALIDATION_ERROR")
+            )
+        return SandboxResponse.json(207, {**answer, "numErrors": len(errors), "errors": errors})
+
+    def _validate(self, event: dict[str, Any]) -> list[str]:
+        problems = []
+        unknown = sorted(set(event) - FIELDS)
+        if unknown:
+            problems.append(f"Unrecognized field(s) {unknown}; fields are camelCase")
+        missing = [name for name in ("eventTemplateId", "tokens") if event.get(name) is None]
+        if missing:
+            problems.append(f"Cannot build TimelineEvent, some of required attributes are not set {missing}")
+            return problems
+        template = self.templates.get(str(event["eventTemplateId"]))
+        if template is None:
+            return [*problems, f"Event template {event['eventTemplateId']} not found"]
+        tokens = event["tokens"]
+        if not isinstance(tokens, dict):
+            return [*problems, "tokens must be an object"]
+        defined = {t["name"]: t for t in template.get("tokens", [])}
+        for name, value in tokens.items():
+            spec = defined.get(name)
+            if spec is None:
+                problems.append(f"Event template {template['id']} does not have token {name!r}")
+                continue
+            problem = _check_token(spec, value)
+            if problem:
+                problems.append(f"token {name!r}: {problem}")
+        if template.get("objectType") == "contacts":
+            if not any(event.get(k) for k in ("objectId", "email", "utk")):
+                problems.append("contact events need one of objectId, email or utk")
+        elif not event.get("objectId"):
+            problems.append(f"objectId is required for {template.get('objectType')} events")
+        iframe = event.get("timelineIFrame")
+        if iframe is not None:
+            if not isinstance(iframe, dict) or any(iframe.get(k) is None for k in IFRAME_FIELDS):
+                problems.append(f"timelineIFrame needs all of {list(IFRAME_FIELDS)}")
+            elif not all(
+                isinstance(iframe[k], int) and not isinstance(iframe[k], bool) for k in ("width", "height")
+            ):
+                problems.append("timelineIFrame width and height must be integers")
+        timestamp = event.get("timestamp")
+        if timestamp is not None and not _is_iso8601(timestamp):
+            problems.append("timestamp must be an ISO 8601 date-time")
+        return problems
+
+    def _upsert(self, event: dict[str, Any]) -> dict[str, Any]:
+        template = self.templates[str(event["eventTemplateId"])]
+        event_id = str(event.get("id") or "{{uuid}}")
+        while "{{uuid}}" in event_id:
+            event_id = event_id.replace("{{uuid}}", str(uuid.uuid4()), 1)
+        stored = {
+            "id": event_id,
+            "eventTemplateId": str(event["eventTemplateId"]),
+            "tokens": {k: _as_string(v) for k, v in event["tokens"].items()},
+            "objectId": str(event.get("objectId") or _object_id_for(event)),
+            "objectType": template.get("objectType", "contacts"),
+            "createdAt": utc_iso(),
+        }
+        for name in (
+            "email",
+            "utk",
+            "domain",
+            "timestamp",
+            "extraData",
+            "timelineIFrame",
+            "customObjectTypeId",
+        ):
+            if event.get(name) is not None:
+                stored[name] = event[name]
+        # "If you use the same ID ... the last to be processed will win": one event per (template, id).
+        self.store(stored, key=f"{stored['eventTemplateId']}\x1f{event_id}")
+        return stored
+
+    # --- throttling and failures ------------------------------------------------------------
+
+    def rate_limited(
+        self, request: SandboxRequest, rate: RateState | None, params: dict[str, Any]
+    ) -> SandboxResponse:
+        policy = str(params.get("policy", "TEN_SECONDLY_ROLLING"))
+        interval_ms = int(params.get("interval_ms", rate.window * 1000 if rate else 10_000))
+        headers = {
+            "X-HubSpot-RateLimit-Max": str(params.get("limit", rate.limit if rate else 100)),
+            "X-HubSpot-RateLimit-Remaining": "0",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(interval_ms),
+        }
+        retry_after = params.get("retry_after")
+        if retry_after is None and self.retry_after_header and rate is not None:
+            retry_after = max(int(rate.reset_at - time.time() + 0.999), 1)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        message = (
+            "You have reached your daily limit."
+            if policy == "DAILY"
+            else "You have reached your ten_secondly_rolling limit."
+        )
+        body = error_body(message, "RATE_LIMITS", errorType="RATE_LIMIT", policyName=policy)
+        return SandboxResponse.json(429, body, headers)
+
+    def server_error_response(self, request: SandboxRequest, status: int) -> SandboxResponse:
+        return SandboxResponse.json(status, error_body("internal error", "INTERNAL_ERROR"))
+
+
+def _check_token(spec: Mapping[str, Any], value: Any) -> str | None:
+    kind = spec.get("type", "string")
+    if value is None or isinstance(value, (dict, list)):
+        return "must be a scalar"
+    if kind == "number":
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"{value!r} is not a number"
+        return None
+    if kind == "date":
+        try:
+            millis = float(value)
+        except (TypeError, ValueError):
+            return f"{value!r} is not a date in epoch milliseconds"
+        if millis < 1e11:
+            return f"{value!r} looks like epoch seconds; dates must be epoch milliseconds"
+        return None
+    if kind == "enumeration":
+        allowed = [str(o.get("value")) for o in spec.get("options", [])]
+        if str(value) not in allowed:
+            return f"{value!r} is not one of the option values {allowed}"
+    return None
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _object_id_for(event: dict[str, Any]) -> int:
+    """A stable fake contact id for events identified by email or utk."""
+    seed = str(event.get("email") or event.get("utk") or "")
+    return 1000 + int.from_bytes(seed.encode()[:6].ljust(6, b"\0"), "big") % 900_000
+
+
+def _is_iso8601(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return "T" in value or " " in value

@@ -1,0 +1,307 @@
+"""HubSpot timeline events v3: single create and batch create (chunks of at most 100, one event
+template per batch), with the job's deterministic `id` on every event.
+
+Contract: reference/targets.md §2. HubSpot upserts on (eventTemplateId, id), last write wins, so a
+re-sent event replaces itself: retrying the uncertain part of a batch is harmless. 207 answers
+carry `errors[]` without an input index; they are matched back to jobs by our own `id`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import requests
+
+from timeline_bridge import config
+from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
+from timeline_bridge.models import DeliveryJob
+from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
+from timeline_bridge.targets.http import (
+    Clock,
+    Transport,
+    as_dict,
+    as_list,
+    as_str,
+    json_body,
+    parse_interval_ms,
+    parse_retry_after,
+    redirect_error,
+    seconds_until_next_utc_midnight,
+)
+
+CREDENTIAL = "HUBSPOT_ACCESS_TOKEN"
+MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
+
+# Every path the client calls, per timeline API. v3 is the one implemented; the `2026-03` app
+# events API (eventTypeName + properties, 409 on a duplicate id, atomic batches) needs its own body
+# shape and answer handling, and gets its own entry here when it is built.
+API_ENV = "HUBSPOT_TIMELINE_API"
+PATHS = {
+    "v3": {
+        "single": "/integrators/timeline/v3/events",
+        "batch": "/integrators/timeline/v3/events/batch/create",
+    },
+}
+# Item categories worth another try; anything else in a 207 `errors[]` is the input's fault.
+RETRYABLE_CATEGORIES = ("RATE_LIMIT", "INTERNAL", "UNAVAILABLE", "TIMEOUT")
+
+
+def api_version() -> str:
+    version = os.environ.get(API_ENV, "").strip() or "v3"
+    if version not in PATHS:
+        raise ValueError(f"{API_ENV}={version!r} is not supported (supported: {', '.join(PATHS)})")
+    return version
+
+
+def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any]:
+    """Fields of HubSpot's error object. Every field is optional ("treat all fields as optional")."""
+    error = as_dict(body)
+    details: list[Any] = [d for d in as_list(error.get("errors")) if isinstance(d, dict)]
+    context = as_dict(error.get("context"))
+    if context:
+        details.append({"context": context})
+    return {
+        "status": status,
+        "code": as_str(error.get("category")) or as_str(error.get("errorType")),
+        "request_id": as_str(error.get("correlationId")),
+        "details": details,
+        "message": as_str(error.get("message")) or fallback,
+    }
+
+
+def classify_error(response: requests.Response, *, now: float | None = None) -> DeliveryFailure:
+    """A non-2xx answer to a single or whole-batch request."""
+    status = response.status_code
+    if 300 <= status < 400:
+        return redirect_error(response, "hubspot")
+    body = as_dict(json_body(response))
+    fields = _error_fields(body, status, f"HubSpot answered {status}")
+    if status == 429:
+        policy = (as_str(body.get("policyName")) or "").upper()
+        if policy == "DAILY":
+            delay: float | None = seconds_until_next_utc_midnight(now)
+        else:
+            delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
+            if delay is None:
+                delay = parse_interval_ms(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+        if policy:
+            fields["details"].append({"policyName": policy})
+        return RetryLaterError(**fields, retry_after=delay, throttled=True)
+    if status >= 500:
+        return RetryLaterError(
+            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
+        )
+    if status == 401:
+        # "401 is not a valid indicator that a new access token must be retrieved": an operator
+        # fixes credentials; the job waits.
+        return RetryLaterError(**fields)
+    return PermanentDeliveryError(**fields)
+
+
+def _item_failure(error: dict[str, Any], status: int, request_id: str | None) -> DeliveryFailure:
+    """One entry of a 207 `errors[]`."""
+    fields = _error_fields(error, status, "HubSpot rejected the event")
+    fields["request_id"] = fields["request_id"] or request_id
+    code = fields["code"] or ""
+    if any(part in code.upper() for part in RETRYABLE_CATEGORIES):
+        return RetryLaterError(**fields, throttled="RATE" in code.upper())
+    return PermanentDeliveryError(**fields)
+
+
+def _ids_named(error: dict[str, Any], candidates: Sequence[str]) -> set[str]:
+    """Our ids an item error is about: its `context.id`, else ids quoted in its message."""
+    ids = {str(v) for v in as_list(as_dict(error.get("context")).get("id"))}
+    found = ids & set(candidates)
+    if found:
+        return found
+    text = " ".join(
+        filter(
+            None,
+            [as_str(error.get("message"))]
+            + [as_str(as_dict(e).get("message")) for e in as_list(error.get("errors"))],
+        )
+    )
+    return {c for c in candidates if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text)}
+
+
+@dataclasses.dataclass(slots=True)
+class _Item:
+    index: int
+    event: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.event["id"])
+
+
+class HubspotClient(TargetClient):
+    """Timeline v3 events, batched per template."""
+
+    name = "hubspot"
+    max_batch_size = MAX_BATCH
+
+    def __init__(
+        self,
+        *,
+        token: Callable[[], str | None] | None = None,
+        timeout: tuple[float, float] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._token = token or (lambda: config.secret(CREDENTIAL))
+        self._transport = Transport(self.name, timeout=timeout)
+        self._clock = clock
+
+    # --- request building -------------------------------------------------------------------
+
+    @staticmethod
+    def prepare(job: DeliveryJob) -> dict[str, Any]:
+        """The event for `job`: its body with a deterministic `id` (the job key unless the mapping
+        set one). Raises PermanentDeliveryError for a body that cannot be sent idempotently."""
+        event = dict(job.body)
+        event_id = event.get("id") or job.key
+        if "{{uuid}}" in str(event_id):
+            raise PermanentDeliveryError(
+                "the event id contains {{uuid}}: HubSpot would create a new event on every retry",
+                code="nondeterministic_id",
+            )
+        event["id"] = str(event_id)
+        if not event.get("eventTemplateId"):
+            raise PermanentDeliveryError("the event has no eventTemplateId", code="missing_event_template_id")
+        event["eventTemplateId"] = str(event["eventTemplateId"])
+        return event
+
+    def _headers(self) -> dict[str, str]:
+        token = self._token()
+        if not token:
+            raise RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+        groups: dict[str, list[_Item]] = {}
+        for index, job in enumerate(jobs):
+            try:
+                event = self.prepare(job)
+            except PermanentDeliveryError as failure:
+                outcomes[index] = failure
+                continue
+            groups.setdefault(event["eventTemplateId"], []).append(_Item(index, event))
+
+        paths = PATHS[api_version()]
+        # Once HubSpot says "later" (429, 401, 5xx, no answer) the rest of this call waits too:
+        # hammering a throttled or failing account only burns retries.
+        halt: RetryLaterError | None = None
+        for items in groups.values():
+            for start in range(0, len(items), MAX_BATCH):
+                chunk = items[start : start + MAX_BATCH]
+                if halt is None:
+                    try:
+                        results = (
+                            [self._single(paths, chunk[0])] if len(chunk) == 1 else self._batch(paths, chunk)
+                        )
+                    except RetryLaterError as failure:
+                        results = [failure] * len(chunk)
+                    halt = next(
+                        (
+                            r
+                            for r in results
+                            if isinstance(r, RetryLaterError) and r.code != "batch_result_unconfirmed"
+                        ),
+                        None,
+                    )
+                else:
+                    results = [halt] * len(chunk)
+                for item, outcome in zip(chunk, results, strict=True):
+                    outcomes[item.index] = (
+                        dataclasses.replace(outcome) if isinstance(outcome, DeliveryFailure) else outcome
+                    )
+        return [o if o is not None else RetryLaterError("not sent", code="not_sent") for o in outcomes]
+
+    def _post(self, path: str, body: Any) -> requests.Response:
+        return self._transport.post(path, body, self._headers())
+
+    def _single(self, paths: dict[str, str], item: _Item) -> Outcome:
+        response = self._post(paths["single"], item.event)
+        if 200 <= response.status_code < 300:
+            return Delivered(as_str(as_dict(json_body(response)).get("id")) or item.id, response.status_code)
+        return classify_error(response, now=self._clock())
+
+    def _batch(self, paths: dict[str, str], chunk: list[_Item]) -> list[Outcome]:
+        response = self._post(paths["batch"], {"inputs": [item.event for item in chunk]})
+        status = response.status_code
+        if status == 207:
+            return self._partial(response, chunk)
+        if 200 <= status < 300:
+            return [Delivered(item.id, status) for item in chunk]
+        if status == 400:
+            # The whole batch was refused for something in it: send each event alone, so one bad
+            # input does not sink the others and the bad one gets its own reason.
+            return self._one_by_one(paths, chunk)
+        failure = classify_error(response, now=self._clock())
+        return [failure] * len(chunk)
+
+    def _one_by_one(self, paths: dict[str, str], chunk: list[_Item]) -> list[Outcome]:
+        results: list[Outcome] = []
+        for position, item in enumerate(chunk):
+            try:
+                outcome = self._single(paths, item)
+            except RetryLaterError as failure:
+                outcome = failure
+            results.append(outcome)
+            if isinstance(outcome, RetryLaterError):
+                results.extend([outcome] * (len(chunk) - position - 1))
+                break
+        return results
+
+    def _partial(self, response: requests.Response, chunk: list[_Item]) -> list[Outcome]:
+        """207: `results` holds what was stored, `errors[]` what was not, matched by our id."""
+        body = as_dict(json_body(response))
+        request_id = as_str(body.get("correlationId"))
+        stored = {as_str(as_dict(r).get("id")) for r in as_list(body.get("results"))}
+        ids = [item.id for item in chunk]
+        failed: dict[str, DeliveryFailure] = {}
+        uncorrelated = 0
+        for error in as_list(body.get("errors")):
+            error = as_dict(error)
+            named = _ids_named(error, ids)
+            if not named:
+                uncorrelated += 1
+                continue
+            failure = _item_failure(error, response.status_code, request_id)
+            for event_id in named:
+                failed[event_id] = failure
+        outcomes: list[Outcome] = []
+        for item in chunk:
+            if item.id in failed:
+                outcomes.append(failed[item.id])
+            elif item.id in stored:
+                outcomes.append(Delivered(item.id, response.status_code))
+            else:
+                # Neither confirmed nor named in an error: sending it again is an idempotent upsert.
+                outcomes.append(
+                    RetryLaterError(
+                        "HubSpot's 207 answer neither confirmed nor rejected this event"
+                        + (f" ({uncorrelated} error(s) named no id)" if uncorrelated else ""),
+                        status=response.status_code,
+                        code="batch_result_unconfirmed",
+                        request_id=request_id,
+                    )
+                )
+        return outcomes
+
+
+def build_client() -> HubspotClient:
+    """The HubSpot client; checks the timeline API setting now, reads the token on each send."""
+    api_version()
+    return HubspotClient()

@@ -1,0 +1,136 @@
+"""Matter: `POST /v1/timeline_events` (append-only), with `Matter-Version` and a UUID
+`Idempotency-Key` on every attempt.
+
+Contract: reference/targets.md §3. Errors are RFC 7807 problems with a stable `code`. Matter never
+memoises a 5xx, so every retry reuses the same key: a lost answer is replayed, a failure runs fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import requests
+
+from timeline_bridge import config, keys
+from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
+from timeline_bridge.models import DeliveryJob
+from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
+from timeline_bridge.targets.http import (
+    Clock,
+    Transport,
+    as_dict,
+    as_list,
+    as_str,
+    json_body,
+    parse_retry_after,
+    redirect_error,
+)
+
+EVENTS_PATH = "/v1/timeline_events"
+CREDENTIAL = "MATTER_API_KEY"
+DEFAULT_VERSION = "2026-06-10"
+TEST_BASE_URL = "https://api.test.mattermode.com"
+# The three names the docs give the same 409 (conventions, idempotency page, error catalog).
+IDEMPOTENCY_CONFLICT_CODES = frozenset(
+    {
+        "idempotency_key_replay",
+        "idempotency_key_reused_with_different_body",
+        "validation_idempotency_key_conflict",
+    }
+)
+# 401 codes that a retry cannot fix: the key's mode does not match the host.
+PERMANENT_AUTH_CODES = frozenset({"auth_token_mode_mismatch"})
+
+
+def matter_version() -> str:
+    return os.environ.get("MATTER_VERSION", "").strip() or DEFAULT_VERSION
+
+
+def base_url_for(api_key: str) -> str | None:
+    """A test key talks to the test host unless MATTER_BASE_URL says otherwise (a live key on the
+    test host, or the reverse, is refused with 401 auth_token_mode_mismatch)."""
+    if os.environ.get("MATTER_BASE_URL", "").strip():
+        return None  # config.base_url("matter") reads it
+    return TEST_BASE_URL if api_key.startswith("sk_test_") else None
+
+
+def classify(response: requests.Response, *, now: float | None = None) -> Outcome:
+    status = response.status_code
+    body = as_dict(json_body(response))
+    if status in (200, 201, 202):
+        return Delivered(as_str(body.get("id")), status)
+    if 300 <= status < 400:
+        return redirect_error(response, "matter")
+    code = as_str(body.get("code"))
+    fields = {
+        "status": status,
+        "code": code,
+        "request_id": as_str(body.get("request_id")) or response.headers.get("Matter-Request-Id"),
+        "details": [e for e in as_list(body.get("errors")) if isinstance(e, dict)],
+        "message": as_str(body.get("detail")) or as_str(body.get("title")) or f"Matter answered {status}",
+    }
+    if status == 429:
+        delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
+        if delay is None and isinstance(body.get("retry_after"), (int, float)):
+            delay = max(float(body["retry_after"]), 0.0)
+        return RetryLaterError(**fields, retry_after=delay, throttled=True)
+    if status >= 500:
+        return RetryLaterError(
+            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
+        )
+    if status == 401 and code not in PERMANENT_AUTH_CODES:
+        return RetryLaterError(**fields)  # a revoked or rotated key: an operator fixes it
+    if status == 409 and (code in IDEMPOTENCY_CONFLICT_CODES or "idempotency" in str(body.get("type", ""))):
+        # Same key, different body: the job changed since Matter stored it under this key (a
+        # mapping edit before a redrive, say). Matter keeps the first body; whether that one is
+        # right is a person's call, so it is neither counted as delivered nor dropped.
+        fields["message"] = (
+            f"{fields['message']} (Matter already holds a different body under this idempotency key; "
+            "the job changed after a first delivery. Check the timeline before redriving.)"
+        )
+    return PermanentDeliveryError(**fields)
+
+
+class MatterClient(TargetClient):
+    """Appends one Matter timeline event per job."""
+
+    name = "matter"
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        *,
+        api_key: Callable[[], str | None] | None = None,
+        timeout: tuple[float, float] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._api_key = api_key or (lambda: config.secret(CREDENTIAL))
+        self._transport = Transport(self.name, timeout=timeout)
+        self._clock = clock
+
+    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
+        return [self._send_one(job) for job in jobs]
+
+    def _send_one(self, job: DeliveryJob) -> Outcome:
+        api_key = self._api_key()
+        if not api_key:
+            return RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Matter-Version": matter_version(),
+            "Idempotency-Key": keys.job_uuid(job.key),
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        try:
+            response = self._transport.post(EVENTS_PATH, job.body, headers, base_url=base_url_for(api_key))
+        except DeliveryFailure as failure:
+            return failure
+        return classify(response, now=self._clock())
+
+
+def build_client() -> MatterClient:
+    """The Matter client; the key is read on each send (env or Secrets Manager, cached)."""
+    return MatterClient()

@@ -1,0 +1,121 @@
+"""Stora Public API 2025-09: `POST /2025-09/timeline/events`, one event per request.
+
+Contract: reference/targets.md §1. Errors come as `{"error": {code, type, message, details[{message,
+pointer}], links, request_id}}`; 429 carries `RateLimit-Reset` (UTC epoch seconds), no Retry-After.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import requests
+
+from timeline_bridge import config
+from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
+from timeline_bridge.models import DeliveryJob
+from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
+from timeline_bridge.targets.http import (
+    Clock,
+    Transport,
+    as_dict,
+    as_list,
+    as_str,
+    json_body,
+    parse_ratelimit_reset,
+    parse_retry_after,
+    redirect_error,
+)
+
+API_VERSION = "2025-09"
+EVENTS_PATH = f"/{API_VERSION}/timeline/events"
+CREDENTIAL = "STORA_TOKEN"
+
+
+def idempotency_key(job: DeliveryJob) -> str:
+    """The job key, or a derived one once Stora has answered 5xx.
+
+    Stora stores the answer to a keyed POST for 24 h "whether the request succeeds or fails" and
+    replays it, 5xx included. Retrying a 5xx under the same key would get the same stored 5xx for
+    a day, so each 5xx moves the job to the next key generation (`<key>-r1`, `-r2`, ...). A lost
+    answer or a timeout keeps the key: that replay is exactly what dedupes the retry.
+    """
+    return job.key if job.key_generation <= 0 else f"{job.key}-r{job.key_generation}"
+
+
+def _failure_fields(response: requests.Response) -> dict:
+    error = as_dict(as_dict(json_body(response)).get("error"))
+    return {
+        "status": response.status_code,
+        "code": as_str(error.get("code")),
+        "request_id": as_str(error.get("request_id")),
+        "details": [d for d in as_list(error.get("details")) if isinstance(d, dict)],
+        "message": as_str(error.get("message")) or f"Stora answered {response.status_code}",
+    }
+
+
+def classify(response: requests.Response, job: DeliveryJob, *, now: float | None = None) -> Outcome:
+    """Turn Stora's answer to `job` into an outcome (may advance `job.key_generation`)."""
+    status = response.status_code
+    if 200 <= status < 300:
+        event = as_dict(as_dict(json_body(response)).get("event"))
+        return Delivered(as_str(event.get("id")), status)
+    if 300 <= status < 400:
+        return redirect_error(response, "stora")
+    fields = _failure_fields(response)
+    if status == 429:
+        delay = parse_ratelimit_reset(response.headers.get("RateLimit-Reset"), now=now)
+        if delay is None:
+            delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
+        return RetryLaterError(**fields, retry_after=delay, throttled=True)
+    if status >= 500:
+        job.key_generation += 1  # see idempotency_key: the old key now replays this 5xx
+        return RetryLaterError(
+            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
+        )
+    if status == 401:
+        # invalid_token: a rotated or expired token is fixed by an operator, not by the job.
+        return RetryLaterError(**fields)
+    return PermanentDeliveryError(**fields)
+
+
+class StoraClient(TargetClient):
+    """Creates one Stora timeline event per job, keyed by the job's idempotency key."""
+
+    name = "stora"
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        *,
+        token: Callable[[], str | None] | None = None,
+        timeout: tuple[float, float] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._token = token or (lambda: config.secret(CREDENTIAL))
+        self._transport = Transport(self.name, timeout=timeout)
+        self._clock = clock
+
+    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
+        return [self._send_one(job) for job in jobs]
+
+    def _send_one(self, job: DeliveryJob) -> Outcome:
+        token = self._token()
+        if not token:
+            return RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key(job),
+        }
+        try:
+            response = self._transport.post(EVENTS_PATH, job.body, headers)
+        except DeliveryFailure as failure:
+            return failure
+        return classify(response, job, now=self._clock())
+
+
+def build_client() -> StoraClient:
+    """The Stora client; the token is read on each send (env or Secrets Manager, cached)."""
+    return StoraClient()
