@@ -207,3 +207,34 @@ def load_function() -> Any:
 def load_event() -> Any:
     """`load_event("hubspot/deal-stage-change.json")` → a fresh copy of that file under `events/`."""
     return _load_event
+
+
+# --- provider sandboxes --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The four provider sandboxes (`timeline_bridge.sandboxes`) on ephemeral loopback ports.
+
+    Yields {"stora": StoraSandbox, "hubspot": ..., "matter": ..., "applied": ...}, each with its
+    documented rate limits (`sandbox.set_rate_limits(())` lifts them). Sets STORA_BASE_URL,
+    HUBSPOT_BASE_URL, MATTER_BASE_URL, APPLIED_BASE_URL, the credentials they accept
+    (STORA_TOKEN, HUBSPOT_ACCESS_TOKEN, MATTER_API_KEY, APPLIED_API_KEY), APPLIED_SHOP_ID and
+    MATTER_VERSION, and clears the cached settings and target clients before and after the test.
+    """
+    from timeline_bridge import config
+    from timeline_bridge.sandboxes import env_for, start_all, stop_all
+    from timeline_bridge.targets import client_for
+
+    running = start_all()
+    for name, value in env_for(running).items():
+        monkeypatch.setenv(name, value)
+        monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
+    config.settings.cache_clear()
+    client_for.cache_clear()
+    try:
+        yield running
+    finally:
+        stop_all(running)
+        config.settings.cache_clear()
+        client_for.cache_clear()
