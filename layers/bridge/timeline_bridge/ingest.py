@@ -1,0 +1,473 @@
+"""Ingest: one webhook request in, verified and deduped source events out on the events queue.
+
+Order of checks, each answered before the next runs:
+1. body over `MAX_BODY_BYTES` → 413 (before decoding anything);
+2. no secret configured → 503 (fail closed);
+3. bad or missing signature, stale or future timestamp → 401 (before the body is parsed);
+4. malformed body → 400; unknown event types → 2xx and a log line (senders retry on 4xx);
+5. each source event is claimed in the dedupe table on its own identity (Powertools idempotency,
+   DynamoDB, 7 days): a completed claim is a duplicate and is not enqueued again;
+6. new events go to the events queue (SendMessageBatch, 10 per call, the `Failed` list checked);
+7. 2xx only once every new event is on the queue. Otherwise 5xx (`EnqueueError`) and the claims of
+   the events that did not reach the queue are released, so the sender's retry goes through.
+
+A dedupe-table failure is a 5xx too: an event is never enqueued without its claim.
+
+Slack interactivity is the exception to 5xx: Slack never retries a click, and a 5xx only shows a
+warning icon. A 200 whose text tells the user to click again is the only useful answer.
+
+The idempotency module (and its jmespath) is imported on first use, inside `IdempotencyStore`:
+a Slack ack has 3 s, and cold-start time is benchmarked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from timeline_bridge import aws, sources
+from timeline_bridge.config import settings
+from timeline_bridge.errors import (
+    EnqueueError,
+    IngestError,
+    MalformedBodyError,
+    PayloadTooLargeError,
+)
+from timeline_bridge.http import WebhookRequest, error_response, json_response, text_response
+from timeline_bridge.models import Envelope, utc_now_iso
+from timeline_bridge.observability import logger, metrics, safe_headers
+from timeline_bridge.sources.base import Clock, ParsedRequest, Source, SourceEvent
+
+# Longer than every sender's retry horizon (HubSpot 24 h, Standard Webhooks ~3 days) plus a DLQ
+# redrive window.
+DEDUPE_SECONDS = 7 * 24 * 3600
+# Without a Lambda context (local runs, tests), an unfinished claim may be taken over after this.
+DEFAULT_REMAINING_MS = 30_000
+SQS_BATCH_SIZE = 10
+SQS_MAX_BYTES = 256 * 1024  # per message and per SendMessageBatch call
+# Claims and sends run in parallel: a HubSpot batch of 100 is 100 conditional writes, and HubSpot
+# waits 5 s at most. boto3 clients are thread-safe.
+MAX_WORKERS = 16
+
+SLACK_RETRY_TEXT = "could not record your click, please try again"
+
+
+class Claim(Enum):
+    NEW = "new"  # claimed now: enqueue it
+    DUPLICATE = "duplicate"  # enqueued before
+    IN_PROGRESS = "in_progress"  # another invocation holds the claim: retry later
+    MISMATCH = "mismatch"  # same identity, different body: rejected
+    NO_KEY = "no_key"  # the event carries no identity: rejected
+
+
+# --- dedupe -----------------------------------------------------------------------------------
+
+
+class IdempotencyStore:
+    """Claims on source-event identities, kept in the Powertools idempotency table.
+
+    One Powertools persistence layer per scope (source, or generic endpoint), so identities of
+    different senders never collide. Records: key `ingest.<scope>#<md5 of the identity>`, the
+    payload hash of the event's fingerprint (same id with another body is caught), INPROGRESS
+    while the event is on its way to the queue, COMPLETED once it is there.
+    """
+
+    def __init__(self, table: str, *, client: Any = None) -> None:
+        self.table = table
+        self.client = client
+        self._layers: dict[str, Any] = {}
+
+    def _layer(self, scope: str) -> Any:
+        layer = self._layers.get(scope)
+        if layer is None:
+            from aws_lambda_powertools.utilities.idempotency import (
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+            )
+
+            layer = DynamoDBPersistenceLayer(
+                table_name=self.table, boto3_client=self.client or aws.client("dynamodb")
+            )
+            layer.configure(
+                IdempotencyConfig(
+                    event_key_jmespath="id",
+                    payload_validation_jmespath="payload",
+                    raise_on_no_idempotency_key=True,
+                    expires_after_seconds=DEDUPE_SECONDS,
+                ),
+                key_prefix=f"ingest.{scope}",
+            )
+            self._layers[scope] = layer
+        return layer
+
+    @staticmethod
+    def _data(event: SourceEvent) -> dict[str, Any]:
+        return {"id": event.event_id, "payload": event.fingerprint}
+
+    def claim(self, scope: str, event: SourceEvent, *, remaining_ms: int = DEFAULT_REMAINING_MS) -> Claim:
+        """Claim `event`; DynamoDB failures propagate (the caller answers 5xx)."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyItemAlreadyExistsError,
+            IdempotencyItemNotFoundError,
+            IdempotencyKeyError,
+            IdempotencyValidationError,
+        )
+
+        layer = self._layer(scope)
+        data = self._data(event)
+        try:
+            layer.save_inprogress(data, remaining_time_in_millis=remaining_ms)
+            return Claim.NEW
+        except IdempotencyKeyError:
+            return Claim.NO_KEY
+        except IdempotencyValidationError:
+            return Claim.MISMATCH
+        except IdempotencyItemAlreadyExistsError as exc:
+            record = exc.old_data_record
+            if record is None:
+                try:
+                    record = layer.get_record(data)
+                except IdempotencyValidationError:
+                    return Claim.MISMATCH
+                except IdempotencyItemNotFoundError:
+                    return Claim.IN_PROGRESS  # released between the two calls: let the retry claim it
+            return Claim.DUPLICATE if record.status == "COMPLETED" else Claim.IN_PROGRESS
+
+    def complete(self, scope: str, event: SourceEvent) -> None:
+        """The event is on the queue: later copies are duplicates."""
+        self._layer(scope).save_success(self._data(event), {"enqueued": True})
+
+    def release(self, scope: str, event: SourceEvent) -> None:
+        """The event did not reach the queue: let the sender's retry claim it again."""
+        self._layer(scope).delete_record(self._data(event), EnqueueError("not enqueued"))
+
+
+_stores: dict[str, IdempotencyStore] = {}
+
+
+def default_store() -> IdempotencyStore:
+    """The store on `IDEMPOTENCY_TABLE`, rebuilt when the table or the boto3 client changes."""
+    table = settings().idempotency_table
+    if not table:
+        raise EnqueueError("IDEMPOTENCY_TABLE is not set")
+    client = aws.client("dynamodb")
+    store = _stores.get(table)
+    if store is None or store.client is not client:
+        store = _stores[table] = IdempotencyStore(table, client=client)
+    return store
+
+
+# --- queue ------------------------------------------------------------------------------------
+
+
+class EventQueue:
+    """The events queue. `send` returns the positions of the envelopes that did not get on it."""
+
+    def __init__(self, url: str, *, client: Any = None) -> None:
+        self.url = url
+        self.client = client
+
+    def send(self, envelopes: Sequence[Envelope]) -> list[int]:
+        bodies = [e.to_json() for e in envelopes]
+        failed: list[int] = []
+        for outcome in _run_all(lambda chunk: self._send_chunk(chunk, envelopes, bodies), _chunks(bodies)):
+            if isinstance(outcome, Exception):
+                raise outcome  # SQS answers are handled per chunk: this is a bug, let it surface
+            failed.extend(outcome)
+        return sorted(failed)
+
+    def _send_chunk(self, chunk: list[int], envelopes: Sequence[Envelope], bodies: list[str]) -> list[int]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": bodies[i],
+                "MessageAttributes": {
+                    "source": {"DataType": "String", "StringValue": envelopes[i].source},
+                    "event_type": {"DataType": "String", "StringValue": envelopes[i].event_type},
+                },
+            }
+            for i in chunk
+        ]
+        try:
+            answer = (self.client or aws.client("sqs")).send_message_batch(QueueUrl=self.url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning(
+                "events queue refused a batch", extra={"error": type(exc).__name__, "count": len(chunk)}
+            )
+            return list(chunk)
+        failed = [int(f["Id"]) for f in answer.get("Failed") or []]
+        if failed:
+            codes = sorted({str(f.get("Code")) for f in answer["Failed"]})
+            logger.warning("events queue failed some entries", extra={"codes": codes, "count": len(failed)})
+        return failed
+
+
+def _chunks(bodies: list[str]) -> list[list[int]]:
+    """Positions grouped into SendMessageBatch calls: at most 10 entries and 256 KiB each."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if current and (len(current) == SQS_BATCH_SIZE or size + length > SQS_MAX_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += length
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def default_queue() -> EventQueue:
+    url = settings().events_queue_url
+    if not url:
+        raise EnqueueError("EVENTS_QUEUE_URL is not set")
+    return EventQueue(url, client=aws.client("sqs"))
+
+
+# --- parallel work ----------------------------------------------------------------------------
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _run_all[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
+    """`fn` over `items` (in parallel when there are several); each failure is returned in place."""
+
+    def safe(item: T) -> R | Exception:
+        try:
+            return fn(item)
+        except Exception as exc:  # returned to the caller, which decides per item
+            return exc
+
+    if len(items) <= 1:
+        return [safe(i) for i in items]
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="ingest")
+    return list(_pool.map(safe, items))
+
+
+# --- the pipeline -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rejected: int = 0
+
+
+def handle(
+    event: dict[str, Any],
+    context: Any = None,
+    *,
+    source: str,
+    now: Clock = time.time,
+    store: IdempotencyStore | None = None,
+    queue: EventQueue | None = None,
+) -> dict[str, Any]:
+    """Run one Function URL request for `source` through ingest; returns the answer to send."""
+    received_at = utc_now_iso()
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    parsed: ParsedRequest | None = None
+    try:
+        request = WebhookRequest.from_function_url_event(event, max_body_bytes=settings().max_body_bytes)
+        src = sources.for_request(source, request)
+        src.verify(request, src.secrets(), now=now)
+        parsed = src.parse(request)
+        if parsed.reply is not None:
+            logger.info("webhook answered", extra={"source": source, "headers": safe_headers(headers)})
+            return json_response(200, parsed.reply)
+        outcome = _ingest(src, parsed, received_at, context, store, queue)
+    except IngestError as err:
+        return _refuse(source, err, headers, parsed)
+    if parsed.interactive:
+        return text_response(200, "")  # Slack reads interactivity answers as instructions
+    return json_response(
+        200,
+        {
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "ignored": outcome.ignored,
+            "rejected": outcome.rejected,
+        },
+    )
+
+
+def _ingest(
+    src: Source,
+    parsed: ParsedRequest,
+    received_at: str,
+    context: Any,
+    store: IdempotencyStore | None,
+    queue: EventQueue | None,
+) -> Outcome:
+    outcome = Outcome()
+    for event in parsed.events:
+        if not event.known:
+            outcome.ignored += 1
+            logger.info(
+                "event type not handled: acknowledged",
+                extra={"source": src.name, "event_type": event.event_type},
+            )
+    # Copies inside one request (same identity twice in a batch) count as duplicates up front.
+    unique: dict[str | None, SourceEvent] = {}
+    no_key: list[SourceEvent] = []
+    for event in parsed.events:
+        if not event.known:
+            continue
+        if event.event_id is None:
+            no_key.append(event)
+        elif event.event_id in unique:
+            outcome.duplicates += 1
+        else:
+            unique[event.event_id] = event
+    if no_key and not unique and not outcome.duplicates:
+        # Nothing in the request can be deduped: the sender's contract is broken, say so.
+        raise MalformedBodyError("no event in the request carries an identity")
+    events = no_key + list(unique.values())
+    if not events:
+        _count(src.name, outcome)
+        return outcome
+
+    envelopes = [
+        Envelope(
+            source=src.name,
+            event_type=e.event_type,
+            event_id=e.event_id or "",
+            occurred_at=e.occurred_at,
+            received_at=received_at,
+            event=e.event,
+            name=src.endpoint_name,
+        )
+        for e in events
+    ]
+    if any(len(env.to_json().encode("utf-8")) > SQS_MAX_BYTES for env in envelopes):
+        raise PayloadTooLargeError(f"an event exceeds the queue's {SQS_MAX_BYTES} bytes")
+
+    store = store or default_store()
+    queue = queue or default_queue()
+    remaining = _remaining_ms(context)
+    claims = _run_all(lambda e: store.claim(src.scope, e, remaining_ms=remaining), events)
+    failures = [c for c in claims if isinstance(c, Exception)]
+    if failures:
+        _release(store, src.scope, [e for e, c in zip(events, claims, strict=True) if c is Claim.NEW])
+        logger.error(
+            "dedupe table unavailable", extra={"source": src.name, "error": type(failures[0]).__name__}
+        )
+        raise EnqueueError("dedupe table unavailable, retry later") from failures[0]
+
+    new = [i for i, c in enumerate(claims) if c is Claim.NEW]
+    for event, claim in zip(events, claims, strict=True):
+        if claim is Claim.DUPLICATE:
+            outcome.duplicates += 1
+        elif claim is Claim.NO_KEY:
+            outcome.rejected += 1
+            logger.error(
+                "event has no identity: rejected", extra={"source": src.name, "event_type": event.event_type}
+            )
+        elif claim is Claim.MISMATCH:
+            outcome.rejected += 1
+            logger.warning(
+                "same event id with a different body: rejected",
+                extra={"source": src.name, "event_type": event.event_type, "event_id": event.event_id},
+            )
+
+    failed_positions = set(queue.send([envelopes[i] for i in new])) if new else set()
+    sent = [events[i] for n, i in enumerate(new) if n not in failed_positions]
+    unsent = [events[i] for n, i in enumerate(new) if n in failed_positions]
+    for result in _run_all(lambda e: store.complete(src.scope, e), sent):
+        if isinstance(result, Exception):
+            # Already on the queue: the claim stays INPROGRESS until it times out. A retry after
+            # that enqueues again, and the targets' idempotency keys absorb the copy.
+            logger.warning(
+                "could not mark event as enqueued", extra={"source": src.name, "error": type(result).__name__}
+            )
+    outcome.accepted = len(sent)
+    _count(src.name, outcome)
+    logger.info(
+        "webhook ingested",
+        extra={
+            "source": src.name,
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "ignored": outcome.ignored,
+            "rejected": outcome.rejected,
+            "event_types": sorted({e.event_type for e in sent}),
+        },
+    )
+    if unsent:
+        _release(store, src.scope, unsent)
+        raise EnqueueError(f"{len(unsent)} of {len(new)} events could not be enqueued, retry later")
+    if any(c is Claim.IN_PROGRESS for c in claims):
+        raise EnqueueError(
+            "an event of this request is still being recorded, retry later", reason="in_progress"
+        )
+    return outcome
+
+
+def _release(store: IdempotencyStore, scope: str, events: list[SourceEvent]) -> None:
+    for result in _run_all(lambda e: store.release(scope, e), events):
+        if isinstance(result, Exception):
+            # The claim expires with the invocation (in_progress_expiration), then a retry gets it.
+            logger.warning(
+                "could not release a dedupe claim", extra={"scope": scope, "error": type(result).__name__}
+            )
+
+
+def _remaining_ms(context: Any) -> int:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        try:
+            return max(int(remaining()), 0)
+        except (TypeError, ValueError):
+            pass
+    return DEFAULT_REMAINING_MS
+
+
+def _count(source: str, outcome: Outcome) -> None:
+    metrics.add_dimension(name="source", value=source)
+    if outcome.accepted:
+        metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=outcome.accepted)
+    if outcome.duplicates:
+        metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=outcome.duplicates)
+    if outcome.rejected:
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=outcome.rejected)
+
+
+def _refuse(
+    source: str, err: IngestError, headers: dict[str, str], parsed: ParsedRequest | None
+) -> dict[str, Any]:
+    """Log, count and answer an ingest error. Never logs the body, a secret or a signature."""
+    metrics.add_dimension(name="source", value=source)
+    # 4xx: the request was refused (forged, stale, malformed). 5xx: we failed; the sender retries.
+    metrics.add_metric(
+        name="WebhookFailed" if err.status >= 500 else "WebhookRejected", unit=MetricUnit.Count, value=1
+    )
+    log = logger.error if err.status >= 500 else logger.warning
+    log(
+        "webhook refused",
+        extra={
+            "source": source,
+            "status": err.status,
+            "reason": err.reason,
+            "error": str(err),
+            "headers": safe_headers(headers),
+        },
+    )
+    if isinstance(err, EnqueueError) and parsed is not None and parsed.interactive:
+        # Interactivity has no retry: say so to the user instead of a bare error icon.
+        return json_response(
+            200, {"response_type": "ephemeral", "replace_original": False, "text": SLACK_RETRY_TEXT}
+        )
+    return error_response(err)

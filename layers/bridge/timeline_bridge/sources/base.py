@@ -1,0 +1,196 @@
+"""What every source module provides, and the helpers they share.
+
+A source is one module: `verify` (signature or credentials over the raw bytes), `parse` (split the
+body into source events) and each event's identity (the dedupe key from reference/sources.md).
+
+Verifier contract, the same for every source:
+- works on `WebhookRequest.body` (raw bytes) and reads headers case-insensitively;
+- compares with `hmac.compare_digest`;
+- takes the clock as `now: Callable[[], float]` (epoch seconds), so tests freeze it;
+- raises `SignatureError` (401) and never returns a bool;
+- raises `SecretNotConfiguredError` (503) when no secret is configured: fail closed;
+- accepts every active secret (rotation: `config.secret_values` returns a list).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from timeline_bridge import config
+from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, SignatureError
+from timeline_bridge.http import WebhookRequest
+
+Clock = Callable[[], float]
+
+# Replay tolerance shared by every timestamped scheme (HubSpot v3, Slack, Standard Webhooks).
+TOLERANCE_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """One event as the source sent it, with what ingest needs to dedupe and enqueue it."""
+
+    event_type: str
+    event_id: str | None  # the source's identity; None when the sender left it out
+    occurred_at: str | None  # ISO 8601, when the source says
+    event: Any  # the raw event, untouched
+    # What "same id, different body" is checked on: the event without its delivery-attempt
+    # counters (HubSpot attemptNumber, Pipedrive attempt/retry), which change on every retry.
+    fingerprint: Any = None
+    known: bool = True  # False: acknowledged with a log line, never enqueued
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    """The source events of one request, or an answer the source gives by itself."""
+
+    events: list[SourceEvent] = field(default_factory=list)
+    reply: dict[str, Any] | None = None  # e.g. Slack url_verification: answered, nothing enqueued
+    interactive: bool = False  # Slack interactivity: the sender never retries
+
+
+class Source(ABC):
+    """One sender. Subclasses hold its settings; `verify` and `parse` are pure."""
+
+    name: ClassVar[str]
+    secret_name: ClassVar[str]
+    # Dedupe scope: identities of different sources (or generic names) never collide.
+    scope: str = ""
+    # What the envelope carries as `name` (generic sources only).
+    endpoint_name: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Every active secret; raises SecretNotConfiguredError when there is none."""
+        return require_secrets(config.secret_values(self.secret_name), self.secret_name)
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
+        """Raise SignatureError unless the request was signed with one of `secrets`."""
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest) -> ParsedRequest:
+        """Split a verified body into source events; MalformedBodyError when it cannot."""
+
+
+def require_secrets(secrets: Sequence[str] | None, name: str) -> list[str]:
+    """The usable secrets, or SecretNotConfiguredError: an empty secret never verifies anything."""
+    usable = [s for s in (secrets or ()) if isinstance(s, str) and s.strip()]
+    if not usable:
+        raise SecretNotConfiguredError(f"{name} is not configured")
+    return usable
+
+
+def equal(expected: str | bytes, given: str | bytes) -> bool:
+    """Constant-time comparison of two signatures (text is compared as UTF-8 bytes)."""
+    a = expected.encode("utf-8", "replace") if isinstance(expected, str) else expected
+    b = given.encode("utf-8", "replace") if isinstance(given, str) else given
+    return hmac.compare_digest(a, b)
+
+
+def check_timestamp(seconds: float, *, now: Clock, tolerance: float = TOLERANCE_SECONDS) -> None:
+    """Reject a signed timestamp more than `tolerance` seconds in the past or the future."""
+    skew = now() - seconds
+    if skew > tolerance:
+        raise SignatureError("timestamp is too old", reason="timestamp_expired")
+    if -skew > tolerance:
+        raise SignatureError("timestamp is in the future", reason="timestamp_in_future")
+
+
+def parse_int_header(value: str | None, name: str, *, max_digits: int = 16) -> int:
+    """An integer header (a timestamp); SignatureError when missing or not plain ASCII digits."""
+    if value is None or value == "":
+        raise SignatureError(f"missing {name} header", reason="signature_missing")
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        raise SignatureError(f"{name} is not an integer", reason="timestamp_invalid")
+    return int(text)
+
+
+def load_json(body: bytes, what: str) -> Any:
+    """Decode a JSON body; MalformedBodyError on bad UTF-8 or bad JSON."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedBodyError(f"{what} is not valid JSON") from exc
+
+
+def iso_from_epoch(value: Any) -> str | None:
+    """ISO 8601 (UTC, milliseconds) from epoch seconds, milliseconds or microseconds, a numeric
+    string, Slack's "1548426417.840180" form, or an ISO 8601 string (returned normalised).
+    None when the value is missing or unreadable: occurred_at is informative, never required."""
+    if value is None or isinstance(value, bool):
+        return None
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return _iso(parsed)
+    if number is None or number != number or number < 0:  # NaN or negative
+        return None
+    if number >= 1e14:  # microseconds (Pipedrive v1 timestamp_micro)
+        number /= 1e6
+    elif number >= 1e11:  # milliseconds (HubSpot occurredAt)
+        number /= 1e3
+    try:
+        return _iso(datetime.fromtimestamp(number, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """`data[p0][p1]...`, or None as soon as a step is missing or of the wrong kind."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or not -len(data) <= step < len(data):
+                return None
+            data = data[step]
+        else:
+            if not isinstance(data, dict):
+                return None
+            data = data.get(step)
+    return data
+
+
+def scalar(value: Any) -> str | None:
+    """An identity part as text: strings and numbers only (None for objects, lists, booleans)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    return None
+
+
+def without(event: Any, *keys: str, meta_keys: Sequence[str] = ()) -> Any:
+    """A shallow copy of `event` without `keys` (and without `meta_keys` inside `event["meta"]`)."""
+    if not isinstance(event, dict):
+        return event
+    copy = {k: v for k, v in event.items() if k not in keys}
+    meta = copy.get("meta")
+    if meta_keys and isinstance(meta, dict):
+        copy["meta"] = {k: v for k, v in meta.items() if k not in meta_keys}
+    return copy

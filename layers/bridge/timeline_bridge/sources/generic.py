@@ -1,0 +1,269 @@
+"""Generic senders on `/generic/<name>`: Standard Webhooks by default, plain HMAC when configured.
+
+`<name>` comes from the request path (`/generic/<name>`; `/` or `/generic` mean `default`):
+letters, digits, `-` and `_`, at most 64. Its settings are environment variables with
+`<NAME>` = the name upper-cased, `-` turned into `_`:
+
+| variable | meaning | default |
+|---|---|---|
+| `GENERIC_<NAME>_SCHEME` | `standard` (Standard Webhooks) or `hmac` | `standard` |
+| `GENERIC_<NAME>_SECRET` | the secret(s), a JSON list during a rotation | `GENERIC_WEBHOOK_SECRET` |
+| `GENERIC_<NAME>_SIGNATURE_HEADER` | hmac: header carrying the signature | `X-Signature` |
+| `GENERIC_<NAME>_ENCODING` | hmac: `hex` or `base64` | `hex` |
+| `GENERIC_<NAME>_PREFIX` | hmac: text before the signature, e.g. `sha256=` | (none) |
+| `GENERIC_<NAME>_ID_HEADER` | hmac: header with the event id | sha256 of the body |
+| `GENERIC_<NAME>_TYPE_FIELD` | dotted path of the event type in the body | `type` |
+
+Standard Webhooks: `webhook-id`, `webhook-timestamp` (seconds, ±300 s), `webhook-signature` (a
+space-separated list of `v1,<base64>`; any match passes, other versions are skipped). The secret is
+`whsec_` + base64 (the prefix is optional, missing padding tolerated) and the HMAC key is the
+decoded bytes. Identity: `webhook-id`.
+
+hmac: hex or base64 of HMAC-SHA256(secret as UTF-8, raw body), e.g. GitHub
+(`X-Hub-Signature-256`, prefix `sha256=`) or Attio (`Attio-Signature`). No timestamp is signed, so
+the scheme is replayable; dedupe (7 days) is its replay protection.
+
+The body is one JSON object: one source event. Without a type it is acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from timeline_bridge import config
+from timeline_bridge.errors import MalformedBodyError, NotFoundError, SecretNotConfiguredError, SignatureError
+from timeline_bridge.http import WebhookRequest
+from timeline_bridge.sources.base import (
+    Clock,
+    ParsedRequest,
+    Source,
+    SourceEvent,
+    check_timestamp,
+    dig,
+    equal,
+    iso_from_epoch,
+    load_json,
+    parse_int_header,
+    require_secrets,
+    scalar,
+)
+
+NAME = "generic"
+SECRET_NAME = "GENERIC_WEBHOOK_SECRET"  # noqa: S105 - the variable name, not a value
+DEFAULT_ENDPOINT = "default"
+
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PATH = re.compile(r"^/(?:generic(?:/(?P<name>[^/]*))?)?/?$")
+
+
+def endpoint_name(raw_path: str) -> str:
+    """`<name>` of `/generic/<name>`; NotFoundError for any other path or an invalid name."""
+    match = _PATH.match(raw_path or "/")
+    if not match:
+        raise NotFoundError("generic webhooks are posted to /generic/<name>")
+    name = match.group("name") or DEFAULT_ENDPOINT
+    if not _NAME.fullmatch(name):
+        raise NotFoundError("a generic endpoint name is letters, digits, '-' or '_' (at most 64)")
+    return name
+
+
+def env_prefix(name: str) -> str:
+    return f"GENERIC_{name.upper().replace('-', '_')}_"
+
+
+@dataclass(frozen=True, slots=True)
+class GenericConfig:
+    """The settings of one generic endpoint (see the module doc)."""
+
+    name: str = DEFAULT_ENDPOINT
+    scheme: str = "standard"
+    signature_header: str = "X-Signature"
+    encoding: str = "hex"
+    prefix: str = ""
+    id_header: str | None = None
+    type_field: str = "type"
+
+    @staticmethod
+    def from_env(name: str) -> GenericConfig:
+        prefix = env_prefix(name)
+
+        def get(key: str, default: str) -> str:
+            return (os.environ.get(prefix + key) or "").strip() or default
+
+        scheme = get("SCHEME", "standard").lower()
+        encoding = get("ENCODING", "hex").lower()
+        if scheme not in ("standard", "hmac") or encoding not in ("hex", "base64"):
+            # A typo must not turn verification off or into something else: refuse everything.
+            raise SecretNotConfiguredError(f"{prefix}SCHEME/{prefix}ENCODING has an unknown value")
+        return GenericConfig(
+            name=name,
+            scheme=scheme,
+            signature_header=get("SIGNATURE_HEADER", "X-Signature"),
+            encoding=encoding,
+            prefix=os.environ.get(prefix + "PREFIX", ""),
+            id_header=get("ID_HEADER", "") or None,
+            type_field=get("TYPE_FIELD", "type"),
+        )
+
+    def secrets(self) -> list[str]:
+        own = f"{env_prefix(self.name)}SECRET"
+        values = config.secret_values(own) or config.secret_values(SECRET_NAME)
+        return require_secrets(values, f"{own} (or {SECRET_NAME})")
+
+
+# --- Standard Webhooks ------------------------------------------------------------------------
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_` secret: its base64 payload decoded (padding optional)."""
+    text = secret.strip().removeprefix("whsec_")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SecretNotConfiguredError("a Standard Webhooks secret is not valid base64") from exc
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: str | int, body: bytes) -> str:
+    """`v1,` + base64(HMAC-SHA256(key, msg_id + "." + timestamp + "." + body))."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def verify_standard(request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
+    """Raise SignatureError unless one `v1` signature matches one of `secrets` within ±300 s."""
+    keys = require_secrets(secrets, SECRET_NAME)
+    msg_id = request.header(WEBHOOK_ID)
+    header = request.header(WEBHOOK_SIGNATURE)
+    if not msg_id or not header:
+        raise SignatureError("missing webhook-id or webhook-signature header", reason="signature_missing")
+    seconds = parse_int_header(request.header(WEBHOOK_TIMESTAMP), WEBHOOK_TIMESTAMP)
+    check_timestamp(seconds, now=now)
+    timestamp = request.header(WEBHOOK_TIMESTAMP, "").strip()
+    given = []
+    for entry in header.split(" "):
+        version, _, value = entry.partition(",")
+        if version == "v1" and value:
+            decoded = _b64(value)
+            if decoded is not None:
+                given.append(decoded)
+    if not given:
+        raise SignatureError("no v1 signature in webhook-signature")
+    signed = f"{msg_id}.{timestamp}.".encode() + request.body
+    for secret in keys:
+        expected = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+        if any(equal(expected, g) for g in given):
+            return
+    raise SignatureError("webhook-signature does not match")
+
+
+# --- plain HMAC -------------------------------------------------------------------------------
+
+
+def hmac_signature(secret: str, body: bytes, *, encoding: str = "hex", prefix: str = "") -> str:
+    """`prefix` + hex or base64 of HMAC-SHA256(secret as UTF-8, body)."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return prefix + (digest.hex() if encoding == "hex" else base64.b64encode(digest).decode())
+
+
+def verify_hmac(
+    request: WebhookRequest, secrets: Sequence[str], settings: GenericConfig, *, now: Clock = time.time
+) -> None:
+    """Raise SignatureError unless the configured header holds HMAC-SHA256(secret, body)."""
+    keys = require_secrets(secrets, SECRET_NAME)
+    given = (request.header(settings.signature_header) or "").strip()
+    if not given:
+        raise SignatureError(f"missing {settings.signature_header} header", reason="signature_missing")
+    if settings.prefix:
+        if not given.lower().startswith(settings.prefix.lower()):
+            raise SignatureError(f"{settings.signature_header} lacks the {settings.prefix!r} prefix")
+        given = given[len(settings.prefix) :]
+    if settings.encoding == "hex":
+        try:
+            decoded: bytes | None = bytes.fromhex(given)
+        except ValueError:
+            decoded = None
+    else:
+        decoded = _b64(given)
+    if decoded is None:
+        raise SignatureError(f"{settings.signature_header} is not {settings.encoding}")
+    for secret in keys:
+        if equal(hmac.new(secret.encode("utf-8"), request.body, hashlib.sha256).digest(), decoded):
+            return
+    raise SignatureError(f"{settings.signature_header} does not match")
+
+
+# --- body -------------------------------------------------------------------------------------
+
+
+def parse(request: WebhookRequest, settings: GenericConfig | None = None) -> ParsedRequest:
+    """One JSON object: one source event, typed by `type_field`, identified as in the module doc."""
+    settings = settings or GenericConfig()
+    body = load_json(request.body, "webhook body")
+    if not isinstance(body, dict):
+        raise MalformedBodyError("webhook body must be a JSON object")
+    kind = dig(body, *settings.type_field.split("."))
+    if settings.scheme == "standard":
+        event_id = request.header(WEBHOOK_ID)
+    elif settings.id_header:
+        event_id = request.header(settings.id_header)
+    else:
+        event_id = hashlib.sha256(request.body).hexdigest()
+    occurred = iso_from_epoch(body.get("timestamp")) or iso_from_epoch(request.header(WEBHOOK_TIMESTAMP))
+    known = isinstance(kind, str) and bool(kind)
+    return ParsedRequest(
+        events=[
+            SourceEvent(
+                event_type=str(kind) if known else "unknown",
+                event_id=scalar(event_id) or None,
+                occurred_at=occurred,
+                event=body,
+                fingerprint=body,
+                known=known,
+            )
+        ]
+    )
+
+
+class GenericSource(Source):
+    name = NAME
+    secret_name = SECRET_NAME
+
+    def __init__(self, settings: GenericConfig | None = None) -> None:
+        self.settings = settings or GenericConfig()
+        self.endpoint_name = self.settings.name
+        self.scope = f"{NAME}.{self.settings.name}"
+
+    @classmethod
+    def for_request(cls, request: WebhookRequest) -> GenericSource:
+        return cls(GenericConfig.from_env(endpoint_name(request.raw_path)))
+
+    def secrets(self) -> list[str]:
+        return self.settings.secrets()
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
+        if self.settings.scheme == "hmac":
+            verify_hmac(request, secrets, self.settings, now=now)
+        else:
+            verify_standard(request, secrets, now=now)
+
+    def parse(self, request: WebhookRequest) -> ParsedRequest:
+        return parse(request, self.settings)
