@@ -84,7 +84,8 @@ class _Compiler:
         problems = []
         for name in sorted(referenced_roots(text) - roots):
             allowed = ", ".join(sorted(roots))
-            problems.append(f"unknown name {name!r} in {text!r}: expressions see {allowed}")
+            hint = f" (the literal is `{name}`, in backticks)" if name in ("null", "true", "false") else ""
+            problems.append(f"unknown name {name!r} in {text!r}: expressions see {allowed}{hint}")
         table = self.functions.FUNCTION_TABLE
         for name, args in function_calls(text):
             spec = table.get(name)

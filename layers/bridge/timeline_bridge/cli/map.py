@@ -1,0 +1,70 @@
+"""`bridge map SOURCE FILE [--mappings DIR]`: dry run. Prints, as JSON, the target requests an
+event would produce: one {mapping, target, key, method, url, body} per job. No signature check,
+no queue, no provider call; enrichment is not run (its values read as missing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from timeline_bridge import SOURCES
+from timeline_bridge.config import base_url, settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", choices=SOURCES, metavar="SOURCE", help=f"one of {', '.join(SOURCES)}")
+    parser.add_argument("file", metavar="FILE", help="a Function URL event (events/<source>/*.json) or a raw body")
+    parser.add_argument("--mappings", metavar="DIR", help="mapping files or directory (default: mappings/)")
+
+
+def requests_for(envelopes: list[Any], mapping_set: Any, enrich: Any = None) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The dry-run requests and the mapping errors for a list of envelopes."""
+    from timeline_bridge.mapping.contracts import ENDPOINTS
+    from timeline_bridge.mapping.engine import RenderFailure
+
+    requests: list[dict[str, Any]] = []
+    failures: list[Any] = []
+    for envelope in envelopes:
+        for outcome in mapping_set.render_jobs(envelope, enrich):
+            if isinstance(outcome, RenderFailure):
+                failures.append(outcome)
+                continue
+            method, path = ENDPOINTS[outcome.target]
+            requests.append(
+                {
+                    "mapping": outcome.mapping,
+                    "target": outcome.target,
+                    "key": outcome.key,
+                    "method": method,
+                    "url": base_url(outcome.target) + path,
+                    "body": outcome.body,
+                }
+            )
+    return requests, failures
+
+
+def run(args: argparse.Namespace) -> int:
+    from timeline_bridge.errors import MappingLoadError
+    from timeline_bridge.mapping.loader import load_mappings
+    from timeline_bridge.mapping.samples import SampleError, envelopes_from_file
+
+    try:
+        mapping_set = load_mappings(args.mappings or settings().mappings_dir)
+    except MappingLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    try:
+        envelopes = envelopes_from_file(args.source, args.file)
+    except SampleError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+    requests, failures = requests_for(envelopes, mapping_set)
+    print(json.dumps(requests, indent=2, ensure_ascii=False))
+    for failure in failures:
+        print(failure.error, file=sys.stderr)
+    if not requests and not failures:
+        print(f"no mapping applies to the {len(envelopes)} event(s) in {args.file}", file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,93 @@
+"""Sample inputs for dry runs (`bridge map`, mapping cases): a file becomes envelopes, as ingest
+would enqueue them, without checking signatures.
+
+A file is either a Lambda Function URL event (`events/<source>/*.json`: the body inside) or a raw
+request body (JSON, or Slack's `payload=` form). The source's own parser splits it into events.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from timeline_bridge.http import WebhookRequest
+from timeline_bridge.models import Envelope
+
+# Dry runs have no arrival time; a fixed one keeps their output deterministic.
+DRY_RUN_RECEIVED_AT = "1970-01-01T00:00:00.000Z"
+
+
+class SampleError(ValueError):
+    """The sample cannot be read or parsed."""
+
+
+def is_function_url_event(data: Any) -> bool:
+    return isinstance(data, dict) and "body" in data and ("headers" in data or "requestContext" in data or "rawPath" in data)
+
+
+def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
+    """A WebhookRequest from a sample file's bytes: a Function URL event, or a raw body."""
+    from timeline_bridge.config import settings
+
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if is_function_url_event(data):
+        return WebhookRequest.from_function_url_event(data, max_body_bytes=settings().max_body_bytes)
+    stripped = raw.lstrip()
+    content_type = "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+    path = "/generic/sample" if source == "generic" else f"/{source}"
+    return WebhookRequest(
+        method="POST", raw_path=path, raw_query="", headers={"content-type": content_type}, body=raw
+    )
+
+
+def envelopes_from_request(source: str, request: WebhookRequest, received_at: str = DRY_RUN_RECEIVED_AT) -> list[Envelope]:
+    """Parse a request with the source's own parser (no signature check) into envelopes."""
+    from timeline_bridge.errors import IngestError
+    from timeline_bridge.sources import for_request
+
+    try:
+        src = for_request(source, request)
+        parsed = src.parse(request)
+    except (IngestError, ValueError) as exc:
+        raise SampleError(f"cannot parse the {source} request: {exc}") from exc
+    return [
+        Envelope(
+            source=source,
+            event_type=event.event_type,
+            event_id=event.event_id or "",
+            occurred_at=event.occurred_at,
+            received_at=received_at,
+            event=event.event,
+            name=src.endpoint_name,
+        )
+        for event in parsed.events
+        if event.known
+    ]
+
+
+def envelopes_from_file(source: str, path: str | Path) -> list[Envelope]:
+    """The envelopes a sample file (Function URL event or raw body) would become."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SampleError(f"cannot read {path}: {exc}") from exc
+    return envelopes_from_request(source, request_from_bytes(source, raw))
+
+
+def envelope_from_dict(data: dict[str, Any], *, source: str, default_id: str) -> Envelope:
+    """An inline envelope (mapping cases): `event` plus any of the envelope's fields."""
+    if "event" not in data:
+        raise SampleError("an inline input needs `event` (and optionally event_type, event_id, ...)")
+    return Envelope(
+        source=str(data.get("source", source)),
+        event_type=str(data.get("event_type", "")),
+        event_id=str(data.get("event_id", default_id)),
+        occurred_at=data.get("occurred_at"),
+        received_at=str(data.get("received_at", DRY_RUN_RECEIVED_AT)),
+        event=data["event"],
+        name=data.get("name"),
+    )
