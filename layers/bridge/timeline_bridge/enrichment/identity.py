@@ -28,6 +28,9 @@ ID_PATTERNS: dict[str, re.Pattern[str]] = {
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 GENERIC_ID_PATTERN = re.compile(r"^\S{1,256}$")
 MAX_KEY_LENGTH = 512
+# Found entries are kept this long per cold start: an import shows within five minutes. Misses are
+# never cached, so an event that failed for want of an entry succeeds as soon as it is imported.
+IDENTITY_TTL = 300.0
 
 
 def normalize_key(key: Any) -> str:
@@ -137,3 +140,47 @@ def table_from_env() -> IdentityTable | None:
     """The table named by `IDENTITY_TABLE`, or None where no table is configured."""
     name = os.environ.get("IDENTITY_TABLE", "").strip()
     return IdentityTable(name) if name else None
+
+
+def resolve(args: dict[str, Any], lookups: dict[str, dict[str, Any]]) -> str:
+    """The target id for (`args.namespace`, `args.key`): from `args.table` (an inline table, or the
+    name of one of the mapping's `lookups`) first, then from the DynamoDB identity map."""
+    from timeline_bridge.enrichment.api import NotFoundError
+    from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
+
+    namespace, key = str(args["namespace"]), normalize_key(args["key"])
+    table = args.get("table")
+    if isinstance(table, str):
+        if table not in lookups:
+            raise PermanentDeliveryError(
+                f"identity table {table!r} is not defined in lookups", code="unknown_table"
+            )
+        table = lookups[table]
+    if isinstance(table, dict):
+        for candidate, target_id in table.items():
+            if normalize_key(candidate) == key and target_id not in (None, ""):
+                return str(target_id)
+    store = table_from_env()
+    if store is None:
+        if isinstance(table, dict):
+            raise NotFoundError(
+                f"no {namespace} identity for {key!r} in the mapping's table", code="identity_not_found"
+            )
+        raise RetryLaterError(
+            "the identity map is not configured (IDENTITY_TABLE) and the fetch names no table",
+            code="identity_map_missing",
+        )
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        found = store.get(namespace, key)
+    except (BotoCoreError, ClientError) as exc:  # throttling, connection errors: DynamoDB recovers
+        raise RetryLaterError(
+            f"identity map read failed: {type(exc).__name__}: {exc}", code="identity_map_error"
+        ) from exc
+    if not found:
+        raise NotFoundError(
+            f"no {namespace} identity for {key!r} (add it with bridge identities import)",
+            code="identity_not_found",
+        )
+    return found

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse, utc_iso
+from timeline_bridge.sandboxes.hubspot_crm import HubspotCrmRoutes
 
 BASE = "/integrators/timeline/v3/events"
 GET_EVENT = re.compile(rf"^{re.escape(BASE)}/([^/]+)/([^/]+)$")
@@ -114,6 +115,13 @@ class HubspotSandbox(Sandbox):
             raise ValueError("all_invalid_status must be 207 or 400")
         self.all_invalid_status = all_invalid_status
         self.retry_after_header = retry_after_header
+        # The CRM read API shares this host in production (api.hubapi.com), so enrichment's reads
+        # (deals, associations, contacts, pipelines) are served here too, under the same token,
+        # rate limits and injected faults.
+        self.crm = HubspotCrmRoutes(self.tokens)
+
+    def clear_state(self) -> None:
+        self.crm.seed()
 
     def event(self, template_id: str, event_id: str) -> dict[str, Any] | None:
         """The stored event for (template, id), if any."""
@@ -122,6 +130,8 @@ class HubspotSandbox(Sandbox):
     # --- the API ----------------------------------------------------------------------------
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
+        if self.crm.handles(request.path):
+            return self.server_error(request) or self.crm.handle(request)
         route = self._route(request)
         if route is None:
             return SandboxResponse.json(

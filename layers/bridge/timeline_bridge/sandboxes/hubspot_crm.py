@@ -31,10 +31,10 @@ from timeline_bridge.sandboxes.base import (
 )
 
 # The deal of the shipped sample event, moved from "qualifiedtobuy" to "contractsent".
-SAMPLE_DEAL_ID = "9876543210"
-SAMPLE_CONTACT_ID = "501"
-SAMPLE_CONTACT_EMAIL = "jane.doe@example.com"
-SAMPLE_DEAL_NAME = "Acme Storage - 40 units"
+SAMPLE_DEAL_ID = "18147040851"
+SAMPLE_CONTACT_ID = "51204"
+SAMPLE_CONTACT_EMAIL = "olivia.bennett@acme-storage.example"
+SAMPLE_DEAL_NAME = "Acme Storage - 3 units"
 
 # The sample portal's deal pipeline; its stages were renamed, as portals usually do.
 SAMPLE_PIPELINE = {
@@ -57,7 +57,7 @@ _DEAL = re.compile(r"^/crm/v3/objects/deals/([^/]+)$")
 _DEAL_CONTACTS = re.compile(r"^/crm/v4/objects/deals/([^/]+)/associations/contacts$")
 _PIPELINES = re.compile(r"^/crm/v3/pipelines/([^/]+)$")
 _BATCH_READ = "/crm/v3/objects/contacts/batch/read"
-CREATED = "2026-01-05T09:00:00Z"
+CREATED = "2025-10-14T08:12:40.118Z"
 
 
 def hubspot_error(status: int, category: str, message: str, **extra: Any) -> SandboxResponse:
@@ -95,15 +95,17 @@ class HubspotCrmRoutes:
             self.associations.clear()
             self.pipelines.clear()
         self.set_pipeline("deals", SAMPLE_PIPELINE["id"], SAMPLE_PIPELINE["label"], SAMPLE_PIPELINE["stages"])
-        self.add_contact(SAMPLE_CONTACT_ID, email=SAMPLE_CONTACT_EMAIL, firstname="Jane", lastname="Doe")
+        self.add_contact(
+            SAMPLE_CONTACT_ID, email=SAMPLE_CONTACT_EMAIL, firstname="Olivia", lastname="Bennett"
+        )
         self.add_deal(
             SAMPLE_DEAL_ID,
-            {"dealname": SAMPLE_DEAL_NAME, "amount": "48000", "pipeline": "default"},
+            {"dealname": SAMPLE_DEAL_NAME, "amount": "5400", "pipeline": "default"},
             history={
                 "dealstage": [
-                    ("appointmentscheduled", "2026-01-05T09:00:00.000Z"),
-                    ("qualifiedtobuy", "2026-01-12T10:30:00.000Z"),
-                    ("contractsent", "2026-02-02T14:26:57.840Z"),
+                    ("appointmentscheduled", "2025-10-14T08:12:40.118Z"),
+                    ("qualifiedtobuy", "2025-11-03T15:47:09.502Z"),
+                    ("contractsent", "2025-11-23T12:01:55.724Z"),  # the sample event's change
                 ]
             },
             contacts=[SAMPLE_CONTACT_ID],

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs
 
 from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse
 
-SAMPLE_TEAM_ID = "T0123ABCD"
+SAMPLE_TEAM_ID = "T01ABCDEF12"
 SAMPLE_TEAM_DOMAIN = "acme-storage"
-SAMPLE_USER_ID = "U024BE7LH"
-SAMPLE_USER_NAME = "Jane Approver"
-SAMPLE_USER_EMAIL = "jane.approver@example.com"
-SAMPLE_CHANNEL_ID = "C0APPROVALS"
-SAMPLE_MESSAGE_TS = "1769956800.000100"
+SAMPLE_USER_ID = "U04ABCD1234"
+SAMPLE_USER_NAME = "Maria Lopez"
+SAMPLE_USER_EMAIL = "maria.lopez@acme-storage.example"
+SAMPLE_CHANNEL_ID = "C05QWERTY12"
+SAMPLE_MESSAGE_TS = "1763900123.000200"
 
 
 def slack_error(code: str, status: int = 200, headers: dict[str, str] | None = None) -> SandboxResponse:
@@ -54,9 +54,7 @@ class SlackApiSandbox(Sandbox):
             self.users.clear()
             self.messages.clear()
             self.channels.clear()
-        self.add_user(
-            SAMPLE_USER_ID, real_name=SAMPLE_USER_NAME, email=SAMPLE_USER_EMAIL, name="jane.approver"
-        )
+        self.add_user(SAMPLE_USER_ID, real_name=SAMPLE_USER_NAME, email=SAMPLE_USER_EMAIL, name="maria.lopez")
         self.add_message(SAMPLE_CHANNEL_ID, SAMPLE_MESSAGE_TS)
 
     def add_user(
@@ -89,7 +87,7 @@ class SlackApiSandbox(Sandbox):
             "is_owner": False,
             "is_bot": False,
             "is_app_user": False,
-            "updated": 1769950000,
+            "updated": 1763800000,
         }
         with self._data_lock:
             self.users[user_id] = user
