@@ -1,0 +1,894 @@
+"""The deliver stage: send one target's delivery jobs and decide each job's fate.
+
+One SQS record holds one `DeliveryJob`. For each record of a batch:
+
+- unreadable (not a job, or a job for another target) → reported in `batchItemFailures`; SQS
+  moves it to the DLQ after `maxReceiveCount` receives (the crash safety net).
+- not due yet (`not_before` in the future), or the target is paused after a 429 → put back for
+  the remaining wait. No attempt is counted.
+- already delivered (a COMPLETED delivered-record under its key) → acknowledged, not sent again.
+- otherwise claimed (an INPROGRESS record that expires with this invocation), sent in chunks of
+  the client's batch size, paced under the provider's rate limit, and classified:
+  * `Delivered` → the record becomes COMPLETED, only now; acknowledged.
+  * `RetryLaterError` → re-enqueued with its retry state updated and `not_before` set to the
+    provider's requested delay, else exponential backoff with full jitter (capped). Throttling
+    (429) does not spend the retry budget, pauses the target for every worker and stops this
+    batch: the rest of it is put back, never sent into the 429. Budget spent → DLQ
+    (`retries_exhausted`).
+  * `PermanentDeliveryError` → DLQ at once (`permanent_failure`).
+  Nothing else ends a job.
+
+Why the retry state travels in the job (re-enqueue, then acknowledge the original) instead of a
+visibility change: every receive counts towards `maxReceiveCount`, so waiting out a 429 storm by
+visibility would push healthy jobs into the DLQ with no reason attached. A re-enqueued copy starts
+at receive count 0 and carries `attempts`/`retries`/`throttled`/`not_before`. SQS delays stop at
+15 min; a longer wait re-enqueues with the maximum delay and, when the job shows up early, holds
+it by visibility for the rest (one receive per 12 h of waiting).
+
+Exactly once at the provider: the delivered-record (Powertools idempotency on DynamoDB, keyed on
+the job key, the body hashed for payload validation) stops a redelivered job from being sent
+again; the provider-side key (the job key, on every attempt) absorbs the window where the
+provider stored the event but the record was not yet COMPLETED (lost answer, crash, timeout).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from timeline_bridge import TARGETS, aws, config
+from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
+from timeline_bridge.models import DeliveryJob
+from timeline_bridge.observability import NAMESPACE, logger
+from timeline_bridge.targets.base import Delivered, TargetClient
+
+SQS_MAX_DELAY = 900  # DelaySeconds upper bound
+SQS_MAX_VISIBILITY = 43_200  # ChangeMessageVisibility upper bound (12 h)
+# SQS delays are whole seconds: a job this close to its time is sent now.
+EARLY_TOLERANCE = 1.0
+MIN_RECORD_TTL = 7 * 86_400  # senders retry for up to 3 days; plus the DLQ redrive window
+
+METRIC_DELIVERED = "TimelineEventDelivered"
+METRIC_RETRIED = "TimelineEventRetried"
+METRIC_DEAD_LETTERED = "TimelineEventDeadLettered"
+METRIC_DUPLICATE = "TimelineEventDuplicateSuppressed"
+
+# Documented rate limits per target as (requests, window seconds), all enforced at once.
+# Paced at DELIVERY_PACE_FRACTION of each, split across DELIVER_MAX_CONCURRENCY workers.
+DOCUMENTED_RATE_LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
+    "stora": ((10, 1.0), (60, 60.0)),
+    "hubspot": ((190, 10.0),),  # per account; one request carries a batch of up to 100
+    "matter": ((100, 1.0), (1000, 60.0)),
+    "applied": ((5, 1.0), (120, 60.0)),  # not documented: conservative
+}
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env_float(name, default))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long and how often a job is retried. Every knob is an environment variable."""
+
+    max_attempts: int = 16  # DELIVERY_MAX_ATTEMPTS: counted failures before retries_exhausted
+    max_throttled: int = 200  # DELIVERY_MAX_THROTTLED: 429s before retries_exhausted
+    backoff_base: float = 5.0  # DELIVERY_BACKOFF_BASE_SECONDS
+    backoff_cap: float = 900.0  # DELIVERY_BACKOFF_CAP_SECONDS
+    max_delay: float = 86_400.0  # DELIVERY_MAX_DELAY_SECONDS: longest provider-requested wait honoured
+    throttle_pause: float = 10.0  # DELIVERY_THROTTLE_PAUSE_SECONDS: a 429 that names no delay
+    time_margin: float = 15.0  # DELIVERY_TIME_MARGIN_SECONDS: stop sending this close to the timeout
+    max_pace_sleep: float = 2.0  # DELIVERY_MAX_PACE_SLEEP_SECONDS: longer pacing waits re-enqueue
+    record_ttl: int = 14 * 86_400  # DELIVERY_RECORD_TTL_SECONDS: delivered-record expiry (>= 7 days)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        d = cls()
+        return cls(
+            max_attempts=max(1, _env_int("DELIVERY_MAX_ATTEMPTS", d.max_attempts)),
+            max_throttled=max(1, _env_int("DELIVERY_MAX_THROTTLED", d.max_throttled)),
+            backoff_base=max(0.0, _env_float("DELIVERY_BACKOFF_BASE_SECONDS", d.backoff_base)),
+            backoff_cap=max(0.0, _env_float("DELIVERY_BACKOFF_CAP_SECONDS", d.backoff_cap)),
+            max_delay=max(0.0, _env_float("DELIVERY_MAX_DELAY_SECONDS", d.max_delay)),
+            throttle_pause=max(0.0, _env_float("DELIVERY_THROTTLE_PAUSE_SECONDS", d.throttle_pause)),
+            time_margin=max(0.0, _env_float("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin)),
+            max_pace_sleep=max(0.0, _env_float("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep)),
+            record_ttl=max(MIN_RECORD_TTL, _env_int("DELIVERY_RECORD_TTL_SECONDS", d.record_ttl)),
+        )
+
+    def backoff(self, retries: int, rng: random.Random) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2^(retries-1)))."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(max(retries - 1, 0), 30))
+        return rng.uniform(0.0, ceiling)
+
+    def retry_delay(self, failure: RetryLaterError, retries: int, rng: random.Random) -> float:
+        """The provider's requested delay (plus a little spread so workers do not wake together),
+        else the throttle pause for a bare 429, else backoff."""
+        if failure.retry_after is not None:
+            wait = min(max(float(failure.retry_after), 0.0), self.max_delay)
+            return wait + rng.uniform(0.0, min(1.0, 0.1 * wait))
+        if failure.throttled:
+            return self.throttle_pause + rng.uniform(0.0, min(1.0, 0.1 * self.throttle_pause))
+        return self.backoff(retries, rng)
+
+    def exhausted(self, job: DeliveryJob) -> bool:
+        return job.retries >= self.max_attempts or job.throttled >= self.max_throttled
+
+
+def rate_limits(target: str) -> tuple[tuple[int, float], ...]:
+    """The limits the worker paces itself under: the documented ones (or `<TARGET>_RATE_LIMITS`
+    "count/seconds,..."; `<TARGET>_MAX_REQUESTS_PER_SECOND`/`_PER_MINUTE` replace one window),
+    windows scaled by DELIVERY_RATE_TIME_SCALE, counts by DELIVERY_PACE_FRACTION (0.8) and divided
+    by DELIVER_MAX_CONCURRENCY (the workers sharing the provider's limit)."""
+    prefix = target.upper()
+    limits = dict((window, count) for count, window in DOCUMENTED_RATE_LIMITS.get(target, ()))
+    spec = os.environ.get(f"{prefix}_RATE_LIMITS", "").strip()
+    if spec:
+        limits = {}
+        for part in spec.split(","):
+            count, _, window = part.strip().partition("/")
+            limits[float(window or 1)] = int(count)
+    for window, name in ((1.0, "SECOND"), (60.0, "MINUTE")):
+        value = _env_int(f"{prefix}_MAX_REQUESTS_PER_{name}", 0)
+        if value > 0:
+            limits[window] = value
+    scale = max(_env_float("DELIVERY_RATE_TIME_SCALE", 1.0), 1e-6)
+    fraction = min(max(_env_float("DELIVERY_PACE_FRACTION", 0.8), 0.01), 1.0)
+    workers = max(1, _env_int("DELIVER_MAX_CONCURRENCY", 1))
+    return tuple(
+        (max(1, int(count * fraction / workers)), window * scale) for window, count in sorted(limits.items())
+    )
+
+
+# --- pacing ------------------------------------------------------------------------------------
+
+
+class Pacer:
+    """A sliding-window limiter: at most `count` sends in any `window` seconds, for every pair."""
+
+    def __init__(
+        self, limits: Sequence[tuple[int, float]], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = tuple(limits)
+        self._clock = clock
+        self._sent: deque[float] = deque(maxlen=max((c for c, _ in self.limits), default=1))
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """0.0 after counting one send that may go now; else the seconds until one may."""
+        if not self.limits:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            wait = 0.0
+            for count, window in self.limits:
+                if len(self._sent) >= count and self._sent[-count] > now - window:
+                    wait = max(wait, self._sent[-count] + window - now)
+            if wait <= 0.0:
+                self._sent.append(now)
+            return wait
+
+
+_pacers: dict[tuple[str, tuple[tuple[int, float], ...]], Pacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def pacer_for(target: str) -> Pacer:
+    """The process-wide pacer of `target` (shared by every worker thread of this process)."""
+    limits = rate_limits(target)
+    with _pacers_lock:
+        return _pacers.setdefault((target, limits), Pacer(limits))
+
+
+# --- the throttle pause, shared by every worker -----------------------------------------------
+
+
+class ThrottleGate:
+    """A per-target pause after a 429: item `throttle#<target>` (attribute `until`, epoch seconds)
+    in the idempotency table, read before sending (cached briefly), only ever moved later."""
+
+    def __init__(
+        self,
+        table: str,
+        target: str,
+        *,
+        dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self.table = table
+        self.target = target
+        self._dynamodb = dynamodb
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._local_until = 0.0
+        self._read_at = -math.inf
+        self._remote_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return f"throttle#{self.target}"
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._dynamodb or aws.client("dynamodb")
+
+    def paused_until(self) -> float:
+        """Epoch seconds until which the target is paused (in the past when it is not)."""
+        now = self._clock()
+        with self._lock:
+            stale = now - self._read_at >= self._cache_seconds
+        if stale and self.table:
+            try:
+                item = self.dynamodb.get_item(TableName=self.table, Key={"id": {"S": self.key}}).get("Item")
+                remote = float(item["until"]["N"]) if item else 0.0
+            except Exception:
+                # The pause is an optimisation: the provider's next 429 re-establishes it.
+                logger.warning("throttle pause unreadable", extra={"target": self.target}, exc_info=True)
+                remote = self._remote_until
+            with self._lock:
+                self._remote_until, self._read_at = remote, now
+        with self._lock:
+            return max(self._local_until, self._remote_until)
+
+    def pause(self, until: float, reason: str = "") -> None:
+        """Pause the target until `until` (epoch seconds) for every worker."""
+        with self._lock:
+            self._local_until = max(self._local_until, until)
+        if not self.table:
+            return
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": self.key}},
+                UpdateExpression="SET #until = :until, #expiration = :expiration, #reason = :reason",
+                ConditionExpression="attribute_not_exists(#until) OR #until < :until",
+                ExpressionAttributeNames={
+                    "#until": "until",
+                    "#expiration": "expiration",
+                    "#reason": "reason",
+                },
+                ExpressionAttributeValues={
+                    ":until": {"N": f"{until:.3f}"},
+                    ":expiration": {"N": str(int(until) + 86_400)},
+                    ":reason": {"S": reason[:200] or "throttled"},
+                },
+            )
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code != "ConditionalCheckFailedException":  # a later pause is already there
+                logger.warning("throttle pause not shared", extra={"target": self.target}, exc_info=True)
+
+
+# --- delivered-records -------------------------------------------------------------------------
+
+
+class ClaimState(Enum):
+    CLAIMED = "claimed"  # ours to send (INPROGRESS written)
+    DELIVERED = "delivered"  # a COMPLETED record: already delivered
+    BUSY = "busy"  # another worker holds it (INPROGRESS, not yet expired)
+    MISMATCH = "payload_mismatch"  # same key, different body
+    NO_KEY = "no_idempotency_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    retry_in: float = 0.0  # BUSY: seconds until the holder's claim expires
+
+
+class DeliveredRecords:
+    """Powertools idempotency records on DynamoDB, one per job key (`deliver#<target>#<md5>`).
+
+    The persistence layer is driven directly (not a decorator) because one provider request can
+    carry a hundred jobs: each is claimed before the request and COMPLETED only after the provider
+    confirmed it. The INPROGRESS record expires with the invocation (`in_progress_expiration`), so a
+    worker killed mid-send never blocks the job: the next delivery re-runs (F4).
+    """
+
+    def __init__(self, table: str, target: str, *, ttl: int = 14 * 86_400, dynamodb: Any = None) -> None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+        self.layer = DynamoDBPersistenceLayer(
+            table_name=table, boto3_client=dynamodb or aws.client("dynamodb")
+        )
+        self.layer.configure(
+            IdempotencyConfig(
+                event_key_jmespath="key",
+                payload_validation_jmespath="body",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=max(ttl, MIN_RECORD_TTL),
+            ),
+            key_prefix=f"deliver#{target}",
+        )
+
+    @staticmethod
+    def data(job: DeliveryJob) -> dict[str, Any]:
+        """What the record is keyed and validated on; a snapshot, so a client touching the body
+        cannot change the hash between claim and completion."""
+        return {"key": job.key, "body": copy.deepcopy(job.body)}
+
+    def claim(self, data: dict[str, Any], remaining_ms: int) -> Claim:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyItemAlreadyExistsError,
+            IdempotencyKeyError,
+            IdempotencyValidationError,
+        )
+
+        try:
+            self.layer.save_inprogress(data=data, remaining_time_in_millis=max(0, remaining_ms))
+            return Claim(ClaimState.CLAIMED)
+        except IdempotencyValidationError:
+            return Claim(ClaimState.MISMATCH)
+        except IdempotencyKeyError:
+            return Claim(ClaimState.NO_KEY)
+        except IdempotencyItemAlreadyExistsError as exists:
+            record = exists.old_data_record
+        if record is None:
+            try:
+                record = self.layer.get_record(data=data)
+            except IdempotencyValidationError:
+                return Claim(ClaimState.MISMATCH)
+        status = record.status if record is not None else "INPROGRESS"
+        if status == "COMPLETED":
+            return Claim(ClaimState.DELIVERED)
+        expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)
+        retry_in = (expiry_ms / 1000.0 - time.time()) if expiry_ms else 5.0
+        return Claim(ClaimState.BUSY, retry_in=min(max(retry_in, EARLY_TOLERANCE), SQS_MAX_DELAY))
+
+    def complete(self, data: dict[str, Any], result: dict[str, Any]) -> None:
+        self.layer.save_success(data=data, result=result)
+
+    def release(self, data: dict[str, Any], reason: Exception) -> None:
+        """Forget the claim so a later delivery (retry, redrive) can send the job again."""
+        self.layer.delete_record(data=data, exception=reason)
+
+
+# --- queues ------------------------------------------------------------------------------------
+
+
+class JobQueues:
+    """The target's delivery queue and DLQ."""
+
+    def __init__(self, target: str, *, sqs: Any = None) -> None:
+        self.target = target
+        self._sqs = sqs
+
+    @property
+    def sqs(self) -> Any:
+        return self._sqs or aws.client("sqs")
+
+    def requeue(self, job: DeliveryJob, delay: float) -> None:
+        """Send the updated job back to the delivery queue, delivered after `delay` (≤ 15 min)."""
+        self.sqs.send_message(
+            QueueUrl=config.queue_url(self.target),
+            MessageBody=job.to_json(),
+            DelaySeconds=int(min(max(delay, 0.0), SQS_MAX_DELAY)),
+        )
+
+    def hold(self, receipt_handle: str, seconds: float) -> None:
+        """Keep a received message invisible for `seconds` (≤ 12 h)."""
+        self.sqs.change_message_visibility(
+            QueueUrl=config.queue_url(self.target),
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=int(min(max(math.ceil(seconds), 0), SQS_MAX_VISIBILITY - 60)),
+        )
+
+    def dead_letter(self, job: DeliveryJob) -> None:
+        reason = (job.dead_letter or {}).get("reason", "unknown")
+        self.sqs.send_message(
+            QueueUrl=config.queue_url(self.target, dead_letter=True),
+            MessageBody=job.to_json(),
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": str(reason)},
+                "target": {"DataType": "String", "StringValue": self.target},
+            },
+        )
+
+
+# --- the worker --------------------------------------------------------------------------------
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def failure_category(failure: DeliveryFailure) -> str:
+    """What kind of trouble a failure is, for the dead-letter record and the logs."""
+    if isinstance(failure, RetryLaterError) and failure.throttled:
+        return "rate_limited"
+    if failure.status in (401, 403) or failure.code == "credentials_missing":
+        return "credentials"
+    if isinstance(failure, PermanentDeliveryError):
+        return "rejected"
+    return "target_unavailable"
+
+
+def dead_letter_record(
+    job: DeliveryJob, reason: str, failure: DeliveryFailure | None, now: float, *, category: str | None = None
+) -> dict[str, Any]:
+    """The reason record a person acts on, stored in `job.dead_letter`."""
+    details = failure.details if failure else []
+    return {
+        "reason": reason,
+        "stage": "deliver",
+        "target": job.target,
+        "category": category or (failure_category(failure) if failure else reason),
+        "status": failure.status if failure else None,
+        "provider_code": failure.code if failure else None,
+        "provider_message": failure.message if failure else None,
+        "request_id": failure.request_id if failure else None,
+        "details": json.loads(json.dumps(details, default=str)),
+        "attempts": job.attempts,
+        "retries": job.retries,
+        "throttled": job.throttled,
+        "redrives": job.redrives,
+        "first_failure_at": job.first_failure_at,
+        "last_failure_at": job.last_failure_at,
+        "mapping": job.mapping,
+        "mapping_file": job.mapping_file,
+        "idempotency_key": job.key,
+        "dead_lettered_at": iso(now),
+    }
+
+
+@dataclass
+class _Item:
+    record: dict[str, Any]
+    job: DeliveryJob
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message_id(self) -> str:
+        return str(self.record.get("messageId", ""))
+
+
+class _Batch:
+    """What one invocation decided: the records to fail back to SQS and the metric counts."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.counts: Counter[str] = Counter()
+
+    def fail(self, message_id: str) -> None:
+        if message_id and message_id not in self.failures:
+            self.failures.append(message_id)
+
+    def response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failures]}
+
+
+class Deliverer:
+    """The delivery policy for one target. Every collaborator is injectable (tests pass fakes)."""
+
+    def __init__(
+        self,
+        target: str,
+        client: TargetClient,
+        *,
+        records: Any,
+        queues: Any,
+        gate: Any,
+        pacer: Pacer | None = None,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}")
+        self.target = target
+        self.client = client
+        self.records = records
+        self.queues = queues
+        self.gate = gate
+        self.pacer = pacer or Pacer(())
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    def process(self, sqs_records: Sequence[dict[str, Any]], context: Any = None) -> dict[str, Any]:
+        """Handle one Lambda SQS batch; returns the partial batch response."""
+        batch = _Batch()
+        items = [item for item in (self._parse(r, batch) for r in sqs_records) if item is not None]
+        now = self.clock()
+        due: list[_Item] = []
+        for item in items:
+            not_before = parse_iso(item.job.not_before)
+            if not_before is not None and not_before - now > EARLY_TOLERANCE:
+                self._defer(item, not_before - now, "not_before", batch)
+            else:
+                due.append(item)
+        try:
+            self._deliver(due, context, batch)
+        finally:
+            self._flush_metrics(batch)
+        return batch.response()
+
+    def _parse(self, record: dict[str, Any], batch: _Batch) -> _Item | None:
+        try:
+            job = DeliveryJob.from_json(record["body"])
+            if not isinstance(job.body, dict):
+                raise TypeError("body is not an object")
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error(
+                "unreadable delivery job; SQS dead-letters it after maxReceiveCount",
+                extra={"target": self.target, "message_id": record.get("messageId"), "error": str(exc)[:300]},
+            )
+            batch.fail(str(record.get("messageId", "")))
+            return None
+        if job.target != self.target:
+            logger.error(
+                "delivery job for another target",
+                extra={"target": self.target, "job_target": job.target, "key": job.key},
+            )
+            batch.fail(str(record.get("messageId", "")))
+            return None
+        return _Item(record, job)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _deliver(self, due: list[_Item], context: Any, batch: _Batch) -> None:
+        size = max(1, int(getattr(self.client, "max_batch_size", 1) or 1))
+        position = 0
+        while position < len(due):
+            rest = due[position:]
+            if self._remaining_ms(context) < self.policy.time_margin * 1000:
+                logger.warning(
+                    "close to the function timeout; returning unsent jobs to the queue",
+                    extra={"target": self.target, "unsent": len(rest)},
+                )
+                for item in rest:
+                    batch.fail(item.message_id)
+                return
+            paused = self.gate.paused_until() - self.clock()
+            if paused > 0:
+                self._defer_all(rest, paused + self._spread(paused), "target_paused", batch)
+                return
+            if not self._pace(rest, context, batch):
+                return
+            chunk = self._claim(due[position : position + size], context, batch)
+            position += size
+            if not chunk:
+                continue
+            outcomes = self._send(chunk, batch)
+            if outcomes is None:
+                for item in due[position:]:
+                    batch.fail(item.message_id)
+                return
+            throttle: RetryLaterError | None = None
+            for item, outcome in zip(chunk, outcomes, strict=True):
+                self._settle(item, outcome, batch)
+                if isinstance(outcome, RetryLaterError) and outcome.throttled and throttle is None:
+                    throttle = outcome
+            if throttle is not None:
+                wait = self._pause(throttle)
+                self._defer_all(due[position:], wait + self._spread(wait), "target_throttled", batch)
+                return
+
+    def _pace(self, rest: list[_Item], context: Any, batch: _Batch) -> bool:
+        """Wait for the pacer (briefly) or put the rest back for the pacer's wait. True: send now."""
+        while True:
+            wait = self.pacer.reserve()
+            if wait <= 0.0:
+                return True
+            budget = self._remaining_ms(context) / 1000.0 - self.policy.time_margin
+            if wait > self.policy.max_pace_sleep or wait > budget:
+                self._defer_all(rest, wait + self._spread(wait), "paced", batch)
+                return False
+            self.sleep(wait)
+
+    def _claim(self, chunk: list[_Item], context: Any, batch: _Batch) -> list[_Item]:
+        """Claim each job of `chunk`; returns those to send now."""
+        ready: list[_Item] = []
+        remaining = self._remaining_ms(context)
+        for item in chunk:
+            item.data = self.records.data(item.job)
+            try:
+                claim = self.records.claim(item.data, remaining if remaining != math.inf else 900_000)
+            except Exception:
+                # F16: the store is down: never send without dedupe; SQS redelivers later.
+                logger.exception(
+                    "delivered-record store unavailable", extra={"target": self.target, "key": item.job.key}
+                )
+                batch.fail(item.message_id)
+                continue
+            if claim.state is ClaimState.CLAIMED:
+                ready.append(item)
+            elif claim.state is ClaimState.DELIVERED:
+                logger.info(
+                    "already delivered; not sent again",
+                    extra={"target": self.target, "key": item.job.key, "mapping": item.job.mapping},
+                )
+                batch.counts[METRIC_DUPLICATE] += 1
+            elif claim.state is ClaimState.BUSY:
+                self._defer(
+                    item, claim.retry_in + self._spread(claim.retry_in), "in_progress_elsewhere", batch
+                )
+            else:
+                message = (
+                    "a different body was already delivered under this key"
+                    if claim.state is ClaimState.MISMATCH
+                    else "the job has no idempotency key"
+                )
+                self._dead_letter(
+                    item, claim.state.value, PermanentDeliveryError(message, code=claim.state.value), batch
+                )
+        return ready
+
+    def _send(self, chunk: list[_Item], batch: _Batch) -> list[Any] | None:
+        jobs = [item.job for item in chunk]
+        try:
+            outcomes = list(self.client.send(jobs))
+            if len(outcomes) != len(jobs):
+                raise RuntimeError(
+                    f"{self.target} client returned {len(outcomes)} outcomes for {len(jobs)} jobs"
+                )
+            return outcomes
+        except Exception as exc:
+            # A client bug, not a provider answer: release the claims and let SQS redeliver.
+            logger.exception("target client failed", extra={"target": self.target})
+            for item in chunk:
+                self._release(item, exc)
+                batch.fail(item.message_id)
+            return None
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _settle(self, item: _Item, outcome: Any, batch: _Batch) -> None:
+        job = item.job
+        if isinstance(outcome, Delivered):
+            try:
+                self.records.complete(
+                    item.data, {"provider_id": outcome.provider_id, "status": outcome.status}
+                )
+            except Exception:
+                # Delivered all the same; a redelivery is absorbed by the provider-side key.
+                logger.exception(
+                    "delivered-record not completed", extra={"target": self.target, "key": job.key}
+                )
+            logger.info(
+                "timeline event delivered",
+                extra={
+                    "target": self.target,
+                    "key": job.key,
+                    "mapping": job.mapping,
+                    "provider_id": outcome.provider_id,
+                    "status": outcome.status,
+                    "replayed": outcome.replayed,
+                    "attempts": job.attempts + 1,
+                },
+            )
+            batch.counts[METRIC_DELIVERED] += 1
+            return
+        failure = (
+            outcome
+            if isinstance(outcome, DeliveryFailure)
+            else RetryLaterError(f"unexpected outcome {outcome!r}")
+        )
+        self._release(item, failure)
+        now = self.clock()
+        job.attempts += 1
+        job.first_failure_at = job.first_failure_at or iso(now)
+        job.last_failure_at = iso(now)
+        if isinstance(failure, RetryLaterError):
+            if failure.throttled:
+                job.throttled += 1
+            else:
+                job.retries += 1
+            if self.policy.exhausted(job):
+                self._dead_letter(item, "retries_exhausted", failure, batch)
+                return
+            delay = self.policy.retry_delay(failure, job.retries, self.rng)
+            job.not_before = iso(now + delay)
+            try:
+                self.queues.requeue(job, delay)
+            except Exception:
+                logger.exception(
+                    "retry not enqueued; SQS redelivers", extra={"target": self.target, "key": job.key}
+                )
+                batch.fail(item.message_id)
+                return
+            logger.warning(
+                "delivery failed; retrying later",
+                extra={
+                    "target": self.target,
+                    "key": job.key,
+                    "mapping": job.mapping,
+                    "status": failure.status,
+                    "code": failure.code,
+                    "category": failure_category(failure),
+                    "request_id": failure.request_id,
+                    "retry_in": round(delay, 3),
+                    "retries": job.retries,
+                    "throttled": job.throttled,
+                },
+            )
+            batch.counts[METRIC_RETRIED] += 1
+            return
+        self._dead_letter(item, "permanent_failure", failure, batch)
+
+    def _dead_letter(self, item: _Item, reason: str, failure: DeliveryFailure | None, batch: _Batch) -> None:
+        job = item.job
+        job.not_before = None
+        job.dead_letter = dead_letter_record(job, reason, failure, self.clock())
+        try:
+            self.queues.dead_letter(job)
+        except Exception:
+            logger.exception(
+                "dead letter not sent; SQS redelivers", extra={"target": self.target, "key": job.key}
+            )
+            batch.fail(item.message_id)
+            return
+        logger.error(
+            "timeline event dead-lettered",
+            extra={
+                "target": self.target,
+                "key": job.key,
+                "reason": reason,
+                "mapping": job.mapping,
+                "mapping_file": job.mapping_file,
+                "status": job.dead_letter["status"],
+                "provider_code": job.dead_letter["provider_code"],
+                "request_id": job.dead_letter["request_id"],
+                "attempts": job.attempts,
+            },
+        )
+        batch.counts[METRIC_DEAD_LETTERED] += 1
+
+    def _release(self, item: _Item, reason: Exception) -> None:
+        try:
+            self.records.release(item.data, reason)
+        except Exception:
+            # The claim then expires with this invocation (in_progress_expiration).
+            logger.warning(
+                "claim not released", extra={"target": self.target, "key": item.job.key}, exc_info=True
+            )
+
+    def _pause(self, throttle: RetryLaterError) -> float:
+        """Pause the target for every worker; returns the pause in seconds."""
+        wait = (
+            min(max(float(throttle.retry_after), 0.0), self.policy.max_delay)
+            if throttle.retry_after is not None
+            else self.policy.throttle_pause
+        )
+        self.gate.pause(self.clock() + wait, reason=f"{throttle.status} {throttle.code or ''}".strip())
+        logger.warning(
+            "target throttled; pausing",
+            extra={"target": self.target, "pause_seconds": round(wait, 3), "code": throttle.code},
+        )
+        return wait
+
+    # -- putting jobs back without an attempt ---------------------------------------------------
+
+    def _defer_all(self, items: list[_Item], wait: float, why: str, batch: _Batch) -> None:
+        for item in items:
+            self._defer(item, wait, why, batch)
+
+    def _defer(self, item: _Item, wait: float, why: str, batch: _Batch) -> None:
+        """Put the job back for `wait` seconds; not an attempt."""
+        job = item.job
+        job.not_before = iso(self.clock() + wait)
+        try:
+            if wait <= SQS_MAX_DELAY:
+                self.queues.requeue(job, wait)
+            else:
+                handle = item.record.get("receiptHandle")
+                try:
+                    if not handle:
+                        raise ValueError("no receipt handle")
+                    self.queues.hold(handle, wait)
+                except Exception:
+                    self.queues.requeue(job, SQS_MAX_DELAY)
+                else:
+                    batch.fail(item.message_id)  # held by visibility: must not be deleted
+        except Exception:
+            logger.exception(
+                "deferral not enqueued; SQS redelivers", extra={"target": self.target, "key": job.key}
+            )
+            batch.fail(item.message_id)
+            return
+        logger.debug(
+            "job deferred", extra={"target": self.target, "key": job.key, "why": why, "wait": round(wait, 3)}
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _spread(self, wait: float) -> float:
+        """A small random extra so deferred jobs do not all come back at the same instant."""
+        return self.rng.uniform(0.0, min(1.0, 0.1 * max(wait, 0.0)))
+
+    @staticmethod
+    def _remaining_ms(context: Any) -> float:
+        getter = getattr(context, "get_remaining_time_in_millis", None)
+        return float(getter()) if callable(getter) else math.inf
+
+    def _flush_metrics(self, batch: _Batch) -> None:
+        if not batch.counts:
+            return
+        try:
+            from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+            # Ephemeral: the `target` dimension stays right when one process serves several targets.
+            metrics = EphemeralMetrics(namespace=NAMESPACE)
+            metrics.add_dimension(name="target", value=self.target)
+            for name, value in sorted(batch.counts.items()):
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            metrics.flush_metrics()
+        except Exception:
+            logger.warning("metrics not published", exc_info=True)
+
+
+# --- composition root --------------------------------------------------------------------------
+
+
+def build(target: str, client: TargetClient | None = None) -> Deliverer:
+    """The deliverer for `target` from the environment (IDEMPOTENCY_TABLE, queue URLs, knobs)."""
+    from timeline_bridge.targets import client_for
+
+    policy = RetryPolicy.from_env()
+    table = config.settings().idempotency_table
+    if not table:
+        raise RuntimeError("IDEMPOTENCY_TABLE is not set: delivery never runs without dedupe")
+    return Deliverer(
+        target,
+        client or client_for(target),
+        records=DeliveredRecords(table, target, ttl=policy.record_ttl),
+        queues=JobQueues(target),
+        gate=ThrottleGate(table, target),
+        pacer=pacer_for(target),
+        policy=policy,
+    )
+
+
+@cache
+def deliverer_for(target: str) -> Deliverer:
+    """The process-wide deliverer of `target` (`deliverer_for.cache_clear()` after env changes)."""
+    return build(target)
+
+
+def handle(event: dict[str, Any], context: Any = None, *, target: str | None = None) -> dict[str, Any]:
+    """Deliver one SQS batch for `target` (default: env TARGET); the partial batch response."""
+    target = target or os.environ.get("TARGET", "").strip().lower()
+    if not target:
+        raise RuntimeError("TARGET is not set")
+    return deliverer_for(target).process(event.get("Records") or [], context)
