@@ -1,0 +1,263 @@
+"""template.yaml: the properties the guarantees rest on (encryption, redrive, visibility, partial
+batch responses, least privilege, public URLs, alarms, outputs the CLI reads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from timeline_bridge import SOURCES, TARGETS, config
+from timeline_bridge.local.template import (
+    environment_for,
+    functions,
+    load_template,
+    parameters,
+    queues,
+    resolve,
+    secrets,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WEBHOOK_FUNCTIONS = {f"{s.capitalize()}WebhookFunction": s for s in SOURCES}
+DELIVER_FUNCTIONS = {f"{t.capitalize()}DeliverFunction": t for t in TARGETS}
+
+# Which secrets each function may read: its own, nothing else.
+OWN_SECRETS = {
+    "HubspotWebhookFunction": {"HubspotClientSecret"},
+    "SlackWebhookFunction": {"SlackSigningSecret"},
+    "PipedriveWebhookFunction": {"PipedriveBasicAuth"},
+    "GenericWebhookFunction": {"GenericWebhookSecret"},
+    "RouteFunction": {"HubspotAccessToken", "SlackBotToken"},
+    "StoraDeliverFunction": {"StoraToken"},
+    "HubspotDeliverFunction": {"HubspotAccessToken"},
+    "MatterDeliverFunction": {"MatterApiKey"},
+    "AppliedDeliverFunction": {"AppliedApiKey"},
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(ROOT / "template.yaml")
+
+
+def _policies(template: dict[str, Any], function: str, kind: str) -> list[dict[str, Any]]:
+    props = template["Resources"][function]["Properties"]
+    return [p[kind] for p in props.get("Policies", []) if isinstance(p, dict) and kind in p]
+
+
+def _queue_of(policy: dict[str, Any]) -> str:
+    return policy["QueueName"]["Fn::GetAtt"][0]
+
+
+def _dead_letter_queues(template: dict[str, Any]) -> set[str]:
+    return {q.dead_letter_queue for q in queues(template).values() if q.dead_letter_queue}
+
+
+def test_every_queue_is_encrypted_when_created(template):
+    specs = queues(template)
+    assert len(specs) == 10
+    assert all(template["Resources"][q]["Properties"].get("SqsManagedSseEnabled") is True for q in specs)
+
+
+def test_every_consumed_queue_redrives_to_a_dead_letter_queue_after_at_least_five_receives(template):
+    specs = queues(template)
+    dead_letter = _dead_letter_queues(template)
+    assert dead_letter == {"EventsDeadLetterQueue"} | {
+        f"{t.capitalize()}DeliveryDeadLetterQueue" for t in TARGETS
+    }
+    for logical_id, spec in specs.items():
+        if logical_id in dead_letter:
+            assert spec.dead_letter_queue is None
+            assert spec.message_retention == 14 * 24 * 3600
+        else:
+            assert spec.dead_letter_queue in specs
+            assert spec.max_receive_count is not None and spec.max_receive_count >= 5
+            assert spec.fifo is False
+    assert template["Parameters"]["MaxReceiveCount"]["MinValue"] >= 5
+
+
+def test_dead_letters_outlive_their_source_queue_when_moved(template):
+    # A dead-lettered message keeps its original enqueue time, so the DLQ must keep it longer.
+    specs = queues(template)
+    for spec in specs.values():
+        if spec.dead_letter_queue:
+            assert specs[spec.dead_letter_queue].message_retention > spec.message_retention
+
+
+def test_visibility_timeout_is_six_times_the_consumer_timeout_when_a_function_polls_the_queue(template):
+    specs = queues(template)
+    consumed = set()
+    for fn in functions(template).values():
+        for event in fn.events:
+            consumed.add(event.queue)
+            assert specs[event.queue].visibility_timeout >= 6 * fn.timeout, (fn.logical_id, event.queue)
+    assert consumed == {q for q, spec in specs.items() if spec.dead_letter_queue}
+
+
+def test_every_sqs_event_reports_batch_item_failures(template):
+    events = [e for fn in functions(template).values() for e in fn.events]
+    assert len(events) == 1 + len(TARGETS)
+    assert all(e.function_response_types == ("ReportBatchItemFailures",) for e in events)
+
+
+def test_each_delivery_queue_feeds_its_own_target_when_polled(template):
+    fns = functions(template)
+    assert [e.queue for e in fns["RouteFunction"].events] == ["EventsQueue"]
+    for logical_id, target in DELIVER_FUNCTIONS.items():
+        fn = fns[logical_id]
+        assert fn.code_uri == "functions/deliver/"
+        assert fn.environment["TARGET"] == target
+        assert [e.queue for e in fn.events] == [f"{target.capitalize()}DeliveryQueue"]
+
+
+def test_delivery_concurrency_protects_provider_limits_when_defaults_are_used(template):
+    fns = functions(template)
+    for logical_id in DELIVER_FUNCTIONS:
+        (event,) = fns[logical_id].events
+        assert event.maximum_concurrency is not None and event.maximum_concurrency >= 2
+    (stora,) = fns["StoraDeliverFunction"].events
+    assert stora.maximum_concurrency == 2 and stora.batch_size <= 10
+    (hubspot,) = fns["HubspotDeliverFunction"].events
+    assert hubspot.batch_size == 100 and hubspot.batching_window >= 1
+
+
+def test_webhook_functions_reserve_concurrency_when_defaults_are_used(template):
+    for logical_id, fn in functions(template).items():
+        if logical_id in WEBHOOK_FUNCTIONS:
+            assert fn.reserved_concurrency is not None and fn.reserved_concurrency > 0
+    assert (
+        functions(template, parameters={"WebhookReservedConcurrency": 0})[
+            "HubspotWebhookFunction"
+        ].reserved_concurrency
+        is None
+    )
+
+
+def test_function_urls_are_public_only_on_the_source_functions(template):
+    public = {k: fn.function_url_auth for k, fn in functions(template).items() if fn.function_url_auth}
+    assert public == dict.fromkeys(WEBHOOK_FUNCTIONS, "NONE")
+    for logical_id, source in WEBHOOK_FUNCTIONS.items():
+        assert functions(template)[logical_id].code_uri == f"functions/{source}/"
+
+
+def test_every_function_runs_python312_on_arm64_with_the_core_layer(template):
+    fns = functions(template)
+    assert set(fns) == set(WEBHOOK_FUNCTIONS) | set(DELIVER_FUNCTIONS) | {"RouteFunction"}
+    for fn in fns.values():
+        assert (fn.runtime, fn.architectures, fn.handler) == ("python3.12", ("arm64",), "app.lambda_handler")
+        assert {"Ref": "CoreLayer"} in fn.layers
+    assert {"Ref": "MappingsLayer"} in fns["RouteFunction"].layers
+    layer = template["Resources"]["CoreLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_functions_read_only_their_own_secrets(template):
+    for logical_id, fn in functions(template).items():
+        referenced = {v["Ref"] for k, v in fn.environment.items() if k.endswith("_SECRET_ID")}
+        allowed = {
+            p["SecretArn"]["Ref"]
+            for p in _policies(template, logical_id, "AWSSecretsManagerGetSecretValuePolicy")
+        }
+        assert referenced == allowed == OWN_SECRETS[logical_id], logical_id
+
+
+def test_no_function_environment_holds_a_secret_value(template):
+    names = {n for spec in secrets(template).values() for n in spec.names}
+    assert len(names) == len(secrets(template)) == 9
+    for fn in functions(template).values():
+        assert not names & set(fn.environment), fn.logical_id
+
+
+def test_secrets_fail_closed_when_their_parameter_is_empty(template):
+    for spec in secrets(template).values():
+        value = template["Resources"][spec.logical_id]["Properties"]["SecretString"]
+        assert spec.parameter and template["Parameters"][spec.parameter]["NoEcho"] is True
+        assert config.parse_secret_value(resolve(value, template)) == []
+        assert resolve(value, template, parameters={spec.parameter: "s3cr3t"}) == "s3cr3t"
+
+
+def test_sqs_permissions_reach_only_the_functions_own_queues(template):
+    delivery = {f"{t.capitalize()}DeliveryQueue" for t in TARGETS}
+    delivery_dlqs = {f"{t.capitalize()}DeliveryDeadLetterQueue" for t in TARGETS}
+    for logical_id in functions(template):
+        sends = {_queue_of(p) for p in _policies(template, logical_id, "SQSSendMessagePolicy")}
+        polls = {_queue_of(p) for p in _policies(template, logical_id, "SQSPollerPolicy")}
+        if logical_id in WEBHOOK_FUNCTIONS:
+            assert (sends, polls) == ({"EventsQueue"}, set())
+        elif logical_id == "RouteFunction":
+            assert (sends, polls) == (delivery | delivery_dlqs, {"EventsQueue"})
+        else:
+            name = DELIVER_FUNCTIONS[logical_id].capitalize()
+            assert (sends, polls) == ({f"{name}DeliveryDeadLetterQueue"}, {f"{name}DeliveryQueue"})
+
+
+def test_idempotency_table_matches_the_powertools_schema(template):
+    props = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    for logical_id, fn in functions(template).items():
+        tables = {p["TableName"]["Ref"] for p in _policies(template, logical_id, "DynamoDBCrudPolicy")}
+        uses_table = "IDEMPOTENCY_TABLE" in fn.environment
+        assert tables == ({"IdempotencyTable"} if uses_table else set()), logical_id
+        assert uses_table == (logical_id != "RouteFunction")
+
+
+def test_one_alarm_per_dead_letter_queue_when_any_message_arrives(template):
+    alarms = [
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    watched = [a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms]
+    assert sorted(watched) == sorted(_dead_letter_queues(template))
+    for alarm in alarms:
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_outputs_name_every_queue_the_dlq_command_reads(template):
+    outputs = template["Outputs"]
+    expected = {"EventsQueueUrl": "EventsQueue", "EventsDeadLetterQueueUrl": "EventsDeadLetterQueue"}
+    for target in TARGETS:
+        name = target.capitalize()
+        expected[f"{name}DeliveryQueueUrl"] = f"{name}DeliveryQueue"
+        expected[f"{name}DeliveryDeadLetterQueueUrl"] = f"{name}DeliveryDeadLetterQueue"
+    for output, queue in expected.items():
+        assert outputs[output]["Value"] == {"Ref": queue}
+    for source in SOURCES:
+        assert f"{source.capitalize()}WebhookUrl" in outputs
+    refs = {"GenericWebhookFunctionUrl.FunctionUrl": "https://abc.lambda-url.eu-west-1.on.aws/"}
+    url = resolve(outputs["GenericWebhookUrl"]["Value"], template, refs=refs)
+    assert url == "https://abc.lambda-url.eu-west-1.on.aws/generic/"
+
+
+def test_deliver_environment_satisfies_the_settings_contract_when_deployed(template, monkeypatch):
+    refs: dict[str, str] = {q: f"https://sqs.local/{q}" for q in queues(template)}
+    refs |= {s: f"arn:aws:secretsmanager:local:{s}" for s in secrets(template)}
+    refs["IdempotencyTable"] = "idempotency"
+    defaults = parameters(template)
+    for logical_id, target in DELIVER_FUNCTIONS.items():
+        env = environment_for(template, functions(template)[logical_id], refs=refs)
+        for name in list(os.environ):
+            if name.endswith(("_QUEUE_URL", "_DLQ_URL", "_BASE_URL")):
+                monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        queue = f"{target.capitalize()}DeliveryQueue"
+        assert config.queue_url(target) == refs[queue]
+        assert (
+            config.queue_url(target, dead_letter=True)
+            == refs[f"{target.capitalize()}DeliveryDeadLetterQueue"]
+        )
+        assert (
+            config.base_url(target)
+            == defaults[f"{target.capitalize()}BaseUrl"]
+            == config.DEFAULT_BASE_URLS[target]
+        )
+        assert env["POWERTOOLS_TRACE_DISABLED"] == "true" and env["BRIDGE_TRACING"] == "false"
