@@ -1,14 +1,14 @@
 """Declarative mappings: `mappings/*.yaml` files that turn source events into target request bodies.
 
-    from timeline_bridge.mapping import load_mappings
-    mappings = load_mappings("mappings")           # every file checked and compiled, once
-    for outcome in mappings.render_jobs(envelope):  # one per matching mapping (fan-out)
-        ...                                         # a DeliveryJob, or a RenderFailure to dead-letter
+from timeline_bridge.mapping import load_mappings
+mappings = load_mappings("mappings")           # every file checked and compiled, once
+for outcome in mappings.render_jobs(envelope):  # one per matching mapping (fan-out)
+    ...                                         # a DeliveryJob, or a RenderFailure to dead-letter
 """
 
 from timeline_bridge.mapping.engine import (
-    EnrichSpec,
     Enricher,
+    EnrichSpec,
     Mapping,
     MappingSet,
     Outcome,

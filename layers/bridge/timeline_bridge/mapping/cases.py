@@ -107,7 +107,9 @@ def run_case(case: Case, mapping: Mapping, root: Path) -> dict[str, Any] | None:
         raise CaseFailure(f"unexpected mapping error: {exc}") from exc
     if "skipped" in expect:
         if bool(expect["skipped"]) == applies:
-            raise CaseFailure("mapping applied but was expected to be skipped" if applies else "mapping was skipped")
+            raise CaseFailure(
+                "mapping applied but was expected to be skipped" if applies else "mapping was skipped"
+            )
         return body
     if body is None:
         raise CaseFailure("mapping was skipped (when is false or the source differs)")

@@ -81,7 +81,11 @@ def _violation(exc: Any) -> ContractViolation:
     if message.startswith(name):
         message = message[len(name) :].strip()
     # A schema may word a rule's failure itself ("x-messages": {"anyOf": "..."}).
-    custom = (exc.definition or {}).get("x-messages", {}).get(exc.rule) if isinstance(exc.definition, dict) else None
+    custom = (
+        (exc.definition or {}).get("x-messages", {}).get(exc.rule)
+        if isinstance(exc.definition, dict)
+        else None
+    )
     return ContractViolation(field, custom or message)
 
 

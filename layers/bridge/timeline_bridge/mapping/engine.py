@@ -8,7 +8,7 @@ A `Mapping` is one mapping file, compiled: its `when`, every `${{ }}` in its bod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,9 @@ class _Compiler:
 
     def error(self, path: Path_, reason: str) -> None:
         self.errors.append(
-            MappingError(reason, mapping_file=self.mapping_file, field=dotted(path), line=line_of(self.lines, path))
+            MappingError(
+                reason, mapping_file=self.mapping_file, field=dotted(path), line=line_of(self.lines, path)
+            )
         )
 
     def expression(self, text: str, path: Path_, roots: frozenset[str] = CONTEXT_ROOTS) -> Getter | None:
@@ -180,14 +182,16 @@ def _interpolated(parts: list[str | tuple[Getter, str]], path: Path_) -> Callabl
     def interpolated(ctx: Any) -> str:
         chunks = []
         for part in parts:
-            if type(part) is str:
+            if isinstance(part, str):
                 chunks.append(part)
                 continue
-            getter, text = part  # type: ignore[misc]
+            getter, text = part
             try:
                 value = getter(ctx)
                 if value is None:
-                    raise RenderError(path, f"${{{{ {text} }}}} is missing (null) inside text; use default() or ||")
+                    raise RenderError(
+                        path, f"${{{{ {text} }}}} is missing (null) inside text; use default() or ||"
+                    )
                 chunks.append(value if type(value) is str else stringify(value))
             except RenderError:
                 raise
@@ -241,7 +245,9 @@ class Mapping:
     def key(self, envelope: Envelope) -> str:
         return job_key(envelope.source, envelope.event_id, self.name)
 
-    def context(self, envelope: Envelope, enrichment: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+    def context(
+        self, envelope: Envelope, enrichment: dict[str, Any] | None = None, key: str | None = None
+    ) -> dict[str, Any]:
         """What expressions see: `event`, `meta` (source, event_type, event_id, received_at, key, ...), `enrichment`."""
         return {
             "event": envelope.event,
@@ -328,12 +334,17 @@ def _split_field(text: str) -> list[str | int]:
     return parts
 
 
-def compile_mapping(data: dict[str, Any], lines: dict[Path_, int], mapping_file: str) -> tuple[Mapping | None, list[MappingError]]:
+def compile_mapping(
+    data: dict[str, Any], lines: dict[Path_, int], mapping_file: str
+) -> tuple[Mapping | None, list[MappingError]]:
     """Compile a schema-valid mapping document. Returns the mapping, or None and every error found."""
-    lookups = {name: dict(table) for name, table in (data.get("lookups") or {}).items() if isinstance(table, dict)}
+    lookups = {
+        name: dict(table) for name, table in (data.get("lookups") or {}).items() if isinstance(table, dict)
+    }
     compiler = _Compiler(mapping_file, lines, BridgeFunctions(lookups))
     target = data.get("target", "")
-    body_raw = data.get("body") if isinstance(data.get("body"), dict) else {}
+    body_value = data.get("body")
+    body_raw: dict[str, Any] = body_value if isinstance(body_value, dict) else {}
 
     when_text = data.get("when")
     when_getter = None
@@ -360,6 +371,11 @@ def compile_mapping(data: dict[str, Any], lines: dict[Path_, int], mapping_file:
             raw_with=with_raw,
             render_with=compiler.value(with_raw, ("enrich", name, "with")),
         )
+    if enrich:
+        from timeline_bridge.enrichment.checks import problems as enrich_problems
+
+        for path, reason in enrich_problems(data.get("enrich") or {}, body_raw):
+            compiler.error(path, reason)
 
     _check_target_rules(compiler, target, body_raw)
     required = tuple(str(p).removeprefix("body.") for p in data.get("required") or ())
@@ -407,7 +423,10 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
     if allowed is not None:
         for key in body:
             if key not in allowed:
-                compiler.error(("body", key), f"unknown field for target {target} (allowed: {', '.join(sorted(allowed))})")
+                compiler.error(
+                    ("body", key),
+                    f"unknown field for target {target} (allowed: {', '.join(sorted(allowed))})",
+                )
     if target == "hubspot" and "id" in body:
         value = body["id"]
         if not isinstance(value, str) or "${{" not in value:
@@ -420,12 +439,15 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
             compiler.error(("body", "id"), "{{uuid}} makes HubSpot ids random, so retries create duplicates")
     if target == "applied":
         metric = body.get("metric")
-        if isinstance(metric, dict) and "deduping_key" in metric:
-            if str(metric["deduping_key"]).replace(" ", "") != "${{meta.key}}":
-                compiler.error(
-                    ("body", "metric", "deduping_key"),
-                    "metric.deduping_key is set by the bridge from the job key: leave it out",
-                )
+        if (
+            isinstance(metric, dict)
+            and "deduping_key" in metric
+            and str(metric["deduping_key"]).replace(" ", "") != "${{meta.key}}"
+        ):
+            compiler.error(
+                ("body", "metric", "deduping_key"),
+                "metric.deduping_key is set by the bridge from the job key: leave it out",
+            )
 
 
 # --- the set of mappings ------------------------------------------------------------------------
@@ -446,6 +468,7 @@ class RenderFailure:
     error: MappingError
     key: str
     reason: str = "mapping_error"
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the failed fetch, its status and code
 
     @property
     def target(self) -> str:
@@ -466,6 +489,7 @@ class RenderFailure:
             "target": self.mapping.target,
             "idempotency_key": self.key,
             "at": utc_now_iso(),
+            **self.details,
             # The envelope, so the event can be routed again once the mapping is fixed.
             "envelope": {
                 "source": envelope.source,
@@ -495,7 +519,7 @@ class MappingSet:
     def __len__(self) -> int:
         return len(self.mappings)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Mapping]:
         return iter(self.mappings)
 
     def get(self, name: str) -> Mapping | None:
@@ -533,8 +557,20 @@ class MappingSet:
             except RetryLaterError:
                 raise
             except DeliveryFailure as exc:
-                error = mapping.error(f"enrichment failed: {exc}", ("enrich",))
-                outcomes.append(RenderFailure(mapping, error, key, reason="enrichment_failed"))
+                # Enrichment failures name the fetch (enrich.<name>), its status and the provider's code.
+                fetch = getattr(exc, "fetch", "")
+                error = mapping.error(
+                    f"enrichment failed: {exc}", ("enrich", fetch) if fetch else ("enrich",)
+                )
+                details = {
+                    "fetch": fetch,
+                    "fetch_kind": getattr(exc, "kind", ""),
+                    "status": exc.status,
+                    "code": exc.code,
+                }
+                outcomes.append(
+                    RenderFailure(mapping, error, key, reason="enrichment_error", details=details)
+                )
                 continue
             outcomes.append(mapping._job(envelope, key, body))
         return outcomes

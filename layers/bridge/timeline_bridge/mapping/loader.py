@@ -79,19 +79,29 @@ def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[Mappi
     try:
         data, lines = load_with_lines(text)
     except DuplicateKeyError as exc:
-        return None, [MappingError("duplicate key", mapping_file=mapping_file, field=dotted(exc.path), line=exc.line)]
+        return None, [
+            MappingError("duplicate key", mapping_file=mapping_file, field=dotted(exc.path), line=exc.line)
+        ]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
         return None, [MappingError(f"invalid YAML: {problem}", mapping_file=mapping_file, line=line)]
     if not isinstance(data, dict):
-        return None, [MappingError("a mapping file must be a YAML mapping (name:, source:, ...)", mapping_file=mapping_file, line=1)]
+        return None, [
+            MappingError(
+                "a mapping file must be a YAML mapping (name:, source:, ...)",
+                mapping_file=mapping_file,
+                line=1,
+            )
+        ]
     data = _json_keys(data)
 
     errors = schema_errors(data, lines, mapping_file)
     mapping, compile_errors = compile_mapping(data, lines, mapping_file)
-    errors.extend(e for e in compile_errors if (e.field, e.reason) not in {(x.field, x.reason) for x in errors})
+    errors.extend(
+        e for e in compile_errors if (e.field, e.reason) not in {(x.field, x.reason) for x in errors}
+    )
     if errors:
         errors.sort(key=lambda e: (e.line or 0, e.field))
         return None, errors
@@ -103,7 +113,9 @@ def schema_errors(data: Any, lines: dict[Path_, int], mapping_file: str) -> list
     out: list[MappingError] = []
 
     def add(path: Path_, reason: str) -> None:
-        out.append(MappingError(reason, mapping_file=mapping_file, field=dotted(path), line=line_of(lines, path)))
+        out.append(
+            MappingError(reason, mapping_file=mapping_file, field=dotted(path), line=line_of(lines, path))
+        )
 
     for error in _schema_validator().iter_errors(data):
         path: Path_ = tuple(error.absolute_path)
@@ -129,7 +141,9 @@ def _short(message: str, limit: int = 300) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
-def check_file(path: str | Path, mapping_file: str | None = None) -> tuple[Mapping | None, list[MappingError]]:
+def check_file(
+    path: str | Path, mapping_file: str | None = None
+) -> tuple[Mapping | None, list[MappingError]]:
     path = Path(path)
     name = mapping_file or display_path(path)
     try:

@@ -23,7 +23,11 @@ class SampleError(ValueError):
 
 
 def is_function_url_event(data: Any) -> bool:
-    return isinstance(data, dict) and "body" in data and ("headers" in data or "requestContext" in data or "rawPath" in data)
+    return (
+        isinstance(data, dict)
+        and "body" in data
+        and ("headers" in data or "requestContext" in data or "rawPath" in data)
+    )
 
 
 def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
@@ -37,14 +41,18 @@ def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
     if is_function_url_event(data):
         return WebhookRequest.from_function_url_event(data, max_body_bytes=settings().max_body_bytes)
     stripped = raw.lstrip()
-    content_type = "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+    content_type = (
+        "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+    )
     path = "/generic/sample" if source == "generic" else f"/{source}"
     return WebhookRequest(
         method="POST", raw_path=path, raw_query="", headers={"content-type": content_type}, body=raw
     )
 
 
-def envelopes_from_request(source: str, request: WebhookRequest, received_at: str = DRY_RUN_RECEIVED_AT) -> list[Envelope]:
+def envelopes_from_request(
+    source: str, request: WebhookRequest, received_at: str = DRY_RUN_RECEIVED_AT
+) -> list[Envelope]:
     """Parse a request with the source's own parser (no signature check) into envelopes."""
     from timeline_bridge.errors import IngestError
     from timeline_bridge.sources import for_request

@@ -1,0 +1,16 @@
+"""The events queue → one delivery job per matching mapping, on each target's queue.
+
+Thin handler: matching, rendering and enqueueing live in `timeline_bridge.route`. Answers
+Lambda's partial batch response (ReportBatchItemFailures).
+"""
+
+from typing import Any
+
+from timeline_bridge import route
+from timeline_bridge.observability import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return route.handle(event, context)

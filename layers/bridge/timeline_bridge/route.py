@@ -1,0 +1,226 @@
+"""The route stage: envelopes from the events queue become delivery jobs on the targets' queues.
+
+For each envelope, every mapping whose source matches and whose `when` holds renders one job
+(fan-out); each job goes to its target's delivery queue. A mapping that cannot render (missing
+field, wrong type, empty required value, a body that breaks the target's contract) dead-letters
+that job to its target's DLQ with the file, line, field and reason; the event's other jobs still
+go out. An event no mapping wants is logged and dropped.
+
+Idempotency: a job's key is derived from (source, source event id, mapping name), so routing
+the same envelope again (an SQS redelivery, a retry after a failed send) produces the same jobs
+with the same keys. The deliver stage dedupes on the key and the providers dedupe on the
+idempotency fields built from it, so this stage needs no store of its own: re-routing is safe.
+
+Failures of a whole record (an unreadable envelope, a queue that refuses a message) are reported
+as `batchItemFailures`: SQS delivers the record again and, after the queue's maxReceiveCount,
+moves it to EventsDeadLetterQueue.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
+
+from timeline_bridge import config
+from timeline_bridge.errors import BridgeError
+from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, no_enrichment
+from timeline_bridge.models import DeliveryJob, Envelope
+from timeline_bridge.observability import logger, metrics
+
+SQS_BATCH = 10
+
+
+class UnreadableEnvelopeError(BridgeError):
+    """A record on the events queue is not an envelope: redrive it to the events DLQ."""
+
+
+class EnqueueJobsError(BridgeError):
+    """A delivery queue refused jobs: the record is retried (the same keys come out again)."""
+
+
+class JobQueue(Protocol):
+    def send(self, queue_url: str, messages: Sequence[DeliveryJob]) -> list[int]:
+        """Enqueue `messages`; return the positions that did not get on the queue."""
+
+
+class SqsJobQueue:
+    """Delivery queues on SQS: SendMessageBatch, ten messages per call."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from timeline_bridge.aws import client
+
+            self._client = client("sqs")
+        return self._client
+
+    def send(self, queue_url: str, messages: Sequence[DeliveryJob]) -> list[int]:
+        failed: list[int] = []
+        for start in range(0, len(messages), SQS_BATCH):
+            chunk = messages[start : start + SQS_BATCH]
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": job.to_json(),
+                    "MessageAttributes": {
+                        "target": {"DataType": "String", "StringValue": job.target},
+                        "mapping": {"DataType": "String", "StringValue": job.mapping},
+                    },
+                }
+                for i, job in enumerate(chunk)
+            ]
+            try:
+                answer = self.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            except Exception as exc:  # botocore ClientError, endpoint errors: the whole chunk failed
+                logger.warning(
+                    "send_message_batch failed", extra={"queue": queue_url, "error": str(exc)[:300]}
+                )
+                failed.extend(range(start, start + len(chunk)))
+                continue
+            for item in answer.get("Failed") or ():
+                logger.warning(
+                    "job not enqueued",
+                    extra={"queue": queue_url, "code": item.get("Code"), "message": item.get("Message")},
+                )
+                failed.append(start + int(item["Id"]))
+        return sorted(failed)
+
+
+@dataclass
+class RouteResult:
+    """What happened to one envelope."""
+
+    jobs: list[DeliveryJob] = field(default_factory=list)
+    dead_letters: list[DeliveryJob] = field(default_factory=list)
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.jobs or self.dead_letters)
+
+
+def default_enricher() -> Enricher:
+    """The enrich hook: `timeline_bridge.enrichment.enrich(mapping, envelope) -> dict` when that
+    module provides it, else no enrichment (expressions see an empty `enrichment`)."""
+    try:
+        module = importlib.import_module("timeline_bridge.enrichment")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("timeline_bridge.enrichment", "timeline_bridge"):
+            raise
+        return no_enrichment
+    return getattr(module, "enrich", None) or no_enrichment
+
+
+@dataclass
+class Router:
+    mappings: MappingSet
+    queue: JobQueue
+    enrich: Enricher = no_enrichment
+    queue_url: Callable[..., str] = config.queue_url
+
+    def route(self, envelope: Envelope) -> RouteResult:
+        """Render and enqueue every job of one envelope. Raises EnqueueJobsError if any send fails."""
+        result = RouteResult()
+        for outcome in self.mappings.render_jobs(envelope, self.enrich):
+            if isinstance(outcome, RenderFailure):
+                logger.warning(
+                    "mapping error: job dead-lettered",
+                    extra={
+                        "mapping": outcome.mapping.name,
+                        "target": outcome.target,
+                        "key": outcome.key,
+                        "error": str(outcome.error),
+                        "source": envelope.source,
+                        "event_id": envelope.event_id,
+                    },
+                )
+                result.dead_letters.append(outcome.dead_letter(envelope))
+            else:
+                result.jobs.append(outcome)
+        if not result.matched:
+            logger.info(
+                "no mapping applies: event dropped",
+                extra={
+                    "source": envelope.source,
+                    "event_type": envelope.event_type,
+                    "event_id": envelope.event_id,
+                },
+            )
+            return result
+        by_queue: dict[str, list[DeliveryJob]] = {}
+        for job in result.jobs:
+            by_queue.setdefault(self.queue_url(job.target), []).append(job)
+        for job in result.dead_letters:
+            by_queue.setdefault(self.queue_url(job.target, dead_letter=True), []).append(job)
+        unsent: list[DeliveryJob] = []
+        for url, jobs in by_queue.items():
+            unsent.extend(jobs[i] for i in self.queue.send(url, jobs))
+        if unsent:
+            names = ", ".join(sorted({f"{j.target}:{j.mapping}" for j in unsent}))
+            raise EnqueueJobsError(
+                f"{len(unsent)} job(s) not enqueued ({names}); the event will be routed again"
+            )
+        logger.info(
+            "event routed",
+            extra={
+                "source": envelope.source,
+                "event_id": envelope.event_id,
+                "jobs": [f"{j.target}:{j.mapping}" for j in result.jobs],
+                "dead_lettered": len(result.dead_letters),
+            },
+        )
+        return result
+
+    def route_message(self, body: str) -> RouteResult:
+        """Route one events-queue message body (an Envelope as JSON)."""
+        try:
+            envelope = Envelope.from_json(body)
+        except (ValueError, TypeError) as exc:
+            raise UnreadableEnvelopeError(f"not an envelope: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        if not isinstance(envelope.source, str) or not isinstance(envelope.event_id, str):
+            raise UnreadableEnvelopeError("not an envelope: source and event_id must be strings")
+        return self.route(envelope)
+
+
+@cache
+def default_router() -> Router:
+    """The process-wide router: every mapping loaded and compiled once per cold start."""
+    from timeline_bridge.mapping.loader import load_mappings
+
+    mappings = load_mappings(config.settings().mappings_dir)
+    logger.info("mappings loaded", extra={"mappings": [m.name for m in mappings]})
+    return Router(mappings=mappings, queue=SqsJobQueue(), enrich=default_enricher())
+
+
+def handle(event: dict[str, Any], context: Any, *, router: Router | None = None) -> dict[str, Any]:
+    """SQS batch from the events queue → partial batch response (ReportBatchItemFailures)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    router = router or default_router()
+    totals = {"JobsRouted": 0, "JobsDeadLettered": 0, "EventsUnmatched": 0, "EnvelopesUnreadable": 0}
+
+    def record_handler(record: Any) -> None:
+        try:
+            result = router.route_message(record.body)
+        except UnreadableEnvelopeError:
+            totals["EnvelopesUnreadable"] += 1
+            logger.error("unreadable envelope", extra={"message_id": record.message_id})
+            raise
+        totals["JobsRouted"] += len(result.jobs)
+        totals["JobsDeadLettered"] += len(result.dead_letters)
+        totals["EventsUnmatched"] += 0 if result.matched else 1
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    for name, value in totals.items():
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return dict(response)
