@@ -150,6 +150,8 @@ def test_every_function_runs_python312_on_arm64_with_the_core_layer(template):
         assert (fn.runtime, fn.architectures, fn.handler) == ("python3.12", ("arm64",), "app.lambda_handler")
         assert {"Ref": "CoreLayer"} in fn.layers
     assert {"Ref": "MappingsLayer"} in fns["RouteFunction"].layers
+    # Mapping files get a folder of their own under /opt: the loader walks it recursively.
+    assert fns["RouteFunction"].environment["BRIDGE_MAPPINGS_DIR"] == "/opt/mappings"
     layer = template["Resources"]["CoreLayer"]
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
