@@ -26,7 +26,6 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timeline_bridge.enrichment.api import NotFoundError
 from timeline_bridge.enrichment.cache import Memo, cached, reference_cache
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 
@@ -98,6 +97,7 @@ def run_fetch(
     memo: Memo | None = None,
 ) -> Any:
     """Run one fetch with rendered `args`. Raises EnrichmentRetryError or EnrichmentFailedError."""
+    from timeline_bridge.enrichment.api import NotFoundError
     from timeline_bridge.enrichment.fetches import FetchContext
 
     kind = fetch_kinds().get(kind_name)
