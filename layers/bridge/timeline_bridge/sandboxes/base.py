@@ -234,9 +234,14 @@ class Sandbox:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+            server, self._server = self._server, None
+            stopping = threading.Thread(target=server.shutdown, daemon=True)
+            stopping.start()
+            # Wake the serving loop now instead of at its next poll.
+            with contextlib.suppress(OSError):
+                socket.create_connection(server.server_address[:2], timeout=0.5).close()
+            stopping.join(5)
+            server.server_close()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
