@@ -39,6 +39,7 @@ __all__ = [
     "EnrichmentFailedError",
     "EnrichmentRetryError",
     "NotFoundError",
+    "enrich",
     "fetch_kinds",
     "run_fetch",
 ]
@@ -172,3 +173,8 @@ class Enricher:
                 memo=memo,
             )
         return results
+
+
+# The route stage's hook (`timeline_bridge.route.default_enricher` picks it up): one per process,
+# so the memo of the envelope being routed is shared by its mappings.
+enrich = Enricher()
