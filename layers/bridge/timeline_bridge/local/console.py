@@ -1,0 +1,203 @@
+"""The console page of `bridge dev`: one server-rendered HTML page, no build step.
+
+Everything shown comes from webhooks and providers, i.e. untrusted input: every value goes
+through `html.escape` (the only way text reaches the page is `_e`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+from urllib.parse import quote
+
+# Fields that best describe a stored timeline event, across the four providers' bodies.
+_SUMMARY_FIELDS = ("description", "title", "text", "name", "message", "headline")
+_TIME_FIELDS = ("occurred_at", "occurredAt", "timestamp", "created_at", "createdAt", "time", "received_at")
+_ID_FIELDS = ("id", "external_id", "idempotency_key", "key")
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@cache
+def _template() -> Template:
+    return Template(resources.files("timeline_bridge.local").joinpath("console.html").read_text("utf-8"))
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge s-{_e(status)}">{_e(status)}</span>'
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) -> str:
+    """`rows` hold cells that are already escaped HTML."""
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    if not body:
+        return f'<p class="empty">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _time(value: Any) -> str:
+    text = str(value or "")
+    # ISO 8601 → the time of day is what matters while watching a local run.
+    if "T" in text:
+        text = text.split("T", 1)[1].rstrip("Z")
+    return f'<span class="muted">{_e(text)}</span>'
+
+
+def _webhooks(items: list[dict[str, Any]]) -> str:
+    rows = [
+        (
+            _time(w.get("time")),
+            _e(w.get("source")) + (f" / {_e(w['name'])}" if w.get("name") else ""),
+            _e(w.get("status")),
+            _badge(str(w.get("outcome", ""))),
+            _e(w.get("reason")),
+            f"<code>{_e(', '.join(w.get('events') or []))}</code>",
+        )
+        for w in items
+    ]
+    table = _table(("time", "source", "HTTP", "outcome", "reason", "source events"), rows, "No webhooks yet.")
+    return (
+        f'<section id="webhooks"><h2>Webhooks <span class="count">{len(items)}</span></h2>{table}</section>'
+    )
+
+
+def _jobs(items: list[dict[str, Any]]) -> str:
+    rows = [
+        (
+            _time(j.get("created")),
+            _e(j.get("mapping")),
+            _e(j.get("target")),
+            f"<code>{_e(j.get('key'))}</code>",
+            _badge(str(j.get("status", ""))),
+            _e(j.get("attempts")),
+            _e(j.get("detail")),
+        )
+        for j in items
+    ]
+    table = _table(
+        ("created", "mapping", "target", "key", "status", "attempts", "detail"), rows, "No delivery jobs yet."
+    )
+    return f'<section id="jobs" class="wide"><h2>Jobs <span class="count">{len(items)}</span></h2>{table}</section>'
+
+
+def _attempts(items: list[dict[str, Any]]) -> str:
+    rows = [
+        (
+            _time(a.get("time")),
+            _e(a.get("target")),
+            f"<code>{_e(a.get('key'))}</code>",
+            _e(a.get("attempt")),
+            _badge(str(a.get("outcome", ""))),
+            _e(a.get("detail")),
+        )
+        for a in items
+    ]
+    table = _table(
+        ("time", "target", "key", "attempt", "outcome", "detail"), rows, "No delivery attempts yet."
+    )
+    return f'<section id="deliveries"><h2>Delivery attempts <span class="count">{len(items)}</span></h2>{table}</section>'
+
+
+def _dead_letters(groups: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    total = 0
+    for target, group in groups.items():
+        count = int(group.get("count") or 0)
+        total += count
+        if not count:
+            continue
+        action = f"/_console/redrive?target={quote(target)}"
+        button = (
+            f'<form method="post" action="{_e(action)}" style="display:inline">'
+            f'<button type="submit" name="redrive" value="{_e(target)}" id="redrive-{_e(target)}">'
+            f"Redrive {_e(count)}</button></form>"
+        )
+        rows = [
+            (
+                f"<code>{_e(m.get('key'))}</code>",
+                _e(m.get("mapping")),
+                _e(m.get("status")),
+                _e(m.get("code")),
+                _e(m.get("reason")),
+                _e(m.get("attempts")),
+            )
+            for m in group.get("messages") or []
+        ]
+        table = _table(("key", "mapping", "status", "code", "reason", "attempts"), rows, "")
+        parts.append(
+            f'<div class="dlq" id="dlq-{_e(target)}"><h3>{_e(target)} <span class="muted">{_e(count)}</span> {button}</h3>{table}</div>'
+        )
+    body = "".join(parts) or '<p class="empty">No dead letters.</p>'
+    return (
+        f'<section id="dead-letters"><h2>Dead letters <span class="count">{total}</span></h2>{body}</section>'
+    )
+
+
+def _first(event: dict[str, Any], names: Sequence[str]) -> Any:
+    for name in names:
+        value = event.get(name)
+        if value not in (None, "", {}, []):
+            return value
+    return None
+
+
+def _summary(event: dict[str, Any]) -> str:
+    found = _first(event, _SUMMARY_FIELDS)
+    if found is None:
+        for value in event.values():
+            if isinstance(value, dict) and (nested := _first(value, _SUMMARY_FIELDS)) is not None:
+                found = nested
+                break
+    return "" if found is None else str(found)
+
+
+def _timelines(sandboxes: dict[str, dict[str, Any]], timelines: dict[str, list[dict[str, Any]]]) -> str:
+    parts = []
+    for target, events in timelines.items():
+        info = sandboxes.get(target) or {}
+        where = "real provider" if info.get("real") else "sandbox"
+        rows = [
+            (
+                _time(_first(e, _TIME_FIELDS)) if isinstance(e, dict) else "",
+                f"<code>{_e(_first(e, _ID_FIELDS))}</code>" if isinstance(e, dict) else "",
+                _e(_summary(e)) if isinstance(e, dict) else "",
+                f"<details><summary>body</summary><pre>{_e(json.dumps(e, indent=1, ensure_ascii=False))}</pre></details>",
+            )
+            for e in events
+        ]
+        table = _table(("time", "id", "summary", ""), rows, "Nothing stored yet.")
+        parts.append(
+            f'<div class="timeline" id="timeline-{_e(target)}"><h3>{_e(target)} '
+            f'<span class="sandbox-url">{_e(where)} {_e(info.get("url"))} · {len(events)} events</span></h3>{table}</div>'
+        )
+    body = "".join(parts) or '<p class="empty">No sandboxes running.</p>'
+    return f'<section id="timelines" class="wide"><h2>Timelines (newest first)</h2>{body}</section>'
+
+
+def render(state: dict[str, Any]) -> str:
+    """The whole page for a console state (what `GET /_console/state.json` returns)."""
+    urls = state.get("webhook_urls") or {}
+    webhook_urls = " · ".join(f"{_e(name)} <code>{_e(url)}</code>" for name, url in urls.items())
+    sections = "\n".join(
+        (
+            _webhooks(state.get("webhooks") or []),
+            _dead_letters(state.get("dead_letters") or {}),
+            _jobs(state.get("jobs") or []),
+            _timelines(state.get("sandboxes") or {}, state.get("timelines") or {}),
+            _attempts(state.get("attempts") or []),
+        )
+    )
+    return _template().substitute(
+        webhook_urls=webhook_urls,
+        sections=sections,
+        refreshed=_e(f"updated {state.get('generated_at', '')}"),
+        send_example=_e(state.get("send_example") or ""),
+    )

@@ -1,0 +1,1022 @@
+"""`bridge dev`: the whole pipeline on this machine, with no AWS account and no Docker.
+
+- AWS APIs on loopback: moto's server (SQS, DynamoDB, Secrets Manager) on 127.0.0.1, with the
+  queues, DLQs, table and secrets declared in `template.yaml` (read through `local.template`).
+- The real handlers (`functions/*/app.py`), each loaded as its own module instance and run with
+  the environment the template gives it, resolved to the local resources.
+- A Function URL emulator per webhook function (`POST /hubspot`, `/slack`, `/pipedrive`,
+  `/generic/<name>`) and SQS event source mappings (`local.event_source`) for the queue consumers.
+- The provider sandboxes, or the real provider for a target whose base URL and credential are set.
+- A console (`GET /`) fed by a journal that watches the pipeline from outside.
+
+Per-function environment. Lambda gives every function its own process and environment; here all
+functions share one process. Each invocation therefore runs under one process-wide lock with its
+function's variables applied to `os.environ` (and restored after), and the settings cache cleared
+on both sides. Code that reads the environment at import time sees it too: each handler module is
+imported under its own environment, as a separate module instance. The lock serialises
+invocations (threads the handler starts, such as ingest's parallel claims, run inside it and see
+the same environment); local invocations take milliseconds, so this costs nothing noticeable and
+keeps every `os.environ` read, cached or not, exactly what the function would see in AWS. What
+the core caches per target (clients, deliverers) is built by the one function that owns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs
+
+from timeline_bridge import TARGETS
+from timeline_bridge.local import state as state_files
+from timeline_bridge.local.function_url import (
+    HttpRequest,
+    HttpResponse,
+    LocalHttpServer,
+    build_event,
+    to_http_response,
+)
+from timeline_bridge.local.journal import Journal, WebhookRecord
+from timeline_bridge.models import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+# Local runs show one webhook end to end at once: a batching window from the template (HubSpot
+# waits up to 10 s to fill a batch of 100) is capped to this unless asked otherwise.
+DEFAULT_MAX_BATCHING_WINDOW = 0.2
+DEAD_LETTER_PEEK = 10  # messages shown per DLQ on the console
+
+# One lock for every invocation: os.environ is process-wide (see the module docstring).
+_INVOKE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def function_environment(env: dict[str, str]) -> Iterator[None]:
+    """Run the body with `env` applied to `os.environ`, under the invocation lock."""
+    from timeline_bridge import config
+
+    with _INVOKE_LOCK:
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        config.settings.cache_clear()
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            config.settings.cache_clear()
+
+
+@dataclass
+class LocalFunction:
+    """One Lambda function of the template, loaded from its handler file."""
+
+    logical_id: str
+    path: Path
+    handler_name: str
+    env: dict[str, str]
+    timeout: float
+    route: str | None = None  # first path segment of its Function URL route, e.g. "hubspot"
+    target: str | None = None  # deliver functions: TARGET
+    kind: str = "function"  # webhook | route | deliver | function
+    module: ModuleType | None = None
+
+    @property
+    def module_name(self) -> str:
+        return f"timeline_bridge_local_fn_{self.logical_id}"
+
+    def load(self) -> None:
+        """Import the handler file as this function's own module, under its environment."""
+        spec = importlib.util.spec_from_file_location(self.module_name, self.path)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"{self.logical_id}: cannot load {self.path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.module_name] = module
+        with function_environment(self.env):
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(self.module_name, None)
+                raise
+        self.module = module
+
+    def unload(self) -> None:
+        sys.modules.pop(self.module_name, None)
+        self.module = None
+
+    def invoke(self, event: dict[str, Any], context: Any) -> Any:
+        if self.module is None:
+            raise RuntimeError(f"{self.logical_id} is not loaded")
+        handler = getattr(self.module, self.handler_name)
+        with function_environment(self.env):
+            return handler(event, context)
+
+
+@dataclass
+class _Invocation:
+    """What one invocation sent to SQS (seen through botocore's event hooks)."""
+
+    function: LocalFunction | None
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # to a delivery queue
+    dead: list[dict[str, Any]] = field(default_factory=list)  # to a delivery DLQ
+
+
+@dataclass(frozen=True)
+class _QueueRole:
+    kind: str  # events | events-dlq | delivery | delivery-dlq | other
+    target: str | None = None
+
+
+class LocalRuntime:
+    """The local stack. `start()` brings it up (in well under 10 s), `stop()` takes it down.
+
+    Usable in-process by tests: ports may be 0 (any free port), the environment this process had
+    before is restored on `stop()`, and a later `start()` begins from empty queues and tables.
+    """
+
+    def __init__(
+        self,
+        root: str | Path = ".",
+        *,
+        port: int = 3000,
+        host: str = "127.0.0.1",
+        template: str = "template.yaml",
+        sandboxes: bool = True,
+        write_state: bool = True,
+        max_batching_window: float = DEFAULT_MAX_BATCHING_WINDOW,
+        log_level: str | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.host = host
+        self.requested_port = port
+        self.template_path = self.root / template
+        self.use_sandboxes = sandboxes
+        self.write_state_file = write_state
+        self.max_batching_window = max_batching_window
+        self.log_level = log_level
+        self.echo = echo
+        self.journal = Journal()
+        self.functions: dict[str, LocalFunction] = {}
+        self.queue_urls: dict[str, str] = {}  # logical id -> URL
+        self.table_name = ""
+        self.region = ""
+        self.aws_endpoint_url = ""
+        self.sandboxes: dict[str, Any] = {}
+        self.real_targets: dict[str, str] = {}  # target -> real base URL
+        self.secret_values: dict[str, str] = {}  # NAME -> value in use
+        self.generated_secrets: list[str] = []
+        self.webhook_secrets: list[str] = []  # NAMEs the webhook functions verify with
+        self.mappings: list[Any] = []
+        self.started_at = ""
+        self.startup_seconds = 0.0
+        self._moto: Any = None
+        self._http: LocalHttpServer | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._user_env: dict[str, str] = {}
+        self._roles: dict[str, _QueueRole] = {}
+        self._current: _Invocation | None = None
+        self._hooks: list[tuple[str, Callable[..., Any]]] = []
+        self._session: Any = None
+        self._dlq_lock = threading.Lock()
+        self._running = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._http.port if self._http else self.requested_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def webhook_urls(self) -> dict[str, str]:
+        urls = {}
+        for fn in self.functions.values():
+            if fn.kind == "webhook" and fn.route:
+                suffix = "/<name>" if fn.route == "generic" else ""
+                urls[fn.route] = f"{self.url}/{fn.route}{suffix}"
+        return urls
+
+    def start(self) -> LocalRuntime:
+        """Bring everything up; on any failure, take down what was started and re-raise."""
+        began = time.monotonic()
+        self._user_env = dict(os.environ)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _start(self) -> None:
+        from timeline_bridge.local import template as tpl
+
+        # Bind the public port first: a second instance fails here, before touching anything.
+        self._http = LocalHttpServer(self.host, self.requested_port, self._app, on_error=self._on_http_error)
+        template = tpl.load_template(self.template_path)
+        self.region = tpl.PSEUDO_PARAMETERS["AWS::Region"]
+        self._start_moto()
+        self._set_process_env()
+        self._install_hooks()
+        refs = self._create_resources(template)
+        self._start_targets()
+        self._load_functions(template, refs)
+        self._start_pollers(template)
+        self._running = True
+        self._http.start()
+        self.started_at = utc_now_iso()
+        if self.write_state_file:
+            state_files.write_state(self.state(), self.root)
+
+    def stop(self) -> None:
+        """Stop pollers, servers and sandboxes; restore the environment; remove the state file."""
+        self._running = False
+        for mapping in self.mappings:
+            with contextlib.suppress(Exception):
+                mapping.stop(timeout=15)
+        self.mappings = []
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                self._http.stop()
+            self._http = None
+        if self.sandboxes:
+            from timeline_bridge.sandboxes import stop_all
+
+            with contextlib.suppress(Exception):
+                stop_all(self.sandboxes)
+            self.sandboxes = {}
+        for fn in self.functions.values():
+            fn.unload()
+        self._remove_hooks()
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+            self._moto = None
+        self._restore_process_env()
+        if self.write_state_file:
+            state_files.remove_state(self.root)
+
+    # ------------------------------------------------------------------ AWS on loopback
+
+    def _start_moto(self) -> None:
+        import requests
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every request at INFO; the pollers would flood the terminal.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.aws_endpoint_url = f"http://{host}:{port}"
+        # moto's backends live in this process: an earlier run in the same process left state.
+        requests.post(f"{self.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def _aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **DUMMY_CREDENTIALS,
+        }
+
+    def _set_process_env(self) -> None:
+        from aws_lambda_powertools.utilities import parameters
+
+        from timeline_bridge import aws, config
+
+        env = self._aws_env()
+        names = [*env, *state_files.LOCAL_AWS_UNSET]
+        self._saved_env = {name: os.environ.get(name) for name in names}
+        for name in state_files.LOCAL_AWS_UNSET:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        config.settings.cache_clear()
+        aws.reset_clients()
+        parameters.clear_caches()
+
+    def _restore_process_env(self) -> None:
+        if not self._saved_env:
+            return
+        from timeline_bridge import aws, config
+
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+        config.settings.cache_clear()
+        aws.reset_clients()
+        with contextlib.suppress(Exception):
+            from aws_lambda_powertools.utilities import parameters
+
+            parameters.clear_caches()
+
+    def _create_resources(self, template: dict[str, Any]) -> dict[str, Any]:
+        """Queues (DLQs first), the tables and the secrets, as the template declares them.
+
+        Returns the values `Ref`/`Fn::GetAtt` resolve to, for the functions' environment."""
+        from timeline_bridge import aws
+        from timeline_bridge.local import template as tpl
+
+        sqs = aws.client("sqs")
+        refs: dict[str, Any] = {}
+        specs = tpl.queues(template)
+        ordered = sorted(specs.values(), key=lambda q: q.dead_letter_queue is not None)
+        for spec in ordered:
+            name = f"{spec.logical_id}.fifo" if spec.fifo else spec.logical_id
+            attributes = {
+                "VisibilityTimeout": str(spec.visibility_timeout),
+                "MessageRetentionPeriod": str(spec.message_retention),
+            }
+            if spec.fifo:
+                attributes["FifoQueue"] = "true"
+            if spec.dead_letter_queue:
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": refs[f"{spec.dead_letter_queue}.Arn"],
+                        "maxReceiveCount": spec.max_receive_count or 5,
+                    }
+                )
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            self.queue_urls[spec.logical_id] = url
+            refs.update(
+                {spec.logical_id: url, f"{spec.logical_id}.Arn": arn, f"{spec.logical_id}.QueueName": name}
+            )
+            refs[f"{spec.logical_id}.QueueUrl"] = url
+
+        dynamodb = aws.client("dynamodb")
+        for table in tpl.tables(template).values():
+            name = table.logical_id
+            described = dynamodb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+                AttributeDefinitions=[
+                    {"AttributeName": table.partition_key, "AttributeType": table.partition_key_type}
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )["TableDescription"]
+            if table.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+                )
+            refs.update({name: name, f"{name}.Arn": described["TableArn"]})
+            self.table_name = self.table_name or name
+
+        self._choose_secret_values(template)
+        secretsmanager = aws.client("secretsmanager")
+        for secret in tpl.secrets(template).values():
+            values = [self.secret_values[n] for n in secret.names if self.secret_values.get(n)]
+            arn = secretsmanager.create_secret(
+                Name=secret.logical_id, SecretString=values[0] if values else "[]"
+            )["ARN"]
+            refs.update({secret.logical_id: arn, f"{secret.logical_id}.Id": arn})
+
+        for logical_id, resource in template["Resources"].items():
+            kind = resource.get("Type") if isinstance(resource, dict) else None
+            if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+                refs.setdefault(logical_id, f"arn:aws:lambda:{self.region}:123456789012:layer:{logical_id}:1")
+            elif kind == "AWS::Serverless::Function":
+                refs.setdefault(logical_id, logical_id)
+                refs.setdefault(
+                    f"{logical_id}.Arn", f"arn:aws:lambda:{self.region}:123456789012:function:{logical_id}"
+                )
+        self._roles = self._queue_roles(template)
+        return refs
+
+    def _queue_roles(self, template: dict[str, Any]) -> dict[str, _QueueRole]:
+        """What each queue is for, from who reads it: the route function's source is the events
+        queue, a deliver function's source is its target's delivery queue; their DLQs follow."""
+        from timeline_bridge.local import template as tpl
+
+        specs = tpl.queues(template)
+        roles: dict[str, _QueueRole] = {}
+        for fn in tpl.functions(template).values():
+            target = str(fn.environment.get("TARGET") or "").lower() or None
+            for event in fn.events:
+                kind = "delivery" if target else "events"
+                url = self.queue_urls.get(event.queue)
+                if url:
+                    roles[url] = _QueueRole(kind, target)
+                dlq = specs[event.queue].dead_letter_queue if event.queue in specs else None
+                if dlq and dlq in self.queue_urls:
+                    roles[self.queue_urls[dlq]] = _QueueRole(f"{kind}-dlq", target)
+        return roles
+
+    # ------------------------------------------------------------------ secrets and targets
+
+    def _choose_secret_values(self, template: dict[str, Any]) -> None:
+        """The value each secret holds locally: the environment's (or `.env`'s) when set; else a
+        development value (webhook secrets and sandbox credentials), generated once and kept in
+        `.bridge/secrets.json`; else nothing (the secret holds "[]", as an unset one does in AWS)."""
+        from timeline_bridge.local import template as tpl
+        from timeline_bridge.sandboxes import CREDENTIAL_ENV
+
+        functions = tpl.functions(template)
+        webhook_names: set[str] = set()
+        for fn in functions.values():
+            if fn.function_url_auth is not None:
+                webhook_names.update(
+                    k.removesuffix("_SECRET_ID") for k in fn.environment if k.endswith("_SECRET_ID")
+                )
+        self.real_targets = {}
+        for target in TARGETS:
+            base = self._user_env.get(f"{target.upper()}_BASE_URL", "").strip()
+            credential = self._user_env.get(CREDENTIAL_ENV[target], "").strip()
+            if (base and credential) or not self.use_sandboxes:
+                self.real_targets[target] = base
+        sandbox_names = {CREDENTIAL_ENV[t] for t in TARGETS if t not in self.real_targets}
+        wanted = sorted((webhook_names | sandbox_names) - {n for n in webhook_names if self._user_env.get(n)})
+        generated, created = state_files.ensure_secrets(wanted, self.root)
+        self.generated_secrets = [n for n in created if n in webhook_names]
+        self.webhook_secrets = sorted(webhook_names)
+        values: dict[str, str] = {}
+        for secret in tpl.secrets(template).values():
+            for name in secret.names:
+                if name in sandbox_names:
+                    values[name] = generated[name]
+                elif self._user_env.get(name):
+                    values[name] = self._user_env[name]
+                elif name in generated:
+                    values[name] = generated[name]
+        self.secret_values = values
+
+    def _start_targets(self) -> None:
+        if not self.use_sandboxes:
+            return
+        from timeline_bridge.sandboxes import CREDENTIAL_ENV, start_all, stop_all
+
+        tokens = {t: self.secret_values[CREDENTIAL_ENV[t]] for t in TARGETS if t not in self.real_targets}
+        if not tokens:
+            return
+        started = start_all(tokens)
+        # start_all starts all four; a target pointed at the real provider does not need its own.
+        for target in list(started):
+            if target in self.real_targets:
+                stop_all({target: started.pop(target)})
+        self.sandboxes = started
+
+    def _target_env(self) -> dict[str, str]:
+        """Base URLs and settings that point the target clients at the sandboxes."""
+        from timeline_bridge.sandboxes import env_for
+
+        env = env_for(self.sandboxes, {t: "" for t in self.sandboxes})
+        # Credentials come from the secrets (set per function from its *_SECRET_ID names).
+        return {
+            k: v
+            for k, v in env.items()
+            if k.endswith("_BASE_URL") or k in ("APPLIED_SHOP_ID", "MATTER_VERSION")
+        }
+
+    # ------------------------------------------------------------------ functions
+
+    def _function_env(
+        self, template: dict[str, Any], spec: Any, refs: dict[str, Any], target_env: dict[str, str]
+    ) -> dict[str, str]:
+        from timeline_bridge.local import template as tpl
+
+        env = tpl.environment_for(template, spec, refs=refs)
+        parameter_names = set((template.get("Parameters") or {}).keys())
+        data_layers = self._data_layer_dirs(template, spec)
+        for name, raw in spec.environment.items():
+            value = env.get(name, "")
+            # Data layers land in /opt in AWS; locally /opt is the layer's folder.
+            if (value == "/opt" or value.startswith("/opt/")) and len(data_layers) == 1:
+                env[name] = str(_layer_path(data_layers[0], value))
+            if name in target_env:
+                env[name] = target_env[name]
+            # A setting that comes from a template parameter can be set locally (.env, shell):
+            # HUBSPOT_SIGNATURE_VERSIONS, MAX_BODY_BYTES, a real provider's base URL, ...
+            if _mentions_parameter(raw, parameter_names) and self._user_env.get(name):
+                env[name] = self._user_env[name]
+            if name == "BRIDGE_MAPPINGS_DIR" and self._user_env.get(name):
+                env[name] = str((self.root / self._user_env[name]).resolve())
+            if name.endswith("_SECRET_ID"):
+                secret_name = name.removesuffix("_SECRET_ID")
+                if self.secret_values.get(secret_name):
+                    env[secret_name] = self.secret_values[secret_name]
+        if self.log_level:
+            for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
+                env[name] = self.log_level
+        # EMF metric lines on stdout mean nothing without CloudWatch.
+        env.setdefault(
+            "POWERTOOLS_METRICS_DISABLED", self._user_env.get("POWERTOOLS_METRICS_DISABLED", "true")
+        )
+        return env
+
+    def _data_layer_dirs(self, template: dict[str, Any], spec: Any) -> list[Path]:
+        """Folders of the function's layers that hold data (not the core package)."""
+        dirs = []
+        for layer in spec.layers:
+            logical_id = layer.get("Ref") if isinstance(layer, dict) else None
+            resource = template["Resources"].get(logical_id) if logical_id else None
+            content = ((resource or {}).get("Properties") or {}).get("ContentUri")
+            if not isinstance(content, str):
+                continue
+            folder = (self.root / content).resolve()
+            if not (folder / "timeline_bridge").exists():
+                dirs.append(folder)
+        return dirs
+
+    def _load_functions(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
+        from timeline_bridge.local import template as tpl
+
+        target_env = self._target_env()
+        for spec in tpl.functions(template).values():
+            code_dir = (self.root / spec.code_uri).resolve()
+            target = str(spec.environment.get("TARGET") or "").lower() or None
+            if spec.function_url_auth is not None:
+                kind = "webhook"
+            elif target:
+                kind = "deliver"
+            elif spec.events:
+                kind = "route"
+            else:
+                kind = "function"
+            fn = LocalFunction(
+                logical_id=spec.logical_id,
+                path=code_dir / f"{spec.handler_module}.py",
+                handler_name=spec.handler_function,
+                env=self._function_env(template, spec, refs, target_env),
+                timeout=float(spec.timeout),
+                route=code_dir.name if kind == "webhook" else None,
+                target=target,
+                kind=kind,
+            )
+            if not fn.path.is_file():
+                raise FileNotFoundError(f"{spec.logical_id}: handler file {fn.path} not found")
+            fn.load()
+            self.functions[spec.logical_id] = fn
+
+    def _start_pollers(self, template: dict[str, Any]) -> None:
+        from timeline_bridge.local import template as tpl
+        from timeline_bridge.local.event_source import EventSourceMapping
+
+        for spec in tpl.functions(template).values():
+            fn = self.functions[spec.logical_id]
+            for event in spec.events:
+                mapping = EventSourceMapping(
+                    self.queue_urls[event.queue],
+                    self._sqs_handler(fn),
+                    function_name=fn.logical_id,
+                    batch_size=event.batch_size,
+                    batching_window=min(float(event.batching_window), self.max_batching_window),
+                    function_timeout=fn.timeout,
+                    # One poller each: invocations are serialised anyway (see the module docstring).
+                    concurrency=1,
+                    poll_wait=1,
+                )
+                self.mappings.append(mapping.start())
+
+    # ------------------------------------------------------------------ invoking and watching
+
+    def _sqs_handler(self, fn: LocalFunction) -> Callable[[dict[str, Any], Any], Any]:
+        def handler(event: dict[str, Any], context: Any) -> Any:
+            with _INVOKE_LOCK:
+                invocation = _Invocation(fn)
+                self._current = invocation
+                try:
+                    result = fn.invoke(event, context)
+                except Exception as exc:
+                    self._observe_batch(fn, event, invocation, None, exc)
+                    raise
+                finally:
+                    self._current = None
+                self._observe_batch(fn, event, invocation, result, None)
+                return result
+
+        return handler
+
+    def _observe_batch(
+        self,
+        fn: LocalFunction,
+        event: dict[str, Any],
+        invocation: _Invocation,
+        result: Any,
+        error: Exception | None,
+    ) -> None:
+        """Record delivery attempts from the batch handed to a deliver function and its answer."""
+        if fn.kind != "deliver":
+            return
+        try:
+            failed = {
+                str(item.get("itemIdentifier"))
+                for item in (result or {}).get("batchItemFailures") or []
+                if isinstance(item, dict)
+            }
+            requeued = {j.get("key"): j for j in invocation.jobs}
+            dead = {j.get("key"): j for j in invocation.dead}
+            for record in event.get("Records") or []:
+                job = _json(record.get("body"))
+                if not isinstance(job, dict) or not job.get("key"):
+                    continue
+                key = job["key"]
+                before = int(job.get("attempts") or 0)
+                if key in dead:
+                    reason = dead[key].get("dead_letter") or {}
+                    self.journal.attempt(job, before + 1, "dead-lettered", _reason_text(reason))
+                    self._say(f"  dead-lettered  {fn.target:8} {job.get('mapping')} ({_reason_text(reason)})")
+                elif key in requeued:
+                    after = int(requeued[key].get("attempts") or 0)
+                    if after > before:  # a failed attempt, re-enqueued with backoff
+                        self.journal.attempt(
+                            job,
+                            after,
+                            "retry",
+                            f"retry {requeued[key].get('retries')} at {requeued[key].get('not_before')}",
+                        )
+                        self._say(f"  retrying       {fn.target:8} {job.get('mapping')} (attempt {after})")
+                    else:  # deferred (paced, paused, not due yet): not an attempt
+                        self.journal.job_queued(
+                            job, status="queued", detail=f"waiting until {requeued[key].get('not_before')}"
+                        )
+                elif error is not None or str(record.get("messageId")) in failed:
+                    detail = f"{type(error).__name__}: {error}" if error else "returned to the queue"
+                    self.journal.attempt(job, before + 1, "error", detail)
+                else:
+                    self.journal.attempt(job, before + 1, "delivered")
+                    self._say(f"  delivered      {fn.target:8} {job.get('mapping')}")
+        except Exception:  # the journal must never break the pipeline it watches
+            log.exception("journal: could not record a batch of %s", fn.logical_id)
+
+    def _install_hooks(self) -> None:
+        """Watch every SQS send made through boto3's default session (the clients `aws.client`
+        builds), without touching the code that sends."""
+        import boto3
+
+        from timeline_bridge import aws
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        self._session = boto3.DEFAULT_SESSION
+        for operation in ("SendMessage", "SendMessageBatch"):
+            name = f"before-parameter-build.sqs.{operation}"
+            self._session.events.register(name, self._on_sqs_send, unique_id=f"bridge-dev-{operation}")
+            self._hooks.append((name, self._on_sqs_send))
+        aws.reset_clients()  # clients copy the session's hooks when they are built
+
+    def _remove_hooks(self) -> None:
+        for name, _ in self._hooks:
+            with contextlib.suppress(Exception):
+                self._session.events.unregister(name, unique_id=f"bridge-dev-{name.rsplit('.', 1)[-1]}")
+        self._hooks = []
+
+    def _on_sqs_send(self, params: dict[str, Any], **_: Any) -> None:
+        try:
+            role = self._roles.get(str(params.get("QueueUrl")))
+            if role is None:
+                return
+            if "Entries" in params:
+                bodies = [e.get("MessageBody") for e in params.get("Entries") or []]
+            else:
+                bodies = [params.get("MessageBody")]
+            invocation = self._current
+            for body in bodies:
+                message = _json(body)
+                if not isinstance(message, dict):
+                    continue
+                if role.kind == "events" and invocation is not None:
+                    invocation.envelopes.append(message)
+                elif role.kind == "delivery":
+                    fn = invocation.function if invocation is not None else None
+                    if invocation is not None and fn is not None and fn.kind == "deliver":
+                        invocation.jobs.append(message)  # retry or deferral: settled after the batch
+                        continue
+                    self.journal.job_queued(message)
+                elif role.kind == "delivery-dlq":
+                    if invocation is not None:
+                        invocation.dead.append(message)
+                    self.journal.dead_lettered(message, _reason_text(message.get("dead_letter") or {}))
+        except Exception:  # never let the journal break a send
+            log.exception("journal: could not record an SQS send")
+
+    def _say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    # ------------------------------------------------------------------ HTTP: webhooks and console
+
+    def _on_http_error(self) -> None:
+        log.exception("local Function URL failed")
+
+    def _app(self, request: HttpRequest) -> HttpResponse:
+        segments = [s for s in request.path.split("/") if s]
+        first = segments[0] if segments else ""
+        if request.path == "/" and request.method in ("GET", "HEAD"):
+            return HttpResponse.text(200, self.console_html(), "text/html; charset=utf-8")
+        if request.path == "/_console/state.json" and request.method == "GET":
+            return HttpResponse.json(200, self.console_state())
+        if request.path == "/_console/redrive" and request.method == "POST":
+            return self._console_redrive(request)
+        for fn in self.functions.values():
+            if fn.kind == "webhook" and fn.route == first:
+                return self.invoke_url(fn, request)
+        return HttpResponse.json(404, {"message": "Not Found"})
+
+    def invoke_url(self, fn: LocalFunction, request: HttpRequest) -> HttpResponse:
+        """One request through a webhook function, as its Function URL would run it."""
+        from timeline_bridge.local.event_source import FakeLambdaContext
+
+        event = build_event(request, api_id=fn.logical_id.lower())
+        context = FakeLambdaContext(function_name=fn.logical_id, timeout=fn.timeout)
+        invocation = _Invocation(fn)
+        with _INVOKE_LOCK:
+            self._current = invocation
+            try:
+                result = fn.invoke(event, context)
+            except Exception as exc:
+                self._current = None
+                self._record_webhook(
+                    fn, request, event, 502, None, invocation, f"{type(exc).__name__}: {exc}"
+                )
+                log.exception("%s failed", fn.logical_id)
+                return HttpResponse.json(502, {"message": "Internal Server Error"})
+            self._current = None
+        response = to_http_response(result)
+        self._record_webhook(fn, request, event, response.status, response.body, invocation, "")
+        return response
+
+    def _record_webhook(
+        self,
+        fn: LocalFunction,
+        request: HttpRequest,
+        event: dict[str, Any],
+        status: int,
+        body: bytes | None,
+        invocation: _Invocation,
+        error: str,
+    ) -> None:
+        answer = _json(body.decode("utf-8", "replace")) if body else None
+        answer = answer if isinstance(answer, dict) else {}
+        if error:
+            outcome, reason = "error", error
+        elif status >= 400:
+            outcome = "rejected" if status < 500 else "error"
+            reason = str(answer.get("error") or answer.get("message") or f"HTTP {status}")
+        elif invocation.envelopes:
+            outcome, reason = "accepted", ""
+        elif answer.get("duplicates"):
+            outcome, reason = "duplicate", "already received"
+        elif answer.get("rejected"):
+            outcome, reason = "rejected", "event refused (no identity, or same id with another body)"
+        elif answer.get("ignored"):
+            outcome, reason = "ignored", "event type not handled"
+        else:
+            outcome, reason = "accepted", "answered by the handler"
+        name = None
+        if fn.route == "generic":
+            parts = [s for s in request.path.split("/") if s]
+            name = parts[1] if len(parts) > 1 else "default"
+        record = self.journal.webhook(
+            WebhookRecord(
+                request_id=event["requestContext"]["requestId"],
+                source=fn.route or fn.logical_id,
+                name=name,
+                path=request.path,
+                status=status,
+                outcome=outcome,
+                reason=reason,
+                events=[str(e.get("event_id") or "") for e in invocation.envelopes],
+            )
+        )
+        self._say(
+            f"webhook {record.source:9} {status} {outcome}"
+            + (f" ({reason})" if reason else "")
+            + (f" → {len(record.events)} event(s)" if record.events else "")
+        )
+
+    def _console_redrive(self, request: HttpRequest) -> HttpResponse:
+        origin = request.header("origin")
+        if origin and origin != f"http://{request.header('host')}":
+            return HttpResponse.json(403, {"message": "cross-origin request refused"})
+        target = (parse_qs(request.query).get("target") or [""])[0]
+        if target not in self.queue_pairs():
+            return HttpResponse.json(400, {"message": f"unknown target {target!r}"})
+        moved = self.redrive(target)
+        if "application/json" in request.header("accept"):
+            return HttpResponse.json(200, {"target": target, "redriven": moved})
+        return HttpResponse(303, b"", [("location", "/")])
+
+    # ------------------------------------------------------------------ dead letters
+
+    def queue_pairs(self) -> dict[str, Any]:
+        """Each consumer queue and its DLQ, as the `dlq` module names them (targets, "events")."""
+        from timeline_bridge import dlq
+
+        by_kind: dict[tuple[str, str | None], str] = {
+            (r.kind, r.target): url for url, r in self._roles.items()
+        }
+        pairs = {}
+        for (kind, target), url in by_kind.items():
+            if kind not in ("events", "delivery"):
+                continue
+            dead = by_kind.get((f"{kind}-dlq", target))
+            name = target if kind == "delivery" and target else dlq.EVENTS
+            if dead:
+                pairs[name] = dlq.QueuePair(name, url, dead)
+        return {n: pairs[n] for n in dlq.QUEUE_NAMES if n in pairs}
+
+    def redrive(self, name: str) -> int:
+        """Put the dead letters of `name` (a target, or "events") back (the `dlq` module's redrive)."""
+        from timeline_bridge import dlq
+
+        pairs = self.queue_pairs()
+        if name not in pairs:
+            raise ValueError(f"unknown queue {name!r}")
+        with self._dlq_lock, _INVOKE_LOCK:
+            self._current = _Invocation(None)
+            try:
+                report = dlq.redrive(pairs[name], pairs)
+            finally:
+                self._current = None
+        self._say(
+            f"  redrive        {name:8} {report.moved} back on the queue"
+            + (f", {report.failed} failed" if report.failed else "")
+        )
+        return int(report.moved)
+
+    def dead_letters(self) -> dict[str, dict[str, Any]]:
+        """Each DLQ: its depth and the first few dead letters (the `dlq` module's summaries)."""
+        from timeline_bridge import dlq
+
+        found: dict[str, dict[str, Any]] = {}
+        with self._dlq_lock:
+            for name, pair in self.queue_pairs().items():
+                count = dlq.depth(pair)
+                letters = dlq.peek(pair, limit=DEAD_LETTER_PEEK) if count else []
+                messages = []
+                for letter in letters:
+                    summary = letter.summary()
+                    messages.append(
+                        {
+                            "key": summary.get("key"),
+                            "mapping": summary.get("mapping"),
+                            "reason": summary.get("reason"),
+                            "status": summary.get("status"),
+                            "code": summary.get("provider_code"),
+                            "message": summary.get("provider_message"),
+                            "attempts": summary.get("attempts"),
+                        }
+                    )
+                    data = letter.data or {}
+                    record = self.journal.job(str(data.get("key") or ""))
+                    if data.get("key") and (record is None or record.status != "dead-lettered"):
+                        # SQS moved it after maxReceiveCount: no function sent it there.
+                        self.journal.dead_lettered(
+                            data, _reason_text(data.get("dead_letter") or {}) or "max receives"
+                        )
+                found[name] = {"count": count, "messages": messages}
+        return found
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """What `.bridge/dev.json` holds (see `local.state`)."""
+        env = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **DUMMY_CREDENTIALS,
+            "IDEMPOTENCY_TABLE": self.table_name,
+        }
+        for url, role in self._roles.items():
+            if role.kind == "events":
+                env["EVENTS_QUEUE_URL"] = url
+            elif role.kind == "events-dlq":
+                env["EVENTS_DLQ_URL"] = url
+            elif role.kind == "delivery" and role.target:
+                env[f"{role.target.upper()}_QUEUE_URL"] = url
+            elif role.kind == "delivery-dlq" and role.target:
+                env[f"{role.target.upper()}_DLQ_URL"] = url
+        urls = {name: url.replace("/<name>", "/") for name, url in self.webhook_urls.items()}
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "url": self.url,
+            "port": self.port,
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "region": self.region,
+            "webhook_urls": urls,
+            "queues": dict(self.queue_urls),
+            "table": self.table_name,
+            "sandboxes": self.targets(),
+            "env": env,
+        }
+
+    def targets(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for target in TARGETS:
+            if target in self.sandboxes:
+                found[target] = {"url": self.sandboxes[target].url, "real": False}
+            elif target in self.real_targets:
+                from timeline_bridge.config import DEFAULT_BASE_URLS
+
+                found[target] = {"url": self.real_targets[target] or DEFAULT_BASE_URLS[target], "real": True}
+        return found
+
+    def console_state(self) -> dict[str, Any]:
+        """Everything the console shows (also `GET /_console/state.json`)."""
+        dead = self.dead_letters() if self._running else {}
+        snapshot = self.journal.snapshot()
+        by_event: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for job in snapshot["jobs"]:
+            by_event.setdefault((job["source"], job["event_id"]), []).append(
+                {k: job[k] for k in ("mapping", "target", "key", "status")}
+            )
+        for webhook in snapshot["webhooks"]:
+            webhook["jobs"] = [j for e in webhook["events"] for j in by_event.get((webhook["source"], e), [])]
+        timelines = {target: list(reversed(sandbox.events())) for target, sandbox in self.sandboxes.items()}
+        return {
+            "generated_at": utc_now_iso(),
+            "url": self.url,
+            "webhook_urls": self.webhook_urls,
+            "sandboxes": self.targets(),
+            **snapshot,
+            "dead_letters": dead,
+            "timelines": timelines,
+            "send_example": "bridge send hubspot events/hubspot/deal-stage-change.json",
+        }
+
+    def console_html(self) -> str:
+        from timeline_bridge.local.console import render
+
+        return render(self.console_state())
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until every queue is empty and no function is running (tests)."""
+        from timeline_bridge.local.event_source import drain
+
+        drain(self.mappings, timeout=timeout)
+
+
+def _layer_path(folder: Path, opt_path: str) -> Path:
+    """Where `/opt/...` of a data layer is locally. A layer build may put the files in a subfolder
+    named like the source folder (`mappings/` → `/opt/mappings`): both layouts are understood."""
+    parts = Path(opt_path).parts[2:]  # without "/" and "opt"
+    direct = folder.joinpath(*parts)
+    if parts and parts[0] == folder.name and not direct.exists():
+        return folder.joinpath(*parts[1:])
+    return direct
+
+
+def _mentions_parameter(value: Any, parameters: set[str]) -> bool:
+    if isinstance(value, dict):
+        if value.get("Ref") in parameters:
+            return True
+        return any(_mentions_parameter(v, parameters) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_parameter(v, parameters) for v in value)
+    return False
+
+
+def _json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _reason_text(reason: dict[str, Any]) -> str:
+    if not reason:
+        return ""
+    parts = [
+        reason.get("reason"),
+        reason.get("status"),
+        reason.get("provider_code"),
+        reason.get("provider_message"),
+    ]
+    return " · ".join(str(p) for p in parts if p not in (None, ""))
