@@ -263,3 +263,12 @@ def test_deliver_environment_satisfies_the_settings_contract_when_deployed(templ
             == config.DEFAULT_BASE_URLS[target]
         )
         assert env["POWERTOOLS_TRACE_DISABLED"] == "true" and env["BRIDGE_TRACING"] == "false"
+
+
+def test_only_the_route_reads_the_identity_map_when_enriching(template):
+    for logical_id, fn in functions(template).items():
+        reads = {p["TableName"]["Ref"] for p in _policies(template, logical_id, "DynamoDBReadPolicy")}
+        expected = {"IdentityTable"} if logical_id == "RouteFunction" else set()
+        assert reads == expected, logical_id
+        assert ("IDENTITY_TABLE" in fn.environment) == (logical_id == "RouteFunction")
+    assert template["Outputs"]["IdentityTableName"]["Value"] == {"Ref": "IdentityTable"}
