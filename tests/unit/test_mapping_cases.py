@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from timeline_bridge.mapping import load_mapping
 from timeline_bridge.mapping.cases import cases_path, load_cases, run_case
 from timeline_bridge.mapping.loader import mapping_files

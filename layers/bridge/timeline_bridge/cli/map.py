@@ -15,11 +15,15 @@ from timeline_bridge.config import base_url, settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", choices=SOURCES, metavar="SOURCE", help=f"one of {', '.join(SOURCES)}")
-    parser.add_argument("file", metavar="FILE", help="a Function URL event (events/<source>/*.json) or a raw body")
+    parser.add_argument(
+        "file", metavar="FILE", help="a Function URL event (events/<source>/*.json) or a raw body"
+    )
     parser.add_argument("--mappings", metavar="DIR", help="mapping files or directory (default: mappings/)")
 
 
-def requests_for(envelopes: list[Any], mapping_set: Any, enrich: Any = None) -> tuple[list[dict[str, Any]], list[Any]]:
+def requests_for(
+    envelopes: list[Any], mapping_set: Any, enrich: Any = None
+) -> tuple[list[dict[str, Any]], list[Any]]:
     """The dry-run requests and the mapping errors for a list of envelopes."""
     from timeline_bridge.mapping.contracts import ENDPOINTS
     from timeline_bridge.mapping.engine import RenderFailure

@@ -130,6 +130,16 @@ class BridgeFunctions(jp_functions.Functions):
             return rest[1]
         raise ExpressionError(f"lookup({table!r}): no entry for {rest[0]!r} and no default")
 
+    @jp_functions.signature({"types": []})
+    def _func_to_string(self, value: Any) -> str:
+        """JMESPath's to_string, with a shortcut for strings and integers (same results)."""
+        kind = type(value)
+        if kind is str:
+            return value
+        if kind is int:
+            return str(value)
+        return json.dumps(value, separators=(",", ":"), default=str)
+
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_to_epoch_ms(self, value: Any) -> int | None:
         moment = parse_time(value)
@@ -320,14 +330,79 @@ class Compiler:
 
     def _c_function_expression(self, node: dict[str, Any]) -> Getter:
         name = node["value"]
-        if name not in self.functions.FUNCTION_TABLE:
+        spec = self.functions.FUNCTION_TABLE.get(name)
+        if spec is None:
             raise jp_exceptions.UnknownFunctionError(f"Unknown function: {name}()")
-        args = [self.compile(c) for c in node["children"]]
+        children = node["children"]
+        if name == "lookup" and 2 <= len(children) <= 3 and children[0]["type"] == "literal":
+            return self._lookup(children)
+        args = [self.compile(c) for c in children]
         call = self.functions.call_function
+        checks = _simple_signature(spec["signature"], len(args))
+        function, functions = spec["function"], self.functions
+        if checks is None:
+            array_checks = _typed_array_signature(spec["signature"], len(args))
+            if array_checks is None:  # variadic: jmespath's own argument validation
+                return lambda value: call(name, [a(value) for a in args])
+
+            def call_typed(value: Any) -> Any:
+                resolved = [a(value) for a in args]
+                for check, arg in zip(array_checks, resolved, strict=True):
+                    if check is None:
+                        continue
+                    outer, inner = check
+                    kind = type(arg)
+                    if kind in outer:
+                        continue
+                    if kind is list and inner and all(type(item) in inner for item in arg):
+                        continue
+                    return call(name, resolved)  # raises jmespath's own type error
+                return function(functions, *resolved)
+
+            return call_typed
         if len(args) == 1:
-            only = args[0]
-            return lambda value: call(name, [only(value)])
-        return lambda value: call(name, [a(value) for a in args])
+            (only,), (allowed,) = args, checks
+
+            def call1(value: Any) -> Any:
+                arg = only(value)
+                if allowed is not None and type(arg) not in allowed:
+                    return call(name, [arg])  # raises jmespath's own type error
+                return function(functions, arg)
+
+            return call1
+        pairs = list(zip(args, checks, strict=True))
+
+        def call_n(value: Any) -> Any:
+            resolved = [a(value) for a in args]
+            for (_, allowed), arg in zip(pairs, resolved, strict=True):
+                if allowed is not None and type(arg) not in allowed:
+                    return call(name, resolved)  # raises jmespath's own type error
+            return function(functions, *resolved)
+
+        return call_n
+
+    def _lookup(self, children: list[dict[str, Any]]) -> Getter:
+        """`lookup('table', key[, default])` with a literal table: one dict lookup per call."""
+        table_name = children[0]["value"]
+        key_getter = self.compile(children[1])
+        default_getter = self.compile(children[2]) if len(children) == 3 else None
+        if not isinstance(table_name, str):
+            raise jp_exceptions.JMESPathError("lookup() takes the table name as a string")
+        entries = self.functions.lookups.get(table_name)
+        if entries is None:
+            raise ExpressionError(f"lookup table {table_name!r} is not defined in lookups")
+        missing = object()
+
+        def lookup(value: Any) -> Any:
+            key = key_getter(value)
+            found = entries.get(key if type(key) is str else lookup_key(key), missing)  # type: ignore[arg-type]
+            if found is not missing:
+                return found
+            if default_getter is not None:
+                return default_getter(value)
+            raise ExpressionError(f"lookup({table_name!r}): no entry for {key!r} and no default")
+
+        return lookup
 
     def _c_expref(self, node: dict[str, Any]) -> Getter:
         inner_node = node["children"][0]
@@ -403,6 +478,62 @@ class Compiler:
             return out
 
         return filter_projection
+
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+    "expref": (_Expression,),
+}
+
+
+def _simple_signature(signature: Any, arity: int) -> list[frozenset[type] | None] | None:
+    """Per-argument exact Python types for a fixed, scalar-typed signature (None: any type).
+
+    None overall when the signature is variadic, the arity is wrong or an argument is a typed
+    array: those calls go through jmespath's full validation."""
+    if len(signature) != arity or any(s.get("variadic") for s in signature):
+        return None
+    checks: list[frozenset[type] | None] = []
+    for spec in signature:
+        types = spec.get("types") or []
+        if not types:
+            checks.append(None)
+            continue
+        if any(t not in _PY_TYPES for t in types):
+            return None
+        checks.append(frozenset(k for t in types for k in _PY_TYPES[t]))
+    return checks
+
+
+def _typed_array_signature(signature: Any, arity: int) -> list[tuple[frozenset[type], frozenset[type]] | None] | None:
+    """Like _simple_signature, for signatures with exactly one typed array ("array-string")."""
+    if len(signature) != arity or any(s.get("variadic") for s in signature):
+        return None
+    checks: list[tuple[frozenset[type], frozenset[type]] | None] = []
+    for spec in signature:
+        types = spec.get("types") or []
+        if not types:
+            checks.append(None)
+            continue
+        outer: set[type] = set()
+        inner: set[type] = set()
+        for t in types:
+            base, _, sub = t.partition("-")
+            if base not in _PY_TYPES or (sub and (base != "array" or sub not in _PY_TYPES)):
+                return None
+            if sub:
+                if inner:
+                    return None  # two typed arrays in one argument: leave it to jmespath
+                inner.update(_PY_TYPES[sub])
+            else:
+                outer.update(_PY_TYPES[base])
+        checks.append((frozenset(outer), frozenset(inner)))
+    return checks
 
 
 def field_path_getter(keys: list[str]) -> Getter:
@@ -544,6 +675,11 @@ def split_template(text: str) -> list[str | tuple[str]] | None:
 
 def stringify(value: Any) -> str:
     """How a value reads inside text: strings as they are, everything else as compact JSON."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return value
+    if kind is int:
+        return str(value)  # what json.dumps writes, without its machinery
+    if kind is bool:
+        return "true" if value else "false"
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
