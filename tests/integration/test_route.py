@@ -51,9 +51,13 @@ def hubspot_envelope() -> Envelope:
 
 
 @pytest.fixture
-def route_handler(aws, monkeypatch: pytest.MonkeyPatch, load_function) -> Any:
-    """functions/route/app.py with the shipped mappings, against the `aws` fixture's queues."""
+def route_handler(aws, sandboxes, monkeypatch: pytest.MonkeyPatch, load_function) -> Any:
+    """functions/route/app.py with the shipped mappings, against the `aws` fixture's queues; the
+    mappings' enrichment reads the HubSpot CRM and Slack sandboxes."""
+    from timeline_bridge import enrichment
+
     monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(MAPPINGS))
+    enrichment.reset()
     route.default_router.cache_clear()
     yield load_function("route").lambda_handler
     route.default_router.cache_clear()
@@ -105,16 +109,22 @@ def test_keys_repeat_when_the_same_envelope_is_routed_twice(
 
 
 def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
-    aws, hubspot_envelope, lambda_context, tmp_path: Path
+    aws, sandboxes, hubspot_envelope, lambda_context, tmp_path: Path
 ) -> None:
+    from timeline_bridge import enrichment
+
     for name in HUBSPOT_MAPPINGS.values():
         shutil.copy(MAPPINGS / f"{name}.yaml", tmp_path)
     stora_file = tmp_path / "hubspot-deal-stage-to-stora.yaml"
-    # A deal nobody mapped to a Stora contact: contact.id renders empty.
-    stora_file.write_text(
-        stora_file.read_text().replace('"18147040851": con_3f1e0b9a7c5d2e48', '"1": con_3f1e0b9a7c5d2e48')
+    # A contact id read from the wrong place: contact.id renders empty.
+    good = 'contact: {id: "${{ enrichment.contact_id }}"}'
+    text = stora_file.read_text()
+    contact_line = text[: text.index(good)].count("\n") + 1
+    stora_file.write_text(text.replace(good, 'contact: {id: "${{ enrichment.contacts.contact_id }}"}'))
+    enrichment.reset()
+    router = route.Router(
+        mappings=load_mappings(tmp_path), queue=route.SqsJobQueue(), enrich=enrichment.enrich
     )
-    router = route.Router(mappings=load_mappings(tmp_path), queue=route.SqsJobQueue())
 
     answer = route.handle(sqs_event(hubspot_envelope.to_json()), lambda_context, router=router)
 
@@ -131,7 +141,7 @@ def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
     assert letter["mapping_file"].endswith("hubspot-deal-stage-to-stora.yaml")
     assert letter["field"] == "body.contact.id"
     assert letter["detail"] == "required value is empty"
-    assert letter["line"] == 29
+    assert letter["line"] == contact_line
     assert letter["target"] == "stora"
     assert (
         letter["idempotency_key"]
@@ -170,12 +180,17 @@ def test_event_is_dropped_without_failure_when_no_mapping_applies(aws, route_han
 
 
 def test_record_fails_when_a_delivery_queue_refuses_the_job(
-    aws, hubspot_envelope, lambda_context, monkeypatch: pytest.MonkeyPatch
+    aws, sandboxes, hubspot_envelope, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from timeline_bridge import enrichment
+
     monkeypatch.setenv(
         "MATTER_QUEUE_URL", aws.queues["matter"].replace("timeline-bridge-matter", "no-such-queue")
     )
-    router = route.Router(mappings=load_mappings(MAPPINGS), queue=route.SqsJobQueue())
+    enrichment.reset()
+    router = route.Router(
+        mappings=load_mappings(MAPPINGS), queue=route.SqsJobQueue(), enrich=enrichment.enrich
+    )
 
     answer = route.handle(sqs_event(hubspot_envelope.to_json()), lambda_context, router=router)
 

@@ -41,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "enrich",
     "fetch_kinds",
+    "reset",
     "run_fetch",
 ]
 
@@ -119,7 +120,7 @@ def run_fetch(
     known = {*kind.required, *kind.optional}
     call_args = {k: v for k, v in args.items() if k in known and v is not None}
     context = FetchContext(lookups=lookups or {}, ttl=kind.ttl if ttl is None else float(ttl))
-    key = (kind_name, json.dumps(call_args, sort_keys=True, default=str))
+    key = (kind_name, kind.scope(), json.dumps(call_args, sort_keys=True, default=str))
     try:
         # Failures are never cached: the next event (or the retry) asks again.
         return cached(reference_cache, key, context.ttl, lambda: kind.run(call_args, context), memo)
@@ -142,6 +143,10 @@ class Enricher:
     def __init__(self) -> None:
         self._memo_key: tuple[str, str] | None = None
         self._memo = Memo()
+
+    def forget(self) -> None:
+        """Drop the memo of the envelope seen last."""
+        self._memo_key, self._memo = None, Memo()
 
     def memo_for(self, envelope: Envelope) -> Memo:
         key = (envelope.source, envelope.event_id)
@@ -173,6 +178,15 @@ class Enricher:
                 memo=memo,
             )
         return results
+
+
+def reset() -> None:
+    """Forget cached results and throttle state (a new configuration, or between tests)."""
+    from timeline_bridge.enrichment.api import gate
+
+    reference_cache.clear()
+    gate.reset()
+    enrich.forget()
 
 
 # The route stage's hook (`timeline_bridge.route.default_enricher` picks it up): one per process,

@@ -89,10 +89,14 @@ class SourceApi:
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body=body)
 
+    def gate_key(self) -> str:
+        """Throttling is per API and host (a sandbox and the real API never share a gate)."""
+        return f"{self.name} {self.base_url()}"
+
     def request(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
-        self.gate.check(self.name)
+        self.gate.check(self.gate_key())
         token = self._token()
         if not token:
             # Configuration, not the event: wait for the operator rather than drop the event.
@@ -127,5 +131,5 @@ class SourceApi:
     def throttled(self, failure: DeliveryFailure) -> DeliveryFailure:
         """Close the gate for a throttling failure; returns it for raising."""
         if isinstance(failure, RetryLaterError) and failure.throttled:
-            self.gate.block(self.name, failure.retry_after)
+            self.gate.block(self.gate_key(), failure.retry_after)
         return failure

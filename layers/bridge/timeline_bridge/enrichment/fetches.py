@@ -7,10 +7,12 @@ others are shared only between the mappings of one event.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from timeline_bridge import config
 from timeline_bridge.enrichment import hubspot, identity, slack, stora
 from timeline_bridge.enrichment.cache import cached, reference_cache
 
@@ -30,6 +32,8 @@ class FetchKind:
     optional: tuple[str, ...] = ()
     ttl: float = 0.0  # seconds a result is kept per cold start (0: this event only)
     description: str = ""
+    # Where the data lives (API host, table name): part of every cache key.
+    scope: Callable[[], str] = lambda: ""
 
 
 @dataclass
@@ -40,11 +44,27 @@ class FetchContext:
     ttl: float
 
 
+def _hubspot_scope() -> str:
+    return config.base_url("hubspot")
+
+
+def _slack_scope() -> str:
+    return slack.web_api().base_url()
+
+
+def _stora_scope() -> str:
+    return config.base_url("stora")
+
+
+def _identity_scope() -> str:
+    return os.environ.get("IDENTITY_TABLE", "")
+
+
 def _pipelines(args: dict[str, Any], ctx: FetchContext) -> dict[str, Any]:
     object_type = str(args.get("object") or "deals")
     return cached(
         reference_cache,
-        ("hubspot.pipeline_stages", object_type),
+        ("hubspot.pipeline_stages", _hubspot_scope(), object_type),
         ctx.ttl,
         lambda: hubspot.pipeline_stages({"object": object_type}),
     )
@@ -66,6 +86,7 @@ KINDS: dict[str, FetchKind] = {
             lambda args, _ctx: hubspot.deal(args),
             required=("id",),
             optional=("properties", "history"),
+            scope=_hubspot_scope,
             description="the deal's properties, their history and each one's previous value",
         ),
         FetchKind(
@@ -73,6 +94,7 @@ KINDS: dict[str, FetchKind] = {
             lambda args, _ctx: hubspot.deal_contacts(args),
             required=("id",),
             optional=("properties",),
+            scope=_hubspot_scope,
             description="the deal's associated contacts and their emails",
         ),
         FetchKind(
@@ -81,6 +103,7 @@ KINDS: dict[str, FetchKind] = {
             required=(),
             optional=("object",),
             ttl=PIPELINES_TTL,
+            scope=_hubspot_scope,
             description="every pipeline's stage labels by stage id",
         ),
         FetchKind(
@@ -89,6 +112,7 @@ KINDS: dict[str, FetchKind] = {
             required=("stage",),
             optional=("object", "pipeline"),
             ttl=PIPELINES_TTL,
+            scope=_hubspot_scope,
             description="the label of one pipeline stage",
         ),
         FetchKind(
@@ -96,6 +120,7 @@ KINDS: dict[str, FetchKind] = {
             lambda args, _ctx: slack.user(args),
             required=("user",),
             ttl=USERS_TTL,
+            scope=_slack_scope,
             description="the Slack user object (real_name, profile.email, ...)",
         ),
         FetchKind(
@@ -103,6 +128,7 @@ KINDS: dict[str, FetchKind] = {
             lambda args, _ctx: slack.permalink(args),
             required=("channel", "message_ts"),
             ttl=PERMALINK_TTL,
+            scope=_slack_scope,
             description="the permalink URL of a message",
         ),
         FetchKind(
@@ -110,6 +136,7 @@ KINDS: dict[str, FetchKind] = {
             lambda args, _ctx: stora.contact_by_email(args),
             required=("email",),
             ttl=CONTACTS_TTL,
+            scope=_stora_scope,
             description="the Stora contact with this email",
         ),
         FetchKind(
@@ -118,6 +145,7 @@ KINDS: dict[str, FetchKind] = {
             required=("namespace", "key"),
             optional=("table",),
             ttl=identity.IDENTITY_TTL,
+            scope=_identity_scope,
             description="a target id from the identity map (static table, then IDENTITY_TABLE)",
         ),
     )

@@ -1,5 +1,6 @@
 """Local stand-ins for the four providers: real HTTP servers on loopback that enforce each
-provider's documented contract (reference/targets.md) and keep what they accepted.
+provider's documented contract (reference/targets.md) and keep what they accepted. The HubSpot
+sandbox also serves the CRM reads enrichment makes; `slack` is the Slack Web API enrichment reads.
 
     sandboxes = start_all()                 # ephemeral ports, default credentials
     os.environ.update(env_for(sandboxes))   # STORA_BASE_URL, STORA_TOKEN, ...
@@ -16,6 +17,7 @@ from timeline_bridge.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
 from timeline_bridge.sandboxes.base import Sandbox
 from timeline_bridge.sandboxes.hubspot import HubspotSandbox
 from timeline_bridge.sandboxes.matter import MatterSandbox
+from timeline_bridge.sandboxes.slack_api import SlackApiSandbox
 from timeline_bridge.sandboxes.stora import StoraSandbox
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "HubspotSandbox",
     "MatterSandbox",
     "Sandbox",
+    "SlackApiSandbox",
     "StoraSandbox",
     "env_for",
     "start",
@@ -38,6 +41,8 @@ SANDBOX_CLASSES: dict[str, type[Sandbox]] = {
     "hubspot": HubspotSandbox,
     "matter": MatterSandbox,
     "applied": AppliedSandbox,
+    # Not a target: the Slack Web API that enrichment reads (users.info, chat.getPermalink).
+    "slack": SlackApiSandbox,
 }
 # The credential each sandbox accepts unless told otherwise (never a real provider's).
 DEFAULT_TOKENS = {
@@ -45,13 +50,17 @@ DEFAULT_TOKENS = {
     "hubspot": "hubspot-sandbox-token",
     "matter": "sk_test_sandbox",
     "applied": "AL_sandbox_key",
+    "slack": "xoxb-sandbox-token",
 }
 CREDENTIAL_ENV = {
     "stora": "STORA_TOKEN",
     "hubspot": "HUBSPOT_ACCESS_TOKEN",
     "matter": "MATTER_API_KEY",
     "applied": "APPLIED_API_KEY",
+    "slack": "SLACK_BOT_TOKEN",
 }
+# Where each sandbox's URL goes (default `<NAME>_BASE_URL`).
+BASE_URL_ENV = {"slack": "SLACK_API_BASE_URL"}
 
 
 def start(name: str, token: str | None = None, *, port: int = 0, **options: Any) -> Sandbox:
@@ -89,7 +98,7 @@ def env_for(sandboxes: Mapping[str, Sandbox], tokens: Mapping[str, str] | None =
     """Environment that points the target clients at `sandboxes` with the credentials they accept."""
     env: dict[str, str] = {}
     for name, sandbox in sandboxes.items():
-        env[f"{name.upper()}_BASE_URL"] = sandbox.url
+        env[BASE_URL_ENV.get(name, f"{name.upper()}_BASE_URL")] = sandbox.url
         env[CREDENTIAL_ENV[name]] = (tokens or {}).get(name) or DEFAULT_TOKENS[name]
     if "applied" in sandboxes:
         env["APPLIED_SHOP_ID"] = DEFAULT_SHOP_ID

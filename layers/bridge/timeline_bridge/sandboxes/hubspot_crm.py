@@ -336,9 +336,9 @@ class HubspotCrmSandbox(Sandbox):
     # Private apps on Professional/Enterprise: 190 requests per 10 seconds.
     default_rate_limits = ((190, 10.0),)
 
-    def __init__(self, *, tokens: set[str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, token: str = "hubspot-sandbox-token", **kwargs: Any) -> None:  # noqa: S107 - fake credential
         super().__init__(**kwargs)
-        self.crm = HubspotCrmRoutes(tokens)
+        self.crm = HubspotCrmRoutes({token})
 
     def clear_state(self) -> None:
         self.crm.seed()

@@ -36,10 +36,9 @@ class SlackApiSandbox(Sandbox):
     # users.info is Tier 4 (100+ per minute).
     default_rate_limits = ((100, 60.0),)
 
-    def __init__(self, *, tokens: set[str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, token: str = "xoxb-sandbox-token", **kwargs: Any) -> None:  # noqa: S107 - fake credential
         super().__init__(**kwargs)
-        # None: any xoxb-/xoxp- token is accepted.
-        self.tokens = tokens
+        self.tokens = {token}
         self._data_lock = threading.Lock()
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: set[tuple[str, str]] = set()
@@ -121,7 +120,7 @@ class SlackApiSandbox(Sandbox):
         token = request.bearer() or args.get("token")
         if not token:
             return slack_error("not_authed")
-        if not token.startswith(("xoxb-", "xoxp-")) or (self.tokens is not None and token not in self.tokens):
+        if not token.startswith(("xoxb-", "xoxp-")) or token not in self.tokens:
             return slack_error("invalid_auth")
         if method == "users.info":
             return self._users_info(args)
