@@ -38,6 +38,7 @@ class SandboxRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     fault: Fault | None = None  # an injected server_error the provider applies where it belongs
+    client: str = ""  # "host:port" of the caller: tells reused keep-alive connections apart
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -158,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(split.query),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            client="{}:{}".format(*self.client_address[:2]),
         )
         answer = self.server.sandbox.serve(request)
         if isinstance(answer, _Drop):
@@ -368,6 +370,7 @@ class Sandbox:
             "body": request.body.decode("utf-8", "replace"),
             "status": None,
             "fault": None,
+            "client": request.client,
         }
         with self._lock:
             self._requests.append(entry)
