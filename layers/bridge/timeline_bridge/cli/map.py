@@ -1,6 +1,8 @@
-"""`bridge map SOURCE FILE [--mappings DIR]`: dry run. Prints, as JSON, the target requests an
-event would produce: one {mapping, target, key, method, url, body} per job. No signature check,
-no queue, no provider call; enrichment is not run (its values read as missing)."""
+"""`bridge map SOURCE FILE [--mappings DIR] [--no-enrich]`: dry run. Prints, as JSON, the target
+requests an event would produce: one {mapping, target, key, method, url, body} per job. No
+signature check, no queue, no target call. Enrichment runs as in the route stage: its reads go to
+HUBSPOT_BASE_URL / SLACK_API_BASE_URL (a sandbox under `bridge dev`); `--no-enrich` skips them
+(expressions then see an empty `enrichment`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file", metavar="FILE", help="a Function URL event (events/<source>/*.json) or a raw body"
     )
     parser.add_argument("--mappings", metavar="DIR", help="mapping files or directory (default: mappings/)")
+    parser.add_argument(
+        "--no-enrich",
+        action="store_true",
+        help="do not run the mappings' enrich fetches (no source API calls)",
+    )
 
 
 def requests_for(
@@ -65,7 +72,21 @@ def run(args: argparse.Namespace) -> int:
     except SampleError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 2
-    requests, failures = requests_for(envelopes, mapping_set)
+    from timeline_bridge.errors import RetryLaterError
+    from timeline_bridge.mapping.engine import no_enrichment
+
+    if args.no_enrich:
+        enrich = no_enrichment
+    else:
+        from timeline_bridge.enrichment import Enricher
+
+        enrich = Enricher()
+    try:
+        requests, failures = requests_for(envelopes, mapping_set, enrich)
+    except RetryLaterError as exc:
+        # The route would fail the record and route the event again later.
+        print(f"enrichment cannot run now: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(requests, indent=2, ensure_ascii=False))
     for failure in failures:
         print(failure.error, file=sys.stderr)

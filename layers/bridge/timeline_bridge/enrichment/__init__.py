@@ -71,7 +71,7 @@ def fetch_kinds() -> dict[str, FetchKind]:
 
 def _wrap(failure: DeliveryFailure, name: str, kind: str) -> DeliveryFailure:
     fields = {
-        "message": f"enrich.{name} ({kind}): {failure}",
+        "message": f"enrich.{name} ({kind}): {failure.message}",
         "status": failure.status,
         "code": failure.code,
         "request_id": failure.request_id,
