@@ -19,6 +19,7 @@ class Row:
     goal: str = ""
     met: bool | None = None  # None: no goal, or not measured
     data: dict[str, Any] = field(default_factory=dict)
+    unit: str = "x"  # how the ratio reads: "x" (times the baseline) or "%" (a share)
 
 
 @dataclass
@@ -40,9 +41,11 @@ class Figure:
         return row
 
 
-def fmt_ratio(value: float | None) -> str:
+def fmt_ratio(value: float | None, unit: str = "x") -> str:
     if value is None:
         return "-"
+    if unit == "%":
+        return f"{value:.0%}"
     return f"{value:.3f}" if value < 0.1 else f"{value:.2f}x"
 
 
@@ -56,7 +59,7 @@ def table(figures: list[Figure]) -> str:
             continue
         for row in fig.rows:
             met = "" if row.met is None else ("yes" if row.met else "NO")
-            lines.append((row.name, row.value, row.baseline, fmt_ratio(row.ratio), row.goal, met))
+            lines.append((row.name, row.value, row.baseline, fmt_ratio(row.ratio, row.unit), row.goal, met))
     widths = [min(max(len(line[i]) for line in lines), 60) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
@@ -77,7 +80,7 @@ def markdown_table(figures: list[Figure]) -> str:
         for row in fig.rows:
             met = "" if row.met is None else ("yes" if row.met else "**no**")
             out.append(
-                f"| {row.name} | {row.value} | {row.baseline} | {fmt_ratio(row.ratio)} | {row.goal} | {met} |"
+                f"| {row.name} | {row.value} | {row.baseline} | {fmt_ratio(row.ratio, row.unit)} | {row.goal} | {met} |"
             )
     return "\n".join(out)
 

@@ -151,3 +151,26 @@ def timed_samples_us(fn: Callable[[], object], count: int) -> list[float]:
         fn()
         out.append((clock() - t0) / 1000)
     return out
+
+
+def first_difference(expected: object, actual: object, path: str = "body") -> str | None:
+    """Where two JSON-like values first differ (`body.variables.deal_name: 'A' != 'B'`), or None."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in list(expected) + [k for k in actual if k not in expected]:
+            if key not in actual or key not in expected:
+                return f"{path}.{key}: only in {'expected' if key in expected else 'actual'}"
+            found = first_difference(expected[key], actual[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return f"{path}: {len(expected)} items != {len(actual)}"
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            found = first_difference(e, a, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if expected != actual or type(expected) is not type(actual):
+        return f"{path}: {expected!r:.60} != {actual!r:.60}"
+    return None

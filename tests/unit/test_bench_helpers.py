@@ -87,6 +87,7 @@ def test_table_says_not_measured_with_reason_when_figure_skipped():
     assert "3.00x" in text and "yes" in text
     assert "| 5. End-to-end | not measured: bridge dev absent |" in markdown_table([skipped])
     assert fmt_ratio(0.0105) == "0.011"
+    assert fmt_ratio(0.81, "%") == "81%"
 
 
 @pytest.mark.parametrize(
@@ -121,3 +122,16 @@ def test_pyc_kind_is_stale_when_source_changed_after_hash_compile(tmp_path):
     pyc.write_bytes(b"\0\0\0\0" + pyc.read_bytes()[4:])
     assert importlib.util.MAGIC_NUMBER != b"\0\0\0\0"
     assert pyc_kind(pyc, source) == "stale"
+
+
+def test_first_difference_names_the_path_when_bodies_differ():
+    from bench.stats import first_difference
+
+    a = {"contact": {"id": "c1"}, "variables": {"deal_name": "A", "tags": [1, 2]}}
+    assert first_difference(a, a) is None
+    assert first_difference(a, {**a, "variables": {"deal_name": "B", "tags": [1, 2]}}) == (
+        "body.variables.deal_name: 'A' != 'B'"
+    )
+    assert first_difference(a, {**a, "extra": 1}) == "body.extra: only in actual"
+    assert first_difference([1, 2], [1]) == "body: 2 items != 1"
+    assert first_difference({"n": 1}, {"n": 1.0}) == "body.n: 1 != 1.0"
