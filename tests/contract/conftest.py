@@ -32,10 +32,11 @@ HUBSPOT_BODY = {
     "eventTemplateId": "1001298",
     "objectId": "98442",
     "tokens": {
+        "stage": "closedwon",
+        "stage_label": "Closed won",
+        "changed_at": 1767225600000,
+        "change_source": "CRM",
         "deal_name": "Acme renewal",
-        "new_stage": "closedwon",
-        "previous_stage": "contractsent",
-        "moved_at": 1767225600000,
         "amount": 1200,
     },
 }

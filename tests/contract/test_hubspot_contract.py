@@ -72,7 +72,7 @@ def test_batches_hold_one_template_and_at_most_100_inputs_when_many_jobs_arrive(
 
 def test_only_failed_jobs_fail_when_batch_answers_207(hubspot, hubspot_client, make_job):
     good = [make_job("hubspot") for _ in range(3)]
-    seconds = _bad(make_job, moved_at=1767225600)  # epoch seconds: HubSpot wants milliseconds
+    seconds = _bad(make_job, changed_at=1767225600)  # epoch seconds: HubSpot wants milliseconds
     unknown = _bad(make_job, colour="blue")
     jobs = [good[0], seconds, good[1], unknown, good[2]]
     outcomes = hubspot_client.send(jobs)
@@ -115,7 +115,7 @@ def test_uncorrelated_errors_retry_unconfirmed_jobs_when_207_names_no_id(hubspot
 
 
 def test_each_job_sent_alone_when_whole_batch_is_refused_with_400(hubspot, hubspot_client, make_job):
-    jobs = [make_job("hubspot"), _bad(make_job, moved_at="yesterday"), make_job("hubspot")]
+    jobs = [make_job("hubspot"), _bad(make_job, changed_at="yesterday"), make_job("hubspot")]
     hubspot.inject(
         "respond",
         status=400,
@@ -301,7 +301,7 @@ def test_missing_scope_is_permanent_when_app_lacks_timeline_scope(hubspot, hubsp
 
 
 def test_rejected_event_is_permanent_with_hubspot_code_when_sent_alone(hubspot, hubspot_client, make_job):
-    [outcome] = hubspot_client.send([_bad(make_job, moved_at=1767225600)])
+    [outcome] = hubspot_client.send([_bad(make_job, changed_at=1767225600)])
     assert isinstance(outcome, PermanentDeliveryError)
     assert (outcome.status, outcome.code) == (400, "VALIDATION_ERROR")
     assert outcome.request_id
@@ -321,7 +321,7 @@ def test_unknown_template_is_permanent_when_template_is_not_in_fixture(hubspot, 
     ("change", "fragment"),
     [
         ({"tokens": {"amount": "lots"}}, "not a number"),
-        ({"tokens": {"moved_at": "2026-01-01"}}, "epoch milliseconds"),
+        ({"tokens": {"changed_at": "2026-01-01"}}, "epoch milliseconds"),
         ({"objectId": None}, "objectId is required"),
         ({"timestamp": "yesterday"}, "ISO 8601"),
         (
@@ -374,11 +374,11 @@ def test_sandbox_refuses_more_than_100_inputs_when_batch_is_too_big(hubspot, mak
 def test_sandbox_last_write_wins_when_same_template_and_id_are_sent_twice(hubspot, make_job):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     first = {**make_job("hubspot").body, "id": "same"}
-    second = {**first, "objectId": "555", "tokens": {**first["tokens"], "new_stage": "closedlost"}}
+    second = {**first, "objectId": "555", "tokens": {**first["tokens"], "stage": "closedlost"}}
     for body in (first, second):
         assert requests.post(hubspot.url + SINGLE, json=body, headers=headers, timeout=5).status_code == 201
     [event] = hubspot.events()
-    assert (event["objectId"], event["tokens"]["new_stage"]) == ("555", "closedlost")
+    assert (event["objectId"], event["tokens"]["stage"]) == ("555", "closedlost")
     fetched = requests.get(f"{hubspot.url}{SINGLE}/1001298/same", headers=headers, timeout=5)
     assert fetched.status_code == 200 and fetched.json()["objectId"] == "555"
 

@@ -44,13 +44,32 @@ FIELDS = frozenset(
 IFRAME_FIELDS = ("linkLabel", "headerLabel", "url", "width", "height")
 KB = {"knowledge-base": "https://www.hubspot.com/products/service/knowledge-base"}
 
-# The template the shipped HubSpot mapping writes to; tests and `bridge dev` may pass others.
+# The deal template the shipped HubSpot mapping (hubspot-deal-stage-to-hubspot-timeline) writes to,
+# and a contact template; tests and `bridge dev` may pass others.
+DEAL_STAGES = (
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+)
 DEFAULT_TEMPLATES: tuple[dict[str, Any], ...] = (
     {
         "id": "1001298",
         "objectType": "deals",
         "name": "Deal stage changed",
         "tokens": [
+            {
+                "name": "stage",
+                "type": "enumeration",
+                "options": [{"label": s, "value": s} for s in DEAL_STAGES],
+            },
+            {"name": "stage_label", "type": "string"},
+            {"name": "changed_at", "type": "date"},
+            {"name": "change_source", "type": "string"},
+            # Tokens other suites' mappings write (a template may define many; events set some).
             {"name": "deal_name", "type": "string"},
             {"name": "new_stage", "type": "string"},
             {"name": "previous_stage", "type": "string"},

@@ -37,8 +37,8 @@ EVENT_ID = re.compile(rf"^{re.escape(EVENTS)}/(aevt_[0-9a-zA-Z]+)$")
 DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "aetpl_6b92d7693eb7e8e9": {
         "name": "Deal stage changed",
-        "message": "{{ contact }} deal moved to {{ new_state }}.",
-        "variables": {"predefined": ["contact"], "custom": ["new_state"]},
+        "message": "{{ contact }}: {{ deal_name }} moved from {{ previous_state }} to {{ new_state }}.",
+        "variables": {"predefined": ["contact"], "custom": ["deal_name", "previous_state", "new_state"]},
     },
     "aetpl_3f0c2a9d4b1e7a65": {
         "name": "External activity",
@@ -46,7 +46,7 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
         "variables": {"predefined": ["contact"], "custom": ["summary"]},
     },
 }
-DEFAULT_SOURCES = ("tsrc_126b43585fea94ad",)
+DEFAULT_SOURCES = ("tsrc_126b43585fea94ad", "tsrc_5d0c2a9e4b7f1386")  # HubSpot, Pipedrive
 
 REFERENCES = {
     "source": "tsrc_",
