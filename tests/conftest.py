@@ -238,3 +238,25 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         stop_all(running)
         config.settings.cache_clear()
         client_for.cache_clear()
+
+
+# --- the local runtime (bridge dev) --------------------------------------------------------------
+
+
+@pytest.fixture
+def local_runtime(tmp_path: Path) -> Iterator[Any]:
+    """The whole pipeline in this process, as `bridge dev` runs it, on free loopback ports.
+
+    Yields a started `timeline_bridge.local.runtime.LocalRuntime`: moto, the template's queues,
+    table and secrets, the real handlers behind the Function URL emulator and the pollers, the four
+    sandboxes (`runtime.sandboxes`), the console at `runtime.url`. Its `.bridge/` folder (secrets,
+    dev.json) is `tmp_path`, and it ignores the shell's settings (no real provider, no .env).
+    """
+    from timeline_bridge.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING")
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()

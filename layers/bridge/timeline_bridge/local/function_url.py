@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 # Lambda's synchronous invocation payload limit (BUFFERED Function URLs): 6 MB.
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
+_DRAIN_LIMIT = 64 * 1024 * 1024
 
 # Content types Lambda hands over as text; every other body arrives base64-encoded.
 _TEXT_TYPES = (
@@ -185,7 +186,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(HttpResponse.json(400, {"message": "Bad Request"}), close=True)
             return
         if length > MAX_REQUEST_BYTES:
-            # Lambda refuses the invocation before the function runs; the body is not read.
+            # Lambda refuses the invocation before the function runs. The body is read and dropped
+            # (up to a bound) so the client sees the answer rather than a reset while sending.
+            remaining = length if length <= _DRAIN_LIMIT else 0
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             self._answer(HttpResponse.json(413, {"message": "Request Entity Too Large"}), close=True)
             return
         body = self.rfile.read(length) if length else b""
@@ -237,7 +245,9 @@ class LocalHttpServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="function-url", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="function-url", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -64,6 +64,38 @@ DEAD_LETTER_PEEK = 10  # messages shown per DLQ on the console
 _INVOKE_LOCK = threading.RLock()
 
 
+# Process-wide caches of the core that hold endpoints, credentials or clients. A runtime started
+# in a process that used them before (the test suite, a second start) must not inherit them.
+_CORE_CACHES = (
+    ("timeline_bridge.config", "settings"),
+    ("timeline_bridge.aws", "client"),
+    ("timeline_bridge.targets", "client_for"),
+    ("timeline_bridge.delivery", "deliverer_for"),
+    ("timeline_bridge.route", "default_router"),
+)
+_CORE_SINGLETONS = (
+    ("timeline_bridge.enrichment.hubspot", "_crm"),
+    ("timeline_bridge.enrichment.stora", "_api"),
+    ("timeline_bridge.enrichment.slack", "_api"),
+)
+
+
+def reset_core_caches() -> None:
+    """Forget the core's cached settings, clients, deliverers and router (only modules already
+    imported are touched, so this costs no import)."""
+    for module_name, attribute in _CORE_CACHES:
+        cached = getattr(sys.modules.get(module_name), attribute, None)
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    for module_name, attribute in _CORE_SINGLETONS:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attribute):
+            setattr(module, attribute, None)
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
+
+
 @contextlib.contextmanager
 def function_environment(env: dict[str, str]) -> Iterator[None]:
     """Run the body with `env` applied to `os.environ`, under the invocation lock."""
@@ -82,6 +114,16 @@ def function_environment(env: dict[str, str]) -> Iterator[None]:
                 else:
                     os.environ[name] = value
             config.settings.cache_clear()
+
+
+def _drop_unflushed_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools never flushes, so never clears, its metric
+    set: the shared `metrics` singleton would keep growing across invocations. Clear it as a
+    flush would."""
+    observability = sys.modules.get("timeline_bridge.observability")
+    metrics = getattr(observability, "metrics", None)
+    if metrics is not None and os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        metrics.clear_metrics()
 
 
 @dataclass
@@ -126,7 +168,10 @@ class LocalFunction:
             raise RuntimeError(f"{self.logical_id} is not loaded")
         handler = getattr(self.module, self.handler_name)
         with function_environment(self.env):
-            return handler(event, context)
+            try:
+                return handler(event, context)
+            finally:
+                _drop_unflushed_metrics()
 
 
 @dataclass
@@ -163,6 +208,8 @@ class LocalRuntime:
         write_state: bool = True,
         max_batching_window: float = DEFAULT_MAX_BATCHING_WINDOW,
         log_level: str | None = None,
+        state_dir: str | Path | None = None,
+        environ: dict[str, str] | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
@@ -173,6 +220,10 @@ class LocalRuntime:
         self.write_state_file = write_state
         self.max_batching_window = max_batching_window
         self.log_level = log_level
+        # Where `.bridge/` (secrets, dev.json) lives: the project folder unless told otherwise.
+        self.state_root = Path(state_dir).resolve() if state_dir is not None else self.root
+        # The user's settings (.env, shell): None = this process's environment at start.
+        self._environ = environ
         self.echo = echo
         self.journal = Journal()
         self.functions: dict[str, LocalFunction] = {}
@@ -227,7 +278,7 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         """Bring everything up; on any failure, take down what was started and re-raise."""
         began = time.monotonic()
-        self._user_env = dict(os.environ)
+        self._user_env = dict(os.environ if self._environ is None else self._environ)
         try:
             self._start()
         except BaseException:
@@ -245,6 +296,7 @@ class LocalRuntime:
         self.region = tpl.PSEUDO_PARAMETERS["AWS::Region"]
         self._start_moto()
         self._set_process_env()
+        reset_core_caches()
         self._install_hooks()
         refs = self._create_resources(template)
         self._start_targets()
@@ -254,24 +306,27 @@ class LocalRuntime:
         self._http.start()
         self.started_at = utc_now_iso()
         if self.write_state_file:
-            state_files.write_state(self.state(), self.root)
+            state_files.write_state(self.state(), self.state_root)
 
     def stop(self) -> None:
         """Stop pollers, servers and sandboxes; restore the environment; remove the state file."""
         self._running = False
-        for mapping in self.mappings:
-            with contextlib.suppress(Exception):
-                mapping.stop(timeout=15)
+        # Ask every poller to stop first (each may sit in a 1 s long poll), then wait for them all.
+        for wait in (0.0, 15.0):
+            for mapping in self.mappings:
+                with contextlib.suppress(Exception):
+                    mapping.stop(timeout=wait)
         self.mappings = []
         if self._http is not None:
             with contextlib.suppress(Exception):
                 self._http.stop()
             self._http = None
         if self.sandboxes:
-            from timeline_bridge.sandboxes import stop_all
-
-            with contextlib.suppress(Exception):
-                stop_all(self.sandboxes)
+            stopping = [threading.Thread(target=s.stop, daemon=True) for s in self.sandboxes.values()]
+            for thread in stopping:
+                thread.start()
+            for thread in stopping:
+                thread.join(10)
             self.sandboxes = {}
         for fn in self.functions.values():
             fn.unload()
@@ -281,8 +336,9 @@ class LocalRuntime:
                 self._moto.stop()
             self._moto = None
         self._restore_process_env()
+        reset_core_caches()
         if self.write_state_file:
-            state_files.remove_state(self.root)
+            state_files.remove_state(self.state_root)
 
     # ------------------------------------------------------------------ AWS on loopback
 
@@ -393,7 +449,6 @@ class LocalRuntime:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
                 )
             refs.update({name: name, f"{name}.Arn": described["TableArn"]})
-            self.table_name = self.table_name or name
 
         self._choose_secret_values(template)
         secretsmanager = aws.client("secretsmanager")
@@ -459,7 +514,7 @@ class LocalRuntime:
                 self.real_targets[target] = base
         sandbox_names = {CREDENTIAL_ENV[t] for t in TARGETS if t not in self.real_targets}
         wanted = sorted((webhook_names | sandbox_names) - {n for n in webhook_names if self._user_env.get(n)})
-        generated, created = state_files.ensure_secrets(wanted, self.root)
+        generated, created = state_files.ensure_secrets(wanted, self.state_root)
         self.generated_secrets = [n for n in created if n in webhook_names]
         self.webhook_secrets = sorted(webhook_names)
         values: dict[str, str] = {}
@@ -579,6 +634,7 @@ class LocalRuntime:
                 raise FileNotFoundError(f"{spec.logical_id}: handler file {fn.path} not found")
             fn.load()
             self.functions[spec.logical_id] = fn
+            self.table_name = self.table_name or fn.env.get("IDEMPOTENCY_TABLE", "")
 
     def _start_pollers(self, template: dict[str, Any]) -> None:
         from timeline_bridge.local import template as tpl

@@ -1,0 +1,187 @@
+"""`bridge dev` in-process: a signed sample goes through the real handlers, moto and the pollers to
+the provider sandboxes; refusals show on the console; a second start begins from nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from timeline_bridge import signing
+from timeline_bridge.local.runtime import LocalRuntime
+from timeline_bridge.local.state import read_state
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "events" / "hubspot" / "deal-stage-change.json"
+# Settings a developer's shell may hold; `bridge send` must sign with the runtime's own secrets.
+SHELL_SETTINGS = (
+    "HUBSPOT_CLIENT_SECRET",
+    "SLACK_SIGNING_SECRET",
+    "PIPEDRIVE_BASIC_AUTH",
+    "GENERIC_WEBHOOK_SECRET",
+)
+
+
+def sample_deal_id() -> str:
+    body = json.loads(json.loads(SAMPLE.read_text())["body"])
+    return str(body[0]["objectId"])
+
+
+def bridge_send(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `bridge send` as a user would, from a folder whose `.bridge/` names the runtime."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in SHELL_SETTINGS and not k.startswith("HUBSPOT_WEBHOOK")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "timeline_bridge.cli", "send", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def stored_with(runtime: LocalRuntime, target: str, text: str) -> list[dict[str, Any]]:
+    return [e for e in runtime.sandboxes[target].events() if text in json.dumps(e)]
+
+
+def test_sample_lands_in_stora_hubspot_and_matter_within_2s_when_sent_with_bridge_send(
+    local_runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    sent = bridge_send(tmp_path, "hubspot", str(SAMPLE))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.startswith("200 ")
+    accepted = time.monotonic()
+
+    deal = sample_deal_id()
+    targets = ("stora", "hubspot", "matter")
+    arrived = wait_for(lambda: all(stored_with(local_runtime, t, deal) for t in targets), timeout=2.0)
+    elapsed = time.monotonic() - accepted
+
+    state = local_runtime.console_state()
+    assert arrived, f"not all of {targets} got the event within 2 s; jobs: {state['jobs']}"
+    assert elapsed < 2.0
+    webhook = state["webhooks"][0]
+    assert (webhook["source"], webhook["status"], webhook["outcome"]) == ("hubspot", 200, "accepted")
+    assert {j["target"] for j in webhook["jobs"]} >= set(targets)
+
+
+def test_bridge_send_finds_the_runtime_through_dev_json_when_no_url_is_given(
+    local_runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    state = read_state(tmp_path)
+    assert state is not None
+    assert state["url"] == local_runtime.url
+    assert state["pid"] == os.getpid()
+    assert set(state["webhook_urls"]) == {"hubspot", "slack", "pipedrive", "generic"}
+    assert state["env"]["EVENTS_QUEUE_URL"].startswith(local_runtime.aws_endpoint_url)
+    assert {f"{t.upper()}_DLQ_URL" for t in ("stora", "hubspot", "matter", "applied")} <= set(state["env"])
+    assert {t: s["real"] for t, s in state["sandboxes"].items()} == dict.fromkeys(
+        ("stora", "hubspot", "matter", "applied"), False
+    )
+
+
+def test_bad_signature_gets_401_and_shows_as_rejected_when_signed_with_another_secret(
+    local_runtime: LocalRuntime,
+) -> None:
+    event = json.loads(SAMPLE.read_text())
+    body = signing.body_bytes(event)
+    url = local_runtime.webhook_urls["hubspot"]
+    headers = signing.sign_request("hubspot", body, "not-the-configured-secret", url=url)
+
+    answer = requests.post(
+        url, data=body, headers={"content-type": "application/json", **headers}, timeout=10
+    )
+
+    assert answer.status_code == 401
+    state = requests.get(f"{local_runtime.url}/_console/state.json", timeout=10).json()
+    webhook = state["webhooks"][0]
+    assert (webhook["status"], webhook["outcome"]) == (401, "rejected")
+    assert "signature" in webhook["reason"]
+    assert webhook["events"] == []
+    page = requests.get(f"{local_runtime.url}/", timeout=10).text
+    assert "rejected" in page
+
+
+def test_body_over_lambdas_6mb_gets_413_when_posted_to_a_webhook_url(local_runtime: LocalRuntime) -> None:
+    answer = requests.post(
+        local_runtime.webhook_urls["hubspot"],
+        data=b"[" + b" " * (6 * 1024 * 1024) + b"]",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+
+    assert answer.status_code == 413
+    assert local_runtime.console_state()["webhooks"] == []  # the function never ran
+
+
+def test_second_start_is_clean_when_the_first_runtime_stopped(tmp_path: Path) -> None:
+    deal = sample_deal_id()
+    first = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING").start()
+    try:
+        assert bridge_send(tmp_path, "hubspot", str(SAMPLE)).returncode == 0
+        assert wait_for(lambda: stored_with(first, "stora", deal), timeout=5)
+        secrets_before = (tmp_path / ".bridge" / "secrets.json").read_text()
+    finally:
+        first.stop()
+    assert read_state(tmp_path) is None
+    assert not (tmp_path / ".bridge" / "dev.json").exists()
+
+    second = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING").start()
+    try:
+        state = second.console_state()
+        assert state["webhooks"] == [] and state["jobs"] == []
+        assert all(not events for events in state["timelines"].values())
+        assert all(d["count"] == 0 for d in state["dead_letters"].values())
+        assert second.generated_secrets == []  # reused from .bridge/secrets.json
+        assert (tmp_path / ".bridge" / "secrets.json").read_text() == secrets_before
+
+        # A fresh dedupe table: the same sample is new again, and reaches the new sandboxes.
+        again = bridge_send(tmp_path, "hubspot", str(SAMPLE))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads(again.stdout.splitlines()[1])["accepted"] == 1
+        assert wait_for(lambda: stored_with(second, "stora", deal), timeout=5)
+    finally:
+        second.stop()
+
+
+def test_bridge_send_exits_non_zero_when_no_runtime_is_running(tmp_path: Path) -> None:
+    sent = bridge_send(tmp_path, "hubspot", str(SAMPLE))
+
+    assert sent.returncode != 0
+    assert "bridge dev" in sent.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "sample"),
+    [
+        ("slack", "slack/approve-button.json"),
+        ("pipedrive", "pipedrive/deal-stage-change-v2.json"),
+        ("generic", "generic/standard-webhook.json"),
+    ],
+)
+def test_every_shipped_sample_is_accepted_when_sent_with_bridge_send(
+    local_runtime: LocalRuntime, tmp_path: Path, source: str, sample: str
+) -> None:
+    sent = bridge_send(tmp_path, source, str(ROOT / "events" / sample))
+
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    webhook = local_runtime.console_state()["webhooks"][0]
+    assert (webhook["source"], webhook["status"]) == (source, 200)
+    assert webhook["outcome"] in ("accepted", "ignored")
