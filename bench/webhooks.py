@@ -126,6 +126,14 @@ class SignedRequest:
         }
 
 
+SECRET_NAMES = {
+    "hubspot": "HUBSPOT_CLIENT_SECRET",
+    "slack": "SLACK_SIGNING_SECRET",
+    "pipedrive": "PIPEDRIVE_BASIC_AUTH",
+    "generic": "GENERIC_WEBHOOK_SECRET",
+}
+
+
 def sign(
     source: str,
     body: bytes,
@@ -134,50 +142,22 @@ def sign(
     scheme: str = "https",
     path: str | None = None,
     timestamp: int = TIMESTAMP,
+    secrets: dict[str, str] | None = None,
 ) -> SignedRequest:
-    """Sign `body` for `source` as its sender would, for a POST to `scheme://host/path` (a Function
-    URL's root by default; generic endpoints are named by their path)."""
+    """Sign `body` for `source` as its sender would (`timeline_bridge.signing`, what `bridge send`
+    uses), for a POST to `scheme://host/path`: a Function URL's root by default, generic endpoints
+    named by their path."""
+    from timeline_bridge import signing
+
     path = path or ("/generic/bench" if source == "generic" else "/")
-    base = {"host": host, "x-forwarded-proto": scheme, "user-agent": "bench"}
+    secret = (secrets or SECRETS)[SECRET_NAMES[source]]
+    content_type = "application/x-www-form-urlencoded" if source == "slack" else "application/json"
+    options: dict[str, Any] = {"now": timestamp}
     if source == "hubspot":
-        from timeline_bridge.sources import hubspot
-
-        ts = str(timestamp * 1000)
-        sig = hubspot.v3_signature(
-            SECRETS["HUBSPOT_CLIENT_SECRET"], "POST", f"{scheme}://{host}{path}", body, ts
-        )
-        headers = {
-            "content-type": "application/json",
-            "x-hubspot-request-timestamp": ts,
-            "x-hubspot-signature-v3": sig,
-        }
-    elif source == "slack":
-        from timeline_bridge.sources import slack
-
-        headers = {
-            "content-type": "application/x-www-form-urlencoded",
-            "x-slack-request-timestamp": str(timestamp),
-            "x-slack-signature": slack.signature(SECRETS["SLACK_SIGNING_SECRET"], timestamp, body),
-        }
-    elif source == "pipedrive":
-        from timeline_bridge.sources import pipedrive
-
-        headers = {
-            "content-type": "application/json",
-            "authorization": pipedrive.authorization(SECRETS["PIPEDRIVE_BASIC_AUTH"]),
-        }
-    elif source == "generic":
-        from timeline_bridge.sources import generic
-
-        msg_id = "msg_" + json.loads(body).get("id", "x")
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": generic.standard_signature(
-                SECRETS["GENERIC_WEBHOOK_SECRET"], msg_id, timestamp, body
-            ),
-        }
-    else:
-        raise ValueError(f"unknown source {source!r}")
-    return SignedRequest(source, path, base | headers, body)
+        options["url"] = f"{scheme}://{host}{path}"
+    if source == "generic":
+        options["name"] = path.rstrip("/").rsplit("/", 1)[-1]
+        options["webhook_id"] = "msg_" + str(json.loads(body).get("id", "x"))
+    headers = {"host": host, "x-forwarded-proto": scheme, "user-agent": "bench", "content-type": content_type}
+    headers.update({k.lower(): v for k, v in signing.sign_request(source, body, secret, **options).items()})
+    return SignedRequest(source, path, headers, body)
