@@ -14,6 +14,12 @@ idempotency fields built from it, so this stage needs no store of its own: re-ro
 Failures of a whole record (an unreadable envelope, a queue that refuses a message) are reported
 as `batchItemFailures`: SQS delivers the record again and, after the queue's maxReceiveCount,
 moves it to EventsDeadLetterQueue.
+
+Enrichment (the mappings' `enrich:` fetches) runs here, before rendering. A fetch that fails for
+good dead-letters its job (reason `enrichment_error`, naming the fetch and the status). A fetch to
+retry (429, 5xx, timeout, credentials) fails the whole record before anything of the event is
+enqueued: the event is routed again when its message becomes visible, no sooner than the source
+API's Retry-After (the message's visibility is extended to it).
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ from functools import cache
 from typing import Any, Protocol
 
 from timeline_bridge import config
-from timeline_bridge.errors import BridgeError
+from timeline_bridge.errors import BridgeError, RetryLaterError
 from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, no_enrichment
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.observability import logger, metrics
 
 SQS_BATCH = 10
+MAX_VISIBILITY = 43_200  # SQS's ceiling: 12 hours
 
 
 class UnreadableEnvelopeError(BridgeError):
@@ -197,13 +204,45 @@ def default_router() -> Router:
     return Router(mappings=mappings, queue=SqsJobQueue(), enrich=default_enricher())
 
 
+def delay_redelivery(record: Any, seconds: float | None, sqs: Any = None) -> None:
+    """Keep a failed record invisible for `seconds` (a source API's Retry-After) instead of the
+    queue's visibility timeout. Best effort: without it the record returns after the timeout."""
+    if not seconds or seconds <= 0:
+        return
+    arn = str(getattr(record, "event_source_arn", "") or "")
+    parts = arn.split(":")
+    url = config.settings().events_queue_url
+    if not url and len(parts) == 6:
+        url = f"https://sqs.{parts[3]}.amazonaws.com/{parts[4]}/{parts[5]}"
+    if not url:
+        return
+    try:
+        if sqs is None:
+            from timeline_bridge.aws import client
+
+            sqs = client("sqs")
+        sqs.change_message_visibility(
+            QueueUrl=url,
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=min(max(int(seconds + 0.999), 1), MAX_VISIBILITY),
+        )
+    except Exception as exc:  # botocore errors: the record still fails and comes back later
+        logger.warning("could not delay the retry", extra={"error": str(exc)[:300]})
+
+
 def handle(event: dict[str, Any], context: Any, *, router: Router | None = None) -> dict[str, Any]:
     """SQS batch from the events queue → partial batch response (ReportBatchItemFailures)."""
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     router = router or default_router()
-    totals = {"JobsRouted": 0, "JobsDeadLettered": 0, "EventsUnmatched": 0, "EnvelopesUnreadable": 0}
+    totals = {
+        "JobsRouted": 0,
+        "JobsDeadLettered": 0,
+        "EventsUnmatched": 0,
+        "EnvelopesUnreadable": 0,
+        "EventsRetried": 0,
+    }
 
     def record_handler(record: Any) -> None:
         try:
@@ -211,6 +250,20 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
         except UnreadableEnvelopeError:
             totals["EnvelopesUnreadable"] += 1
             logger.error("unreadable envelope", extra={"message_id": record.message_id})
+            raise
+        except RetryLaterError as exc:
+            # An enrichment fetch to retry (throttled, 5xx, credentials): nothing of this event was
+            # enqueued; the whole event is routed again once the source API's delay has passed.
+            totals["EventsRetried"] += 1
+            logger.warning(
+                "event will be routed again",
+                extra={
+                    "message_id": record.message_id,
+                    "error": str(exc)[:300],
+                    "retry_after": exc.retry_after,
+                },
+            )
+            delay_redelivery(record, exc.retry_after)
             raise
         totals["JobsRouted"] += len(result.jobs)
         totals["JobsDeadLettered"] += len(result.dead_letters)
