@@ -39,9 +39,15 @@ class AwsResources:
 
     sqs: Any
     dynamodb: Any
-    secretsmanager: Any
     table: str
     queues: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secretsmanager(self) -> Any:
+        """A Secrets Manager client, made on first use (most tests never need one)."""
+        import boto3
+
+        return boto3.client("secretsmanager", region_name=REGION)
 
     @property
     def events_queue(self) -> str:
@@ -116,10 +122,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
 
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        secretsmanager = boto3.client("secretsmanager", region_name=REGION)
-        resources = AwsResources(
-            sqs=sqs, dynamodb=dynamodb, secretsmanager=secretsmanager, table=IDEMPOTENCY_TABLE
-        )
+        resources = AwsResources(sqs=sqs, dynamodb=dynamodb, table=IDEMPOTENCY_TABLE)
 
         def queue_pair(logical: str, env_prefix: str) -> None:
             dlq = sqs.create_queue(QueueName=f"timeline-bridge-{logical}-dlq")["QueueUrl"]

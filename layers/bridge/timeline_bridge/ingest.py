@@ -287,6 +287,7 @@ def handle(
         parsed = src.parse(request)
         if parsed.reply is not None:
             logger.info("webhook answered", extra={"source": source, "headers": safe_headers(headers)})
+            _count(source, Outcome())
             return json_response(200, parsed.reply)
         outcome = _ingest(src, parsed, received_at, context, store, queue)
     except IngestError as err:
@@ -437,8 +438,8 @@ def _remaining_ms(context: Any) -> int:
 
 def _count(source: str, outcome: Outcome) -> None:
     metrics.add_dimension(name="source", value=source)
-    if outcome.accepted:
-        metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=outcome.accepted)
+    # Always published (0 included): a flat line is information, a missing one is not.
+    metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=outcome.accepted)
     if outcome.duplicates:
         metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=outcome.duplicates)
     if outcome.rejected:

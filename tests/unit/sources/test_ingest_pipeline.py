@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,6 +234,27 @@ def test_only_failed_events_released_when_queue_fails_part_of_a_batch():
     assert sorted(store.released) == sorted(f"3:2:{i}:4:1763899315724" for i in (3, 11))
     retry = run(signed("hubspot", events), "hubspot", store, FakeQueue())
     assert json.loads(retry["body"]) == {"accepted": 2, "duplicates": 10, "ignored": 0, "rejected": 0}
+
+
+class SlowStore(FakeStore):
+    """Every call takes as long as a DynamoDB round trip from a cold container, or longer."""
+
+    def claim(self, scope, event, *, remaining_ms=0):
+        time.sleep(0.05)
+        return super().claim(scope, event, remaining_ms=remaining_ms)
+
+    def complete(self, scope, event):
+        time.sleep(0.05)
+        super().complete(scope, event)
+
+
+def test_claims_run_in_parallel_when_hubspot_sends_a_full_batch():
+    events = [GOOD_BODIES["hubspot"][0] | {"eventId": i} for i in range(100)]
+    started = time.monotonic()
+    answer = run(signed("hubspot", events), "hubspot", SlowStore(), FakeQueue())
+    elapsed = time.monotonic() - started
+    assert json.loads(answer["body"])["accepted"] == 100
+    assert elapsed < 2.5  # one after the other: 200 calls x 50 ms = 10 s, twice HubSpot's 5 s
 
 
 def test_nothing_enqueued_and_claims_released_when_dedupe_table_fails():
