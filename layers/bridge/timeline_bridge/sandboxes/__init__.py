@@ -10,7 +10,7 @@ sandbox also serves the CRM reads enrichment makes; `slack` is the Slack Web API
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from timeline_bridge.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
@@ -65,8 +65,9 @@ BASE_URL_ENV = {"slack": "SLACK_API_BASE_URL"}
 
 def start(name: str, token: str | None = None, *, port: int = 0, **options: Any) -> Sandbox:
     """Start one sandbox (`stora`, `hubspot`, `matter`, `applied`) accepting `token`."""
-    cls = SANDBOX_CLASSES[name]
-    return cls(token or DEFAULT_TOKENS[name], **options).start(port)  # type: ignore[call-arg]
+    # Each class takes its credential first (token= or api_key=), then its own options.
+    factory: Callable[..., Sandbox] = SANDBOX_CLASSES[name]
+    return factory(token or DEFAULT_TOKENS[name], **options).start(port)
 
 
 def start_all(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from typing import Any
 
 from timeline_bridge.sandboxes import SANDBOX_CLASSES, env_for, start, stop_all
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SANDBOX_CLASSES]
     if unknown:
         parser.error(f"unknown sandbox(es): {', '.join(unknown)}")
-    options: dict[str, object] = {"time_scale": args.time_scale}
+    options: dict[str, Any] = {"time_scale": args.time_scale}
     if args.no_rate_limits:
         options["rate_limits"] = ()
     running = {}

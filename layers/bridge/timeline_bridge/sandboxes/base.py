@@ -241,7 +241,9 @@ class Sandbox:
             stopping.start()
             # Wake the serving loop now instead of at its next poll.
             with contextlib.suppress(OSError):
-                socket.create_connection(server.server_address[:2], timeout=0.5).close()
+                socket.create_connection(
+                    (str(server.server_address[0]), int(server.server_address[1])), timeout=0.5
+                ).close()
             stopping.join(5)
             server.server_close()
         if self._thread is not None:

@@ -247,7 +247,8 @@ class HubspotSandbox(Sandbox):
                     f"Too many inputs: {len(inputs)} (at most {MAX_INPUTS} per batch)", "VALIDATION_ERROR"
                 ),
             )
-        results, errors = [], []
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
         for item in inputs:
             problems = self._validate(item) if isinstance(item, dict) else ["input must be an object"]
             if problems:

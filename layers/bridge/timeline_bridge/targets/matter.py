@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
 
@@ -64,7 +65,7 @@ def classify(response: requests.Response, *, now: float | None = None) -> Outcom
     if 300 <= status < 400:
         return redirect_error(response, "matter")
     code = as_str(body.get("code"))
-    fields = {
+    fields: dict[str, Any] = {
         "status": status,
         "code": code,
         "request_id": as_str(body.get("request_id")) or response.headers.get("Matter-Request-Id"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
 
@@ -43,7 +44,7 @@ def idempotency_key(job: DeliveryJob) -> str:
     return job.key if job.key_generation <= 0 else f"{job.key}-r{job.key_generation}"
 
 
-def _failure_fields(response: requests.Response) -> dict:
+def _failure_fields(response: requests.Response) -> dict[str, Any]:
     error = as_dict(as_dict(json_body(response)).get("error"))
     return {
         "status": response.status_code,
