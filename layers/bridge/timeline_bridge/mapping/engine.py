@@ -8,17 +8,20 @@ A `Mapping` is one mapping file, compiled: its `when`, every `${{ }}` in its bod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from jmespath import exceptions as jp_exceptions
 
+from timeline_bridge import TARGETS
 from timeline_bridge.errors import MappingError
 from timeline_bridge.keys import job_key
 from timeline_bridge.mapping import contracts
 from timeline_bridge.mapping.expressions import (
     BridgeFunctions,
+    ExpressionError,
     Getter,
     compile_expression,
     function_calls,
@@ -45,7 +48,9 @@ class RenderError(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    # One line, short: errors are printed as `file:line: field: reason` (jmespath's parse errors
+    # draw a caret diagram over several lines).
+    text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
@@ -72,15 +77,17 @@ class _Compiler:
     def expression(self, text: str, path: Path_, roots: frozenset[str] = CONTEXT_ROOTS) -> Getter | None:
         """Compile one JMESPath expression, with the checks jmespath itself defers to run time."""
         try:
-            getter = compile_expression(text, self.functions)
             problems = self._static_checks(text, roots)
-        except jp_exceptions.JMESPathError as exc:
+            if problems:
+                for problem in problems:
+                    self.error(path, problem)
+                return None
+            getter = compile_expression(text, self.functions)
+        except (jp_exceptions.JMESPathError, ExpressionError) as exc:
             self.error(path, f"invalid expression {text!r}: {_describe(exc)}")
             return None
-        for problem in problems:
-            self.error(path, problem)
         self.expression_count += 1
-        return None if problems else getter
+        return getter
 
     def _static_checks(self, text: str, roots: frozenset[str]) -> list[str]:
         problems = []
@@ -169,11 +176,31 @@ def _whole(getter: Getter, text: str, path: Path_) -> Callable[[Any], Any]:
 
     def whole(ctx: Any) -> Any:
         try:
-            return getter(ctx)
+            value = getter(ctx)
         except Exception as exc:  # any failure inside an expression is this mapping's error
             raise RenderError(path, f"${{{{ {text} }}}}: {_describe(exc)}") from exc
+        kind = type(value)
+        # NaN and Infinity parse from webhook JSON in Python but are not JSON: never send them.
+        if (kind is float and not math.isfinite(value)) or (kind in (dict, list) and _non_finite(value)):
+            raise RenderError(path, f"${{{{ {text} }}}} is not valid JSON (NaN or Infinity)")
+        return value
 
     return whole
+
+
+def _non_finite(value: Any) -> bool:
+    """A NaN or Infinity anywhere inside a container (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float and not math.isfinite(item):
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
 
 
 def _interpolated(parts: list[str | tuple[Getter, str]], path: Path_) -> Callable[[Any], Any]:
@@ -379,19 +406,19 @@ def compile_mapping(
 
     _check_target_rules(compiler, target, body_raw)
     required = tuple(str(p).removeprefix("body.") for p in data.get("required") or ())
-    for index, path in enumerate(required):
+    for index, required_path in enumerate(required):
         node: Any = body_raw
-        for part in path.split("."):
+        for part in required_path.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
-            compiler.error(("required", index), f"required field {path!r} is not in body")
+            compiler.error(("required", index), f"required field {required_path!r} is not in body")
 
     if compiler.errors:
         return None, compiler.errors
     sets_id = target == "hubspot" and "id" in body_raw
     mapping = Mapping(
-        name=data["name"],
-        source=data["source"],
+        name=str(data.get("name", "")),
+        source=str(data.get("source", "")),
         target=target,
         file=mapping_file,
         description=data.get("description", ""),
@@ -417,8 +444,8 @@ def _safe_roots(expression: str) -> set[str]:
 
 def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) -> None:
     """Static checks of the body against its target, before any event arrives."""
-    if not target:
-        return
+    if target not in TARGETS:
+        return  # the schema already says so
     allowed = contracts.top_level_fields(target)
     if allowed is not None:
         for key in body:

@@ -510,7 +510,9 @@ def _simple_signature(signature: Any, arity: int) -> list[frozenset[type] | None
     return checks
 
 
-def _typed_array_signature(signature: Any, arity: int) -> list[tuple[frozenset[type], frozenset[type]] | None] | None:
+def _typed_array_signature(
+    signature: Any, arity: int
+) -> list[tuple[frozenset[type], frozenset[type]] | None] | None:
     """Like _simple_signature, for signatures with exactly one typed array ("array-string")."""
     if len(signature) != arity or any(s.get("variadic") for s in signature):
         return None

@@ -99,9 +99,9 @@ def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[Mappi
 
     errors = schema_errors(data, lines, mapping_file)
     mapping, compile_errors = compile_mapping(data, lines, mapping_file)
-    errors.extend(
-        e for e in compile_errors if (e.field, e.reason) not in {(x.field, x.reason) for x in errors}
-    )
+    # One report per field is enough: the schema's wording wins over the compiler's.
+    reported = {e.field for e in errors}
+    errors.extend(e for e in compile_errors if e.field not in reported)
     if errors:
         errors.sort(key=lambda e: (e.line or 0, e.field))
         return None, errors
@@ -112,10 +112,15 @@ def schema_errors(data: Any, lines: dict[Path_, int], mapping_file: str) -> list
     """Every JSON Schema violation of a mapping document, each at its own line."""
     out: list[MappingError] = []
 
+    seen: set[tuple[str, str]] = set()
+
     def add(path: Path_, reason: str) -> None:
-        out.append(
-            MappingError(reason, mapping_file=mapping_file, field=dotted(path), line=line_of(lines, path))
-        )
+        field = dotted(path)
+        if (field, reason) not in seen:  # several keywords can word the same failure alike
+            seen.add((field, reason))
+            out.append(
+                MappingError(reason, mapping_file=mapping_file, field=field, line=line_of(lines, path))
+            )
 
     for error in _schema_validator().iter_errors(data):
         path: Path_ = tuple(error.absolute_path)
