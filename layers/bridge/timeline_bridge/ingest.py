@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -236,7 +235,7 @@ def default_queue() -> EventQueue:
 
 # --- parallel work ----------------------------------------------------------------------------
 
-_pool: ThreadPoolExecutor | None = None
+_pool: Any = None  # a ThreadPoolExecutor, made on first batch (single-event sources never need it)
 
 
 def _run_all[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
@@ -252,6 +251,8 @@ def _run_all[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R | Excepti
         return [safe(i) for i in items]
     global _pool
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="ingest")
     return list(_pool.map(safe, items))
 
