@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from moto import mock_aws
 from timeline_bridge import aws
@@ -146,6 +148,25 @@ def test_list_prints_csv_of_one_namespace_when_namespace_is_given(
     assert "2 identities" in captured.err
 
 
-def test_list_fails_with_a_hint_when_no_table_is_configured(identity_table, capsys):
+def test_list_fails_with_a_hint_when_no_table_is_configured(identity_table, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no bridge dev runs from here
+
     assert main(["identities", "list"]) == 2
     assert "IDENTITY_TABLE" in capsys.readouterr().err
+
+
+def test_import_uses_the_local_table_when_bridge_dev_runs_from_this_folder(
+    identity_table, tmp_path, capsys, monkeypatch
+):
+    from timeline_bridge.local.state import write_state
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IDENTITY_TABLE", "")  # restored after the test: the state's env is applied
+    # What bridge dev leaves in .bridge/dev.json (its AWS endpoint is the moto mock here).
+    write_state({"pid": os.getpid(), "env": {"IDENTITY_TABLE": TABLE}}, tmp_path)
+    path = write_csv(tmp_path, "namespace,key,target_id\nstora_contact,a@b.example,con_0ac0514ed0711463\n")
+
+    assert main(["identities", "import", str(path)]) == 0
+
+    assert f"into {TABLE}" in capsys.readouterr().out
+    assert identity_table.get("stora_contact", "a@b.example") == "con_0ac0514ed0711463"

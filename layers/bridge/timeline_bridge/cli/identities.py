@@ -4,7 +4,7 @@ source keys (an email) into a target's own ids (a Stora `con_…`).
 The CSV has a header row with the columns `namespace,key,target_id`. Every row is checked before
 anything is written: a file with one bad row changes nothing (`--skip-invalid` imports the good
 rows anyway). The table is `--table`, else `IDENTITY_TABLE`, else the `IdentityTableName` output
-of `--stack`.
+of `--stack`, else the table of the `bridge dev` running from this folder.
 """
 
 from __future__ import annotations
@@ -114,10 +114,27 @@ def _table(args: argparse.Namespace, err: TextIO) -> IdentityTable | None:
     name = args.table or os.environ.get("IDENTITY_TABLE", "").strip()
     if not name and args.stack:
         name = _stack_output(args.stack, "IdentityTableName")
+    if not name and not args.stack:
+        name = _local_table()
     if not name:
-        print("no identity table: pass --table NAME or --stack NAME, or set IDENTITY_TABLE", file=err)
+        print(
+            "no identity table: pass --table NAME or --stack NAME, set IDENTITY_TABLE, or start bridge dev",
+            file=err,
+        )
         return None
     return IdentityTable(name)
+
+
+def _local_table() -> str:
+    """The identity table of the `bridge dev` running from this folder ("" when none runs)."""
+    from timeline_bridge.local.state import apply_env, read_state
+
+    state = read_state()
+    if not state:
+        return ""
+    apply_env(state)  # the local AWS endpoint and its dummy credentials
+    # bridge dev names each table after its logical id in template.yaml.
+    return str((state.get("env") or {}).get("IDENTITY_TABLE") or "IdentityTable")
 
 
 def _stack_output(stack: str, key: str) -> str:
