@@ -38,11 +38,16 @@ def lambda_like_env(**extra: str) -> dict[str, str]:
     return env
 
 
+INPROC_PREFIX = "--bench-inproc-us "
+
+
 @dataclass(frozen=True, slots=True)
 class ImportRun:
     total_us: int  # summed top-level cumulative import time after the marker
     wall_us: int  # the whole process, interpreter start included
+    inproc_us: int  # the measured code alone, timed inside the interpreter (imports and all)
     entries: list[ImportEntry]
+    messages: list[str]  # stderr lines that are not importtime output
 
 
 def measure_import(
@@ -55,7 +60,11 @@ def measure_import(
     python: str = sys.executable,
 ) -> ImportRun:
     """Run `code` in a fresh interpreter under `-X importtime`; raise with the error if it fails."""
-    script = f"import sys\nsys.stderr.write({IMPORT_MARKER!r} + '\\n')\nsys.stderr.flush()\n{code}\n"
+    script = (
+        f"import sys, time\nsys.stderr.write({IMPORT_MARKER!r} + '\\n')\nsys.stderr.flush()\n"
+        f"_bench_t0 = time.perf_counter_ns()\n{code}\n"
+        f"sys.stderr.write({INPROC_PREFIX!r} + str((time.perf_counter_ns() - _bench_t0) // 1000) + '\\n')\n"
+    )
     run_env = dict(env, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
     t0 = time.perf_counter_ns()
     proc = subprocess.run(  # noqa: S603 - our own interpreter, our own code
@@ -72,7 +81,22 @@ def measure_import(
         errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
         raise RuntimeError(errors[-1] if errors else f"exit status {proc.returncode}")
     entries = parse_importtime(proc.stderr)
-    return ImportRun(total_us=top_level_total_us(entries), wall_us=wall, entries=entries)
+    inproc = next(
+        (
+            int(line[len(INPROC_PREFIX) :])
+            for line in proc.stderr.splitlines()
+            if line.startswith(INPROC_PREFIX)
+        ),
+        0,
+    )
+    messages = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    return ImportRun(
+        total_us=top_level_total_us(entries),
+        wall_us=wall,
+        inproc_us=inproc,
+        entries=entries,
+        messages=messages,
+    )
 
 
 def _clear_caches() -> None:
