@@ -22,6 +22,7 @@ a Slack ack has 3 s, and cold-start time is benchmarked.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,28 +82,31 @@ class IdempotencyStore:
         self.table = table
         self.client = client
         self._layers: dict[str, Any] = {}
+        self._lock = threading.Lock()  # claims run in threads; build each layer once
 
     def _layer(self, scope: str) -> Any:
-        layer = self._layers.get(scope)
-        if layer is None:
-            from aws_lambda_powertools.utilities.idempotency import (
-                DynamoDBPersistenceLayer,
-                IdempotencyConfig,
-            )
+        with self._lock:
+            return self._layers.get(scope) or self._build_layer(scope)
 
-            layer = DynamoDBPersistenceLayer(
-                table_name=self.table, boto3_client=self.client or aws.client("dynamodb")
-            )
-            layer.configure(
-                IdempotencyConfig(
-                    event_key_jmespath="id",
-                    payload_validation_jmespath="payload",
-                    raise_on_no_idempotency_key=True,
-                    expires_after_seconds=DEDUPE_SECONDS,
-                ),
-                key_prefix=f"ingest.{scope}",
-            )
-            self._layers[scope] = layer
+    def _build_layer(self, scope: str) -> Any:
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+        )
+
+        layer = DynamoDBPersistenceLayer(
+            table_name=self.table, boto3_client=self.client or aws.client("dynamodb")
+        )
+        layer.configure(
+            IdempotencyConfig(
+                event_key_jmespath="id",
+                payload_validation_jmespath="payload",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=DEDUPE_SECONDS,
+            ),
+            key_prefix=f"ingest.{scope}",
+        )
+        self._layers[scope] = layer
         return layer
 
     @staticmethod
