@@ -157,7 +157,7 @@ def verify_standard(request: WebhookRequest, secrets: Sequence[str], *, now: Clo
         raise SignatureError("missing webhook-id or webhook-signature header", reason="signature_missing")
     seconds = parse_int_header(request.header(WEBHOOK_TIMESTAMP), WEBHOOK_TIMESTAMP)
     check_timestamp(seconds, now=now)
-    timestamp = request.header(WEBHOOK_TIMESTAMP, "").strip()
+    timestamp = (request.header(WEBHOOK_TIMESTAMP) or "").strip()
     given = []
     for entry in header.split(" "):
         version, _, value = entry.partition(",")

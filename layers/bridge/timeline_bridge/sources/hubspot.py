@@ -176,7 +176,7 @@ def verify(
 def _verify_v3(request: WebhookRequest, keys: list[str], given: str, uri: str, now: Clock) -> None:
     millis = parse_int_header(request.header(TIMESTAMP), TIMESTAMP)
     check_timestamp(millis / 1000, now=now)
-    timestamp = request.header(TIMESTAMP, "").strip()
+    timestamp = (request.header(TIMESTAMP) or "").strip()
     uris = dict.fromkeys((decode_uri(uri), uri))  # documented form first, then the SDKs' form
     given = given.strip()
     for secret in keys:

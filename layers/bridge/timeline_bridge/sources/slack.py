@@ -68,7 +68,7 @@ def verify(request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time
         raise SignatureError(f"missing {SIGNATURE} header", reason="signature_missing")
     seconds = parse_int_header(request.header(TIMESTAMP), TIMESTAMP)
     check_timestamp(seconds, now=now)
-    timestamp = request.header(TIMESTAMP, "").strip()
+    timestamp = (request.header(TIMESTAMP) or "").strip()
     given = given.strip()
     for secret in keys:
         if equal(signature(secret, timestamp, request.body), given):
@@ -125,13 +125,13 @@ def _parse_form(raw: bytes) -> ParsedRequest:
     payload = load_json(form["payload"][0].encode("utf-8"), "Slack payload")
     if not isinstance(payload, dict):
         raise MalformedBodyError("Slack payload must be a JSON object")
-    kind = payload.get("type")
-    if kind not in INTERACTIVE_TYPES:
-        return ParsedRequest(events=[_unknown(str(kind or "unknown"), payload)], interactive=True)
+    payload_type = payload.get("type")
+    if payload_type not in INTERACTIVE_TYPES:
+        return ParsedRequest(events=[_unknown(str(payload_type or "unknown"), payload)], interactive=True)
     return ParsedRequest(
         events=[
             SourceEvent(
-                event_type=str(kind),
+                event_type=str(payload_type),
                 event_id=interaction_identity(payload),
                 occurred_at=iso_from_epoch(dig(payload, "actions", 0, "action_ts")),
                 event=payload,
@@ -148,7 +148,9 @@ def interaction_identity(payload: dict[str, Any]) -> str | None:
     if trigger:
         return trigger
     message_ts = scalar(dig(payload, "container", "message_ts"))
-    actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+    actions = payload.get("actions")
+    if not isinstance(actions, list):
+        actions = []
     action_ts = [scalar(dig(a, "action_ts")) for a in actions]
     if not message_ts or not action_ts or not all(action_ts):
         return None
