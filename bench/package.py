@@ -123,7 +123,7 @@ def _strip_bytecode(root: Path) -> None:
         shutil.rmtree(cache)
 
 
-def import_with_and_without_bytecode(layer_python: Path, runs: int = 5) -> dict[str, dict[str, float]]:
+def import_with_and_without_bytecode(layer_python: Path, runs: int = 3) -> dict[str, dict[str, float]]:
     """Median import cost of each probe function, with the layer's .pyc and with them removed."""
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tb-layer-") as tmp:
@@ -165,7 +165,7 @@ def run() -> Figure:
             Row(
                 f"size {art.name}",
                 f"{fmt_bytes(zipped)} zipped, {fmt_bytes(size)} unzipped, {files} files",
-                goal="≤ 250 MiB unzipped (Lambda)",
+                goal="<= 250 MiB unzipped (Lambda)",
                 met=size <= 250 * 1024 * 1024,
                 data={"zipped_bytes": zipped, "unzipped_bytes": size, "files": files},
             )
@@ -206,5 +206,5 @@ def run() -> Figure:
                 data=m,
             )
         )
-    fig.notes.append("import rows: ratio = with .pyc / without; median of 5 fresh interpreters each")
+    fig.notes.append("import rows: ratio = with .pyc / without; median of 3 fresh interpreters each")
     return fig
