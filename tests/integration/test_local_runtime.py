@@ -92,9 +92,24 @@ def test_bridge_send_finds_the_runtime_through_dev_json_when_no_url_is_given(
     assert set(state["webhook_urls"]) == {"hubspot", "slack", "pipedrive", "generic"}
     assert state["env"]["EVENTS_QUEUE_URL"].startswith(local_runtime.aws_endpoint_url)
     assert {f"{t.upper()}_DLQ_URL" for t in ("stora", "hubspot", "matter", "applied")} <= set(state["env"])
-    assert {t: s["real"] for t, s in state["sandboxes"].items()} == dict.fromkeys(
-        ("stora", "hubspot", "matter", "applied"), False
-    )
+    targets = ("stora", "hubspot", "matter", "applied")
+    assert {t: state["sandboxes"][t]["real"] for t in targets} == dict.fromkeys(targets, False)
+
+
+def test_each_function_gets_its_own_template_environment_when_loaded(local_runtime: LocalRuntime) -> None:
+    functions = local_runtime.functions
+    deliver = {fn.env["TARGET"]: fn for fn in functions.values() if fn.kind == "deliver"}
+    assert set(deliver) == {"stora", "hubspot", "matter", "applied"}
+    for target, fn in deliver.items():
+        assert fn.env[f"{target.upper()}_BASE_URL"] == local_runtime.sandboxes[target].url
+        assert fn.env[f"{target.upper()}_QUEUE_URL"] in local_runtime.queue_urls.values()
+    hubspot = functions["HubspotWebhookFunction"].env
+    assert hubspot["HUBSPOT_CLIENT_SECRET"] == local_runtime.secret_values["HUBSPOT_CLIENT_SECRET"]
+    assert "SLACK_SIGNING_SECRET" not in hubspot  # each webhook function holds only its own secret
+    route = functions["RouteFunction"].env
+    assert Path(route["BRIDGE_MAPPINGS_DIR"]) == ROOT / "mappings"  # /opt/mappings of the layer
+    assert route["SLACK_API_BASE_URL"] == local_runtime.sandboxes["slack"].url
+    assert "TARGET" not in os.environ  # applied around invocations only
 
 
 def test_bad_signature_gets_401_and_shows_as_rejected_when_signed_with_another_secret(

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from timeline_bridge.local.runtime import DEFAULT_MAX_BATCHING_WINDOW, LocalRuntime
     from timeline_bridge.local.state import read_state
 
+    # Powertools warns on every invocation that records no metric; locally that is just noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     running = read_state()
     if running is not None:
         print(

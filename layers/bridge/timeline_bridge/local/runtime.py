@@ -423,9 +423,9 @@ class LocalRuntime:
                     }
                 )
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            # SQS queue URLs end in /<account>/<name>: the ARN follows without asking for it.
+            account = url.rstrip("/").split("/")[-2]
+            arn = f"arn:aws:sqs:{self.region}:{account}:{name}"
             self.queue_urls[spec.logical_id] = url
             refs.update(
                 {spec.logical_id: url, f"{spec.logical_id}.Arn": arn, f"{spec.logical_id}.QueueName": name}
@@ -497,7 +497,7 @@ class LocalRuntime:
         development value (webhook secrets and sandbox credentials), generated once and kept in
         `.bridge/secrets.json`; else nothing (the secret holds "[]", as an unset one does in AWS)."""
         from timeline_bridge.local import template as tpl
-        from timeline_bridge.sandboxes import CREDENTIAL_ENV
+        from timeline_bridge.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES
 
         functions = tpl.functions(template)
         webhook_names: set[str] = set()
@@ -507,12 +507,12 @@ class LocalRuntime:
                     k.removesuffix("_SECRET_ID") for k in fn.environment if k.endswith("_SECRET_ID")
                 )
         self.real_targets = {}
-        for target in TARGETS:
-            base = self._user_env.get(f"{target.upper()}_BASE_URL", "").strip()
-            credential = self._user_env.get(CREDENTIAL_ENV[target], "").strip()
+        for service in SANDBOX_CLASSES:
+            base = self._user_env.get(_base_url_env(service), "").strip()
+            credential = self._user_env.get(CREDENTIAL_ENV[service], "").strip()
             if (base and credential) or not self.use_sandboxes:
-                self.real_targets[target] = base
-        sandbox_names = {CREDENTIAL_ENV[t] for t in TARGETS if t not in self.real_targets}
+                self.real_targets[service] = base
+        sandbox_names = {CREDENTIAL_ENV[t] for t in SANDBOX_CLASSES if t not in self.real_targets}
         wanted = sorted((webhook_names | sandbox_names) - {n for n in webhook_names if self._user_env.get(n)})
         generated, created = state_files.ensure_secrets(wanted, self.state_root)
         self.generated_secrets = [n for n in created if n in webhook_names]
@@ -529,40 +529,41 @@ class LocalRuntime:
         self.secret_values = values
 
     def _start_targets(self) -> None:
+        """The sandboxes of every provider (targets, and the APIs enrichment reads) not pointed
+        at the real one."""
         if not self.use_sandboxes:
             return
-        from timeline_bridge.sandboxes import CREDENTIAL_ENV, start_all, stop_all
+        from timeline_bridge.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES, start
 
-        tokens = {t: self.secret_values[CREDENTIAL_ENV[t]] for t in TARGETS if t not in self.real_targets}
-        if not tokens:
-            return
-        started = start_all(tokens)
-        # start_all starts all four; a target pointed at the real provider does not need its own.
-        for target in list(started):
-            if target in self.real_targets:
-                stop_all({target: started.pop(target)})
-        self.sandboxes = started
+        for service in SANDBOX_CLASSES:
+            if service not in self.real_targets:
+                token = self.secret_values.get(CREDENTIAL_ENV[service])
+                self.sandboxes[service] = start(service, token)
 
-    def _target_env(self) -> dict[str, str]:
-        """Base URLs and settings that point the target clients at the sandboxes."""
-        from timeline_bridge.sandboxes import env_for
+    def _sandbox_env(self, function_env: dict[str, Any]) -> dict[str, str]:
+        """What points a function at the sandboxes: the base URL of each sandbox whose credential
+        the function reads (`<CREDENTIAL>_SECRET_ID`) or whose base URL it is given, and the
+        sandboxes' own settings (APPLIED_SHOP_ID, MATTER_VERSION) where the function has them."""
+        from timeline_bridge.sandboxes import CREDENTIAL_ENV, env_for
 
-        env = env_for(self.sandboxes, {t: "" for t in self.sandboxes})
-        # Credentials come from the secrets (set per function from its *_SECRET_ID names).
-        return {
-            k: v
-            for k, v in env.items()
-            if k.endswith("_BASE_URL") or k in ("APPLIED_SHOP_ID", "MATTER_VERSION")
-        }
+        settings = env_for(self.sandboxes)
+        env: dict[str, str] = {}
+        for service, sandbox in self.sandboxes.items():
+            base_var = _base_url_env(service)
+            if base_var in function_env or f"{CREDENTIAL_ENV[service]}_SECRET_ID" in function_env:
+                env[base_var] = sandbox.url
+        for name in ("APPLIED_SHOP_ID", "MATTER_VERSION"):
+            if name in function_env and name in settings:
+                env[name] = settings[name]
+        return env
 
     # ------------------------------------------------------------------ functions
 
-    def _function_env(
-        self, template: dict[str, Any], spec: Any, refs: dict[str, Any], target_env: dict[str, str]
-    ) -> dict[str, str]:
+    def _function_env(self, template: dict[str, Any], spec: Any, refs: dict[str, Any]) -> dict[str, str]:
         from timeline_bridge.local import template as tpl
 
         env = tpl.environment_for(template, spec, refs=refs)
+        target_env = self._sandbox_env(spec.environment)
         parameter_names = set((template.get("Parameters") or {}).keys())
         data_layers = self._data_layer_dirs(template, spec)
         for name, raw in spec.environment.items():
@@ -570,11 +571,13 @@ class LocalRuntime:
             # Data layers land in /opt in AWS; locally /opt is the layer's folder.
             if (value == "/opt" or value.startswith("/opt/")) and len(data_layers) == 1:
                 env[name] = str(_layer_path(data_layers[0], value))
-            if name in target_env:
-                env[name] = target_env[name]
             # A setting that comes from a template parameter can be set locally (.env, shell):
             # HUBSPOT_SIGNATURE_VERSIONS, MAX_BODY_BYTES, a real provider's base URL, ...
-            if _mentions_parameter(raw, parameter_names) and self._user_env.get(name):
+            if (
+                name not in target_env
+                and _mentions_parameter(raw, parameter_names)
+                and self._user_env.get(name)
+            ):
                 env[name] = self._user_env[name]
             if name == "BRIDGE_MAPPINGS_DIR" and self._user_env.get(name):
                 env[name] = str((self.root / self._user_env[name]).resolve())
@@ -582,6 +585,7 @@ class LocalRuntime:
                 secret_name = name.removesuffix("_SECRET_ID")
                 if self.secret_values.get(secret_name):
                     env[secret_name] = self.secret_values[secret_name]
+        env.update(target_env)
         if self.log_level:
             for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
                 env[name] = self.log_level
@@ -608,7 +612,6 @@ class LocalRuntime:
     def _load_functions(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
         from timeline_bridge.local import template as tpl
 
-        target_env = self._target_env()
         for spec in tpl.functions(template).values():
             code_dir = (self.root / spec.code_uri).resolve()
             target = str(spec.environment.get("TARGET") or "").lower() or None
@@ -624,7 +627,7 @@ class LocalRuntime:
                 logical_id=spec.logical_id,
                 path=code_dir / f"{spec.handler_module}.py",
                 handler_name=spec.handler_function,
-                env=self._function_env(template, spec, refs, target_env),
+                env=self._function_env(template, spec, refs),
                 timeout=float(spec.timeout),
                 route=code_dir.name if kind == "webhook" else None,
                 target=target,
@@ -992,14 +995,16 @@ class LocalRuntime:
         }
 
     def targets(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for target in TARGETS:
-            if target in self.sandboxes:
-                found[target] = {"url": self.sandboxes[target].url, "real": False}
-            elif target in self.real_targets:
-                from timeline_bridge.config import DEFAULT_BASE_URLS
+        """Each provider (the targets, then the APIs enrichment reads): sandbox or real, and its URL."""
+        from timeline_bridge.config import DEFAULT_BASE_URLS
 
-                found[target] = {"url": self.real_targets[target] or DEFAULT_BASE_URLS[target], "real": True}
+        found: dict[str, dict[str, Any]] = {}
+        for service in [*TARGETS, *(s for s in (*self.sandboxes, *self.real_targets) if s not in TARGETS)]:
+            if service in self.sandboxes:
+                found[service] = {"url": self.sandboxes[service].url, "real": False}
+            elif service in self.real_targets:
+                url = self.real_targets[service] or DEFAULT_BASE_URLS.get(service, "")
+                found[service] = {"url": url, "real": True}
         return found
 
     def console_state(self) -> dict[str, Any]:
@@ -1013,7 +1018,7 @@ class LocalRuntime:
             )
         for webhook in snapshot["webhooks"]:
             webhook["jobs"] = [j for e in webhook["events"] for j in by_event.get((webhook["source"], e), [])]
-        timelines = {target: list(reversed(sandbox.events())) for target, sandbox in self.sandboxes.items()}
+        timelines = {t: list(reversed(self.sandboxes[t].events())) for t in TARGETS if t in self.sandboxes}
         return {
             "generated_at": utc_now_iso(),
             "url": self.url,
@@ -1035,6 +1040,13 @@ class LocalRuntime:
         from timeline_bridge.local.event_source import drain
 
         drain(self.mappings, timeout=timeout)
+
+
+def _base_url_env(service: str) -> str:
+    """The variable holding a provider's base URL (`STORA_BASE_URL`, `SLACK_API_BASE_URL`)."""
+    from timeline_bridge.sandboxes import BASE_URL_ENV
+
+    return BASE_URL_ENV.get(service, f"{service.upper()}_BASE_URL")
 
 
 def _layer_path(folder: Path, opt_path: str) -> Path:
