@@ -70,18 +70,28 @@ def fetch_kinds() -> dict[str, FetchKind]:
 
 
 def _wrap(failure: DeliveryFailure, name: str, kind: str) -> DeliveryFailure:
-    fields = {
-        "message": f"enrich.{name} ({kind}): {failure.message}",
-        "status": failure.status,
-        "code": failure.code,
-        "request_id": failure.request_id,
-        "details": list(failure.details),
-        "fetch": name,
-        "kind": kind,
-    }
+    message = f"enrich.{name} ({kind}): {failure.message}"
     if isinstance(failure, RetryLaterError):
-        return EnrichmentRetryError(**fields, retry_after=failure.retry_after, throttled=failure.throttled)
-    return EnrichmentFailedError(**fields)
+        return EnrichmentRetryError(
+            message,
+            status=failure.status,
+            code=failure.code,
+            request_id=failure.request_id,
+            details=list(failure.details),
+            retry_after=failure.retry_after,
+            throttled=failure.throttled,
+            fetch=name,
+            kind=kind,
+        )
+    return EnrichmentFailedError(
+        message,
+        status=failure.status,
+        code=failure.code,
+        request_id=failure.request_id,
+        details=list(failure.details),
+        fetch=name,
+        kind=kind,
+    )
 
 
 def _empty(value: Any) -> bool:

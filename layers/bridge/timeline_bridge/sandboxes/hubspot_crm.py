@@ -37,21 +37,17 @@ SAMPLE_CONTACT_EMAIL = "olivia.bennett@acme-storage.example"
 SAMPLE_DEAL_NAME = "Acme Storage - 3 units"
 
 # The sample portal's deal pipeline; its stages were renamed, as portals usually do.
-SAMPLE_PIPELINE = {
-    "id": "default",
-    "label": "Sales Pipeline",
-    "displayOrder": 0,
-    "archived": False,
-    "stages": [
-        ("appointmentscheduled", "Appointment scheduled"),
-        ("qualifiedtobuy", "Qualified"),
-        ("presentationscheduled", "Presentation scheduled"),
-        ("decisionmakerboughtin", "Decision maker bought-in"),
-        ("contractsent", "Negotiation"),
-        ("closedwon", "Closed won"),
-        ("closedlost", "Closed lost"),
-    ],
-}
+SAMPLE_PIPELINE_ID = "default"
+SAMPLE_PIPELINE_LABEL = "Sales Pipeline"
+SAMPLE_STAGES = [
+    ("appointmentscheduled", "Appointment scheduled"),
+    ("qualifiedtobuy", "Qualified"),
+    ("presentationscheduled", "Presentation scheduled"),
+    ("decisionmakerboughtin", "Decision maker bought-in"),
+    ("contractsent", "Negotiation"),
+    ("closedwon", "Closed won"),
+    ("closedlost", "Closed lost"),
+]
 
 _DEAL = re.compile(r"^/crm/v3/objects/deals/([^/]+)$")
 _DEAL_CONTACTS = re.compile(r"^/crm/v4/objects/deals/([^/]+)/associations/contacts$")
@@ -94,7 +90,7 @@ class HubspotCrmRoutes:
             self.contacts.clear()
             self.associations.clear()
             self.pipelines.clear()
-        self.set_pipeline("deals", SAMPLE_PIPELINE["id"], SAMPLE_PIPELINE["label"], SAMPLE_PIPELINE["stages"])
+        self.set_pipeline("deals", SAMPLE_PIPELINE_ID, SAMPLE_PIPELINE_LABEL, SAMPLE_STAGES)
         self.add_contact(
             SAMPLE_CONTACT_ID, email=SAMPLE_CONTACT_EMAIL, firstname="Olivia", lastname="Bennett"
         )
