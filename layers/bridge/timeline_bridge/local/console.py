@@ -59,14 +59,27 @@ def _webhooks(items: list[dict[str, Any]]) -> str:
             _e(w.get("status")),
             _badge(str(w.get("outcome", ""))),
             _e(w.get("reason")),
-            f"<code>{_e(', '.join(w.get('events') or []))}</code>",
+            _webhook_jobs(w.get("jobs") or []),
+            "<br>".join(f"<code>{_e(e)}</code>" for e in w.get("events") or []),
         )
         for w in items
     ]
-    table = _table(("time", "source", "HTTP", "outcome", "reason", "source events"), rows, "No webhooks yet.")
+    table = _table(
+        ("time", "source", "HTTP", "outcome", "reason", "jobs", "source events"), rows, "No webhooks yet."
+    )
     return (
         f'<section id="webhooks"><h2>Webhooks <span class="count">{len(items)}</span></h2>{table}</section>'
     )
+
+
+def _webhook_jobs(jobs: list[dict[str, Any]]) -> str:
+    """The jobs a webhook produced, one badge each: target and where the job stands."""
+    badges = (
+        f'<span class="badge s-{_e(j.get("status"))}" title="{_e(j.get("mapping"))} {_e(j.get("key"))}">'
+        f"{_e(j.get('target'))}: {_e(j.get('status'))}</span>"
+        for j in jobs
+    )
+    return f'<span class="jobs">{"".join(badges)}</span>'
 
 
 def _jobs(items: list[dict[str, Any]]) -> str:
@@ -127,11 +140,12 @@ def _dead_letters(groups: dict[str, dict[str, Any]]) -> str:
                 _e(m.get("status")),
                 _e(m.get("code")),
                 _e(m.get("reason")),
+                _e(m.get("message")),
                 _e(m.get("attempts")),
             )
             for m in group.get("messages") or []
         ]
-        table = _table(("key", "mapping", "status", "code", "reason", "attempts"), rows, "")
+        table = _table(("key", "mapping", "status", "code", "reason", "message", "attempts"), rows, "")
         parts.append(
             f'<div class="dlq" id="dlq-{_e(target)}"><h3>{_e(target)} <span class="muted">{_e(count)}</span> {button}</h3>{table}</div>'
         )
@@ -155,6 +169,13 @@ def _summary(event: dict[str, Any]) -> str:
         for value in event.values():
             if isinstance(value, dict) and (nested := _first(value, _SUMMARY_FIELDS)) is not None:
                 found = nested
+                break
+    if found is None:
+        # No prose field (HubSpot timeline events carry tokens): show the first nested values.
+        for key, value in event.items():
+            if isinstance(value, dict) and value:
+                pairs = [f"{k}={v}" for k, v in value.items() if isinstance(v, str | int | float)][:4]
+                found = f"{key}: " + ", ".join(pairs)
                 break
     return "" if found is None else str(found)
 

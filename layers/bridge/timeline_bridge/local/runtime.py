@@ -513,9 +513,12 @@ class LocalRuntime:
             if (base and credential) or not self.use_sandboxes:
                 self.real_targets[service] = base
         sandbox_names = {CREDENTIAL_ENV[t] for t in SANDBOX_CLASSES if t not in self.real_targets}
-        wanted = sorted((webhook_names | sandbox_names) - {n for n in webhook_names if self._user_env.get(n)})
+        # Webhook secrets are kept across runs (senders are configured with them); the sandboxes'
+        # credentials are made fresh each run, like the sandboxes themselves.
+        wanted = sorted(n for n in webhook_names if not self._user_env.get(n))
         generated, created = state_files.ensure_secrets(wanted, self.state_root)
-        self.generated_secrets = [n for n in created if n in webhook_names]
+        generated.update({n: state_files.generate_secret(n) for n in sandbox_names})
+        self.generated_secrets = created
         self.webhook_secrets = sorted(webhook_names)
         values: dict[str, str] = {}
         for secret in tpl.secrets(template).values():

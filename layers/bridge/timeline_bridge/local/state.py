@@ -51,7 +51,7 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "STORA_TOKEN": lambda: f"stora_dev_{secrets.token_hex(16)}",
     "HUBSPOT_ACCESS_TOKEN": lambda: f"pat-eu1-{uuid.uuid4()}",
     "MATTER_API_KEY": lambda: f"sk_test_{secrets.token_hex(16)}",
-    "APPLIED_API_KEY": lambda: f"ak_dev_{secrets.token_hex(16)}",
+    "APPLIED_API_KEY": lambda: f"AL_dev_{secrets.token_hex(16)}",
     # Slack bot tokens start xoxb- (the Slack Web API sandbox, like Slack, answers invalid_auth otherwise).
     "SLACK_BOT_TOKEN": lambda: f"xoxb-dev-{secrets.token_hex(16)}",
 }
