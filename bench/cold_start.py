@@ -85,7 +85,7 @@ class _Variant:
         return measure_import(self.code, pythonpath=self.path, env=env)
 
 
-def run(runs: int = 10, first_request_runs: int = 5) -> Figure:
+def run(runs: int = 10, first_request_runs: int = 3) -> Figure:
     fig = Figure("ingest_cold_start", "1. Ingest cold start")
     missing = [s for s in SOURCES if not (FUNCTIONS_DIR / s / "app.py").is_file()]
     if len(missing) == len(SOURCES):

@@ -17,7 +17,7 @@ from bench.context import ROOT
 from bench.report import Figure, Row
 
 SAMPLE = ROOT / "events" / "hubspot" / "deal-stage-change.json"
-WEBHOOKS = 60
+WEBHOOKS = 40
 SENDERS = 8
 SCALE = 0.01  # sandbox windows and pacing: Stora's 60/min becomes 60 per 0.6 s
 SETTLE_S = 20.0

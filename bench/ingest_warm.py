@@ -19,8 +19,8 @@ from bench.report import Figure, Row
 from bench.stats import fmt_us, percentile, ratio, timed_samples_us
 from bench.webhooks import BODIES, SECRETS, TIMESTAMP, hubspot_body, sign
 
-WARMUP = 300
-SAMPLES = 3000
+WARMUP = 200
+SAMPLES = 1500
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/events"
 
 

@@ -18,11 +18,10 @@ from bench.stats import fmt_bytes, fmt_ms, median, ratio
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 BUILD_INPUTS = ("template.yaml", "layers", "functions", "mappings")
-# Functions whose cold import is compared with and without bytecode: ingest, route, deliver.
+# Functions whose cold import is compared with and without bytecode: ingest, and route (the most).
 IMPORT_PROBES = (
     ("HubspotWebhookFunction", {}),
     ("RouteFunction", {}),
-    ("HubspotDeliverFunction", {"TARGET": "hubspot"}),
 )
 
 
