@@ -228,7 +228,8 @@ class LocalRuntime:
         self.journal = Journal()
         self.functions: dict[str, LocalFunction] = {}
         self.queue_urls: dict[str, str] = {}  # logical id -> URL
-        self.table_name = ""
+        self.table_name = ""  # the idempotency table
+        self.tables: dict[str, str] = {}  # logical id -> name
         self.region = ""
         self.aws_endpoint_url = ""
         self.sandboxes: dict[str, Any] = {}
@@ -449,6 +450,7 @@ class LocalRuntime:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
                 )
             refs.update({name: name, f"{name}.Arn": described["TableArn"]})
+            self.tables[table.logical_id] = name
 
         self._choose_secret_values(template)
         secretsmanager = aws.client("secretsmanager")
@@ -572,8 +574,9 @@ class LocalRuntime:
         for name, raw in spec.environment.items():
             value = env.get(name, "")
             # Data layers land in /opt in AWS; locally /opt is the layer's folder.
-            if (value == "/opt" or value.startswith("/opt/")) and len(data_layers) == 1:
-                env[name] = str(_layer_path(data_layers[0], value))
+            if (value == "/opt" or value.startswith("/opt/")) and data_layers:
+                paths = [_layer_path(folder, value) for folder in data_layers]
+                env[name] = str(next((p for p in paths if p.exists()), paths[0]))
             # A setting that comes from a template parameter can be set locally (.env, shell):
             # HUBSPOT_SIGNATURE_VERSIONS, MAX_BODY_BYTES, a real provider's base URL, ...
             if (
@@ -608,7 +611,7 @@ class LocalRuntime:
             if not isinstance(content, str):
                 continue
             folder = (self.root / content).resolve()
-            if not (folder / "timeline_bridge").exists():
+            if folder.is_dir() and not (folder / "timeline_bridge").exists():
                 dirs.append(folder)
         return dirs
 
@@ -971,8 +974,10 @@ class LocalRuntime:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             **DUMMY_CREDENTIALS,
-            "IDEMPOTENCY_TABLE": self.table_name,
         }
+        # The table names the functions are given (IDEMPOTENCY_TABLE, IDENTITY_TABLE, ...).
+        for fn in self.functions.values():
+            env.update({k: v for k, v in fn.env.items() if v in self.tables.values()})
         for url, role in self._roles.items():
             if role.kind == "events":
                 env["EVENTS_QUEUE_URL"] = url
@@ -992,7 +997,7 @@ class LocalRuntime:
             "region": self.region,
             "webhook_urls": urls,
             "queues": dict(self.queue_urls),
-            "table": self.table_name,
+            "tables": dict(self.tables),
             "sandboxes": self.targets(),
             "env": env,
         }

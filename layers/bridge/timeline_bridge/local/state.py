@@ -10,14 +10,15 @@ reused, and `dev.json`, which lets `bridge send` and `bridge dlq` find the runni
       "url": "http://127.0.0.1:3000",       # Function URL emulator and console
       "port": 3000,
       "aws_endpoint_url": "http://127.0.0.1:50123",
-      "region": "eu-west-1",
+      "region": "us-east-1",
       "webhook_urls": {"hubspot": ".../hubspot", "slack": ..., "pipedrive": ..., "generic": ".../generic/"},
       "queues": {"EventsQueue": "<url>", "EventsDeadLetterQueue": "<url>", "StoraDeliveryQueue": ...},
-      "table": "IdempotencyTable-<id>",
+      "tables": {"IdempotencyTable": "IdempotencyTable", "IdentityTable": "IdentityTable"},
       "sandboxes": {"stora": {"url": "http://127.0.0.1:50124", "real": false}, ...},
       "env": {"AWS_ENDPOINT_URL": ..., "AWS_DEFAULT_REGION": ..., "AWS_ACCESS_KEY_ID": ...,
               "AWS_SECRET_ACCESS_KEY": ..., "EVENTS_QUEUE_URL": ..., "EVENTS_DLQ_URL": ...,
-              "STORA_QUEUE_URL": ..., "STORA_DLQ_URL": ..., ..., "IDEMPOTENCY_TABLE": ...}
+              "STORA_QUEUE_URL": ..., "STORA_DLQ_URL": ..., ..., "IDEMPOTENCY_TABLE": ...,
+              "IDENTITY_TABLE": ...}
     }
 
 `env` holds what a command needs to act on the local stack through the usual settings
