@@ -3,6 +3,9 @@ Slack sandboxes, with the shipped mappings and moto queues."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -232,3 +235,49 @@ def test_approval_is_retried_later_when_slack_rate_limits(aws, sandboxes, route_
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
     assert aws.count("matter") == 0 and aws.count("matter-dlq") == 0
+
+
+# --- under bridge dev ------------------------------------------------------------------------------
+
+
+def send_sample(cwd: Path, source: str, name: str) -> None:
+    """`bridge send` as a user runs it, from the folder whose `.bridge/` names the runtime."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_SIGNING_SECRET", "_CLIENT_SECRET"))}
+    sent = subprocess.run(
+        [sys.executable, "-m", "timeline_bridge.cli", "send", source, str(ROOT / "events" / source / name)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+
+
+def wait_for_events(sandbox, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(sandbox.events()) < count:
+        time.sleep(0.05)
+    return sandbox.events()
+
+
+def test_timelines_get_enriched_events_when_samples_are_sent_to_bridge_dev(
+    local_runtime, tmp_path: Path
+) -> None:
+    send_sample(tmp_path, "hubspot", "deal-stage-change.json")
+    send_sample(tmp_path, "slack", "approve-button.json")
+
+    (stora,) = wait_for_events(local_runtime.sandboxes["stora"], 1)
+    assert {k: stora["variables"][k] for k in ("deal_name", "previous_state", "new_state")} == {
+        "deal_name": SAMPLE_DEAL_NAME,
+        "previous_state": "Qualified",
+        "new_state": "Negotiation",
+    }
+    assert stora["contact"]["id"] == "con_3f1e0b9a7c5d2e48"
+    matter = wait_for_events(local_runtime.sandboxes["matter"], 2)
+    actors = {event["kind"]: event["actor"] for event in matter}
+    assert actors["governance"] == "Maria Lopez"
+    assert [r["path"] for r in local_runtime.sandboxes["slack"].requests] == [
+        "/api/users.info",
+        "/api/chat.getPermalink",
+    ]
