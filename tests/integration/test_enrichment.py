@@ -3,6 +3,7 @@ Slack sandboxes, with the shipped mappings and moto queues."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -281,3 +282,36 @@ def test_timelines_get_enriched_events_when_samples_are_sent_to_bridge_dev(
         "/api/users.info",
         "/api/chat.getPermalink",
     ]
+
+
+def test_bridge_map_prints_the_enriched_stora_request_when_bridge_dev_runs_here(
+    local_runtime, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_BASE_URL", "_TOKEN", "_TOKEN_SECRET_ID"))}
+    mapped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "timeline_bridge.cli",
+            "map",
+            "hubspot",
+            str(ROOT / "events" / "hubspot" / "deal-stage-change.json"),
+            "--mappings",
+            str(ROOT / "mappings"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert mapped.returncode == 0, mapped.stderr
+    (stora,) = [r for r in json.loads(mapped.stdout) if r["target"] == "stora"]
+    assert stora["body"]["variables"] == {
+        "deal_name": SAMPLE_DEAL_NAME,
+        "previous_state": "Qualified",
+        "new_state": "Negotiation",
+    }
+    crm = [r["path"] for r in local_runtime.sandboxes["hubspot"].requests if r["path"].startswith("/crm/")]
+    assert "/crm/v3/objects/deals/18147040851" in crm

@@ -1,18 +1,25 @@
 """`bridge map SOURCE FILE [--mappings DIR] [--no-enrich]`: dry run. Prints, as JSON, the target
 requests an event would produce: one {mapping, target, key, method, url, body} per job. No
 signature check, no queue, no target call. Enrichment runs as in the route stage: its reads go to
-HUBSPOT_BASE_URL / SLACK_API_BASE_URL (a sandbox under `bridge dev`); `--no-enrich` skips them
-(expressions then see an empty `enrichment`)."""
+HUBSPOT_BASE_URL / SLACK_API_BASE_URL, or, where those are not set and a `bridge dev` runs from
+this folder, to its sandboxes with its credentials; `--no-enrich` skips them (expressions then see
+an empty `enrichment`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from timeline_bridge import SOURCES
 from timeline_bridge.config import base_url, settings
+
+# The APIs enrichment reads and the credential each needs.
+ENRICHMENT_APIS = {"hubspot": "HUBSPOT_ACCESS_TOKEN", "slack": "SLACK_BOT_TOKEN", "stora": "STORA_TOKEN"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from timeline_bridge.enrichment import Enricher
 
+        use_bridge_dev()
         enrich = Enricher()
     try:
         requests, failures = requests_for(envelopes, mapping_set, enrich)
@@ -93,3 +101,40 @@ def run(args: argparse.Namespace) -> int:
     if not requests and not failures:
         print(f"no mapping applies to the {len(envelopes)} event(s) in {args.file}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def use_bridge_dev(root: Path = Path()) -> bool:
+    """Point enrichment at the `bridge dev` running from `root`, for every API whose base URL is not
+    set here: its sandboxes, and the credentials it keeps in its local Secrets Manager."""
+    from timeline_bridge.local.state import apply_env, read_state
+    from timeline_bridge.sandboxes import BASE_URL_ENV
+
+    state = read_state(root)
+    if not state:
+        return False
+    chosen = []
+    for service, credential in ENRICHMENT_APIS.items():
+        sandbox = (state.get("sandboxes") or {}).get(service) or {}
+        variable = BASE_URL_ENV.get(service, f"{service.upper()}_BASE_URL")
+        if not sandbox.get("url") or sandbox.get("real") or os.environ.get(variable):
+            continue
+        os.environ[variable] = str(sandbox["url"])
+        if not os.environ.get(credential):
+            os.environ.setdefault(f"{credential}_SECRET_ID", _secret_id(credential, root))
+        chosen.append(service)
+    if chosen:
+        apply_env(state)  # its AWS endpoint: the credentials live in its Secrets Manager
+    return bool(chosen)
+
+
+def _secret_id(credential: str, root: Path) -> str:
+    """The secret `bridge dev` holds `credential` in: its logical id in template.yaml."""
+    template = root / "template.yaml"
+    if template.is_file():
+        from timeline_bridge.local.template import load_template, secrets
+
+        for spec in secrets(load_template(template)).values():
+            if credential in spec.names:
+                return spec.logical_id
+    # The template's naming: HUBSPOT_ACCESS_TOKEN is the secret HubspotAccessToken.
+    return "".join(part.capitalize() for part in re.split(r"_+", credential.lower()))
