@@ -263,3 +263,24 @@ def local_runtime(tmp_path: Path) -> Iterator[Any]:
         yield runtime
     finally:
         runtime.stop()
+
+
+# --- log hygiene ---------------------------------------------------------------------------------
+# Every log line of the run is checked for secrets, signatures, credentials and e-mail addresses;
+# any finding fails the session (tests/log_hygiene.py). pytester runs the check's own proof.
+pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import log_hygiene
+
+    log_hygiene.configure(config)
+
+
+@pytest.fixture
+def log_hygiene(pytestconfig: pytest.Config) -> Any:
+    """The session's log-hygiene plugin: `log_hygiene.register(value)` marks a value as secret."""
+    plugin = pytestconfig.pluginmanager.get_plugin("log-hygiene")
+    if plugin is None:
+        pytest.skip("log hygiene is off (BRIDGE_LOG_HYGIENE=off)")
+    return plugin

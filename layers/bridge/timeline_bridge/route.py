@@ -135,13 +135,21 @@ class Router:
         result = RouteResult()
         for outcome in self.mappings.render_jobs(envelope, self.enrich):
             if isinstance(outcome, RenderFailure):
+                # Where it failed, never why in words: the reason quotes event values (an e-mail
+                # an enrichment could not find, a value that is not a time). It is in the dead letter.
                 logger.warning(
                     "mapping error: job dead-lettered",
                     extra={
                         "mapping": outcome.mapping.name,
                         "target": outcome.target,
                         "key": outcome.key,
-                        "error": str(outcome.error),
+                        "reason": outcome.reason,
+                        "mapping_file": outcome.error.mapping_file,
+                        "line": outcome.error.line,
+                        "field": outcome.error.field,
+                        **{
+                            k: outcome.details[k] for k in ("fetch", "status", "code") if k in outcome.details
+                        },
                         "source": envelope.source,
                         "event_id": envelope.event_id,
                     },

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,13 @@ USER_AGENT = "timeline-bridge/0.1"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 Clock = Callable[[], float]
+
+# A CR or LF in a header value would end the header and start another (or a second request):
+# no control character may reach the wire (a tab is legal in HTTP, but no header here has one).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Headers taken from configuration (credentials, API version, shop): an operator fixes those, so
+# the jobs wait. Any other header comes from the job (idempotency keys): that job is refused.
+CONFIGURED_HEADERS = frozenset({"authorization", "matter-version", "x-shop-id"})
 
 
 class InsecureTargetError(ValueError):
@@ -91,6 +99,18 @@ def check_base_url(url: str) -> str:
         if allowed or is_loopback(parts.hostname):
             return url.rstrip("/")
     raise InsecureTargetError(f"refusing target base URL {url!r}: HTTPS required")
+
+
+def check_headers(headers: Mapping[str, str], target: str) -> None:
+    """Refuse header names or values holding CR, LF or another control character. The error names
+    the header, never its value (it may be a credential)."""
+    for name, value in headers.items():
+        if not _CONTROL.search(name) and not _CONTROL.search(str(value)):
+            continue
+        message = f"{target}: the {name!r} header holds a control character (CR, LF, ...); not sent"
+        if name.lower() in CONFIGURED_HEADERS:
+            raise RetryLaterError(message, code="target_misconfigured")
+        raise PermanentDeliveryError(message, code="invalid_header_value")
 
 
 def encode_json(body: Any) -> bytes:
@@ -231,12 +251,14 @@ class Transport:
     def post(
         self, path: str, body: Any, headers: Mapping[str, str], *, base_url: str | None = None
     ) -> requests.Response:
-        """POST `body` as JSON to base URL + `path`. Raises RetryLaterError when no answer came back."""
+        """POST `body` as JSON to base URL + `path`. Raises RetryLaterError when no answer came back,
+        PermanentDeliveryError for a header value a job made unsendable (see `check_headers`)."""
         try:
             url = self.base_url(base_url) + path
         except InsecureTargetError as exc:
             # Configuration, not the job: retry so a fix (and a redrive) loses nothing.
             raise RetryLaterError(str(exc), code="target_misconfigured") from None
+        check_headers(headers, self.target)
         timeout = self._timeout or timeouts()
         started = time.monotonic()
         try:
