@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,336 @@ def top_level_fields(target: str) -> frozenset[str] | None:
     if schema.get("additionalProperties", True) is not False:
         return None
     return frozenset(schema.get("properties", {}))
+
+
+# --- contract checks planned from the template ----------------------------------------------------
+#
+# A mapping's body has a fixed shape: constants never change, text templates always render
+# strings, and only whole `${{ }}` values are free (any JSON, or left out when null). So the
+# target contract can be checked once against the template when the mapping loads, leaving for
+# each event only what can vary: the free values and the presence of keys they may leave out.
+# Anything this planner does not model exactly is checked with the full schema at run time.
+
+_OBJECT_KEYWORDS = frozenset(
+    {"type", "properties", "additionalProperties", "required", "anyOf", "minProperties", "propertyNames"}
+)
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "$id", "$schema", "definitions", "x-messages"})
+_STRING_ONLY = frozenset({"type"}) | _ANNOTATIONS
+
+Check = Callable[[Any], None]
+_ABSENT = object()
+
+
+class _Unplannable(Exception):
+    """The planner does not model this schema: validate the subtree with the full schema."""
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> Any:
+    """The schema with every local `$ref` replaced by its definition."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            if not ref.startswith("#/definitions/"):
+                raise _Unplannable(ref)
+            return _resolve(root["definitions"][ref.rsplit("/", 1)[1]], root)
+        return {k: _resolve(v, root) for k, v in schema.items() if k != "definitions"}
+    if isinstance(schema, list):
+        return [_resolve(v, root) for v in schema]
+    return schema
+
+
+@cache
+def _compiled(schema_json: str) -> Callable[[Any], Any]:
+    import fastjsonschema
+
+    schema = json.loads(schema_json)
+    schema.setdefault("$schema", "http://json-schema.org/draft-07/schema#")
+    return fastjsonschema.compile(
+        schema, formats={"uuid": _UUID.pattern}, use_default=False, detailed_exceptions=True
+    )
+
+
+def _subvalidator(schema: dict[str, Any], prefix: str) -> Check:
+    """Validate one value against `schema`; errors name fields under `prefix`."""
+    import fastjsonschema
+
+    validate = _compiled(json.dumps(schema, sort_keys=True))
+
+    def check(value: Any) -> None:
+        try:
+            validate(value)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            violation = _violation(exc)
+            field = ".".join(p for p in (prefix, violation.field) if p)
+            raise ContractViolation(field, violation.reason) from None
+
+    return check
+
+
+_TYPE_SETS: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "boolean": frozenset({bool}),
+    "null": frozenset({type(None)}),
+    "object": frozenset({dict}),
+    "array": frozenset({list}),
+    "number": frozenset({int, float}),
+    "integer": frozenset({int}),
+}
+_FAST_KEYWORDS = frozenset({"type", "pattern", "format", "enum", "minLength", "maxLength", "not", "allOf"})
+
+
+def _fast_predicate(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A cheap test that is True only for values `schema` accepts (None: no such test).
+
+    It is a shortcut, never the verdict: a value it refuses is validated with the compiled
+    schema, which raises the precise error (or accepts it)."""
+    kind = schema.get("type")
+    if kind is None:
+        return None
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    if any(k not in _TYPE_SETS for k in kinds):
+        return None
+    allowed: frozenset[type] = frozenset().union(*(_TYPE_SETS[k] for k in kinds))
+    string_tests = _string_tests(schema) if kinds == ["string"] else ([] if _only_type(schema) else None)
+    if string_tests is None:
+        return None
+    if not string_tests:
+        return lambda v: type(v) in allowed
+    test = string_tests[0]
+    for extra in string_tests[1:]:
+        test = _both(test, extra)
+    final = test
+    return lambda v: type(v) is str and final(v)
+
+
+def _only_type(schema: dict[str, Any]) -> bool:
+    return not (set(schema) - _ANNOTATIONS - {"type"})
+
+
+def _both(first: Callable[[str], bool], second: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda v: first(v) and second(v)
+
+
+def _string_tests(schema: dict[str, Any]) -> list[Callable[[str], bool]] | None:
+    """Tests of a string against the string keywords of `schema` (None: one is not modelled)."""
+    from fastjsonschema.draft04 import DOLLAR_FINDER
+    from fastjsonschema.draft07 import CodeGeneratorDraft07
+
+    if set(schema) - _ANNOTATIONS - _FAST_KEYWORDS:
+        return None
+    tests: list[Callable[[str], bool]] = []
+    if "pattern" in schema:
+        regex = re.compile(DOLLAR_FINDER.sub(r"\\Z", schema["pattern"]))
+        tests.append(lambda v: regex.search(v) is not None)
+    if "format" in schema:
+        formats = {**CodeGeneratorDraft07.FORMAT_REGEXS, "uuid": _UUID.pattern}
+        if schema["format"] not in formats:
+            return None
+        format_regex = re.compile(formats[schema["format"]])
+        tests.append(lambda v: format_regex.match(v) is not None)
+    if "minLength" in schema:
+        low = schema["minLength"]
+        tests.append(lambda v: len(v) >= low)
+    if "maxLength" in schema:
+        high = schema["maxLength"]
+        tests.append(lambda v: len(v) <= high)
+    if "enum" in schema:
+        if not all(isinstance(o, str) for o in schema["enum"]):
+            return None
+        options = frozenset(schema["enum"])
+        tests.append(lambda v: v in options)
+    if "not" in schema:
+        negated = schema["not"]
+        if set(negated) - _ANNOTATIONS != {"pattern"}:
+            return None
+        forbidden = re.compile(DOLLAR_FINDER.sub(r"\\Z", negated["pattern"]))
+        tests.append(lambda v: forbidden.search(v) is None)
+    for branch in schema.get("allOf", ()):
+        if "type" in branch and branch["type"] != "string":
+            return None
+        inner = _string_tests(branch)
+        if inner is None:
+            return None
+        tests.extend(inner)
+    return tests
+
+
+def _leaf_check(schema: dict[str, Any], prefix: str) -> Check | None:
+    """The per-event check of one free value (None: the schema accepts anything)."""
+    if not set(schema) - _ANNOTATIONS:
+        return None
+    full = _subvalidator(schema, prefix)
+    fast = _fast_predicate(schema)
+    if fast is None:
+        return full
+
+    def check(value: Any) -> None:
+        if not fast(value):
+            full(value)
+
+    return check
+
+
+def _types(schema: dict[str, Any]) -> set[str] | None:
+    kind = schema.get("type")
+    if kind is None:
+        return None
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+@dataclass
+class ContractPlan:
+    """The per-event part of a target contract check, and what the template breaks for good."""
+
+    checks: list[tuple[tuple[str, ...], Check]] = field(default_factory=list)
+    problems: list[ContractViolation] = field(default_factory=list)
+
+    def __call__(self, body: Any) -> None:
+        for path, check in self.checks:
+            value = body
+            for part in path:
+                if type(value) is not dict:
+                    break
+                value = value.get(part, _ABSENT)
+                if value is _ABSENT:
+                    break
+            else:
+                check(value)
+
+
+def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:
+    """Plan the contract check of `target` for a body template (None: check in full each time)."""
+    from timeline_bridge.mapping.expressions import split_template
+
+    root = target_schema(target)
+    try:
+        schema = _resolve(root, root)
+    except _Unplannable:
+        return None
+    plan = ContractPlan()
+
+    def kind_of(value: Any) -> str:
+        if isinstance(value, str):
+            parts = split_template(value)
+            if parts is None:
+                return "const"
+            return "whole" if len(parts) == 1 and isinstance(parts[0], tuple) else "text"
+        if isinstance(value, dict):
+            return "const" if all(kind_of(v) == "const" for v in value.values()) else "dict"
+        if isinstance(value, list):
+            return "const" if all(kind_of(v) == "const" for v in value) else "list"
+        return "const"
+
+    def whole_check(path: tuple[str, ...], schema: dict[str, Any]) -> None:
+        check = _leaf_check(schema, ".".join(path))
+        if check is not None:
+            plan.checks.append((path, check))
+
+    def visit(value: Any, schema: dict[str, Any], path: tuple[str, ...]) -> None:
+        kind = kind_of(value)
+        dotted = ".".join(path)
+        if kind == "const":
+            try:
+                _subvalidator(schema, dotted)(value)
+            except ContractViolation as exc:
+                plan.problems.append(exc)
+            return
+        if kind == "whole" or kind == "list":
+            whole_check(path, schema)
+            return
+        if kind == "text":
+            types = _types(schema)
+            if types is not None and "string" not in types:
+                plan.problems.append(
+                    ContractViolation(dotted, f"must be {' or '.join(sorted(types))}, not text")
+                )
+            elif set(schema) - _STRING_ONLY:
+                whole_check(path, schema)  # pattern, format, length, enum...: check the text
+            return
+        # A template object with free values somewhere inside.
+        if set(schema) - _OBJECT_KEYWORDS - _ANNOTATIONS:
+            whole_check(path, schema)
+            return
+        types = _types(schema)
+        if types is not None and "object" not in types:
+            plan.problems.append(ContractViolation(dotted, f"must be {' or '.join(sorted(types))}"))
+            return
+        properties = schema.get("properties", {})
+        additional = schema.get("additionalProperties", True)
+        names = schema.get("propertyNames")
+        for key, item in value.items():
+            if names is not None:
+                try:
+                    _subvalidator(names, dotted)(key)
+                except ContractViolation as exc:
+                    plan.problems.append(ContractViolation(exc.field, f"key {key!r}: {exc.reason}"))
+            if key in properties:
+                child = properties[key]
+            elif additional is False:
+                plan.problems.append(ContractViolation(dotted, f"must not contain {{{key!r}}} properties"))
+                continue
+            else:
+                child = additional if isinstance(additional, dict) else {}
+            visit(item, child, (*path, key))
+        presence_check(value, schema, path)
+
+    def presence_check(value: dict[str, Any], schema: dict[str, Any], path: tuple[str, ...]) -> None:
+        keys = set(value)
+        optional = {k for k, v in value.items() if kind_of(v) == "whole"}
+        required = list(schema.get("required", ()))
+        branches = schema.get("anyOf")
+        minimum = schema.get("minProperties")
+        custom = schema.get("x-messages", {})
+        dotted = ".".join(path)
+        if branches is not None and any(set(b) - {"required"} for b in branches):
+            raise _Unplannable("anyOf")
+        missing = sorted(k for k in required if k not in keys)
+        if missing:
+            plan.problems.append(ContractViolation(dotted, f"must contain {missing} properties"))
+            return
+        may_miss = [k for k in required if k in optional]
+        any_sets = [set(b["required"]) for b in branches or ()]
+        if any_sets and not any(s <= keys for s in any_sets):
+            plan.problems.append(
+                ContractViolation(dotted, custom.get("anyOf", "cannot be validated by any definition"))
+            )
+            return
+        any_dynamic = any_sets and not any(s <= keys - optional for s in any_sets)
+        min_dynamic = minimum is not None and len(keys - optional) < minimum
+        if minimum is not None and len(keys) < minimum:
+            plan.problems.append(ContractViolation(dotted, f"must contain at least {minimum} properties"))
+            return
+        if not (may_miss or any_dynamic or min_dynamic):
+            return
+        any_message = custom.get("anyOf", "cannot be validated by any definition")
+        branch_keys = [tuple(s) for s in any_sets] if any_dynamic else []
+        least = int(minimum or 0)
+
+        def check(present: Any) -> None:
+            if type(present) is not dict:
+                return
+            for key in may_miss:
+                if key not in present:
+                    absent = sorted(k for k in may_miss if k not in present)
+                    raise ContractViolation(dotted, f"must contain {absent} properties")
+            if branch_keys:
+                for branch in branch_keys:
+                    for key in branch:
+                        if key not in present:
+                            break
+                    else:
+                        break  # this branch holds
+                else:
+                    raise ContractViolation(dotted, any_message)
+            if min_dynamic and len(present) < least:
+                raise ContractViolation(dotted, f"must contain at least {least} properties")
+
+        plan.checks.append((path, check))
+
+    try:
+        visit(template, schema, ())
+    except _Unplannable:
+        return None
+    # Check parents' presence before their values, as a full validation would meet them.
+    plan.checks.sort(key=lambda item: len(item[0]))
+    return plan

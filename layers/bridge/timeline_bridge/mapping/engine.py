@@ -19,6 +19,7 @@ from timeline_bridge import TARGETS
 from timeline_bridge.errors import MappingError
 from timeline_bridge.keys import job_key
 from timeline_bridge.mapping import contracts
+from timeline_bridge.mapping.codegen import compile_body, compile_when
 from timeline_bridge.mapping.expressions import (
     BridgeFunctions,
     ExpressionError,
@@ -262,6 +263,17 @@ class Mapping:
     _when: Getter | None = field(repr=False)
     _body: Callable[[Any], Any] = field(repr=False)
     _sets_id: bool = field(repr=False)
+    # The generated fast paths (codegen); None when a template cannot take them.
+    _fast_when: Callable[[Any], bool] | None = field(default=None, repr=False)
+    _fast_body: Callable[[Any], Any] | None = field(default=None, repr=False)
+    # The target contract check: planned from the template when possible, else the full schema.
+    _contract: Callable[[Any], None] | None = field(default=None, repr=False)
+
+    def _check_contract(self, body: dict[str, Any]) -> None:
+        if self._contract is not None:
+            self._contract(body)
+        else:
+            contracts.validate_body(self.target, body)
 
     def line(self, path: Path_) -> int | None:
         return line_of(self.lines, path)
@@ -294,6 +306,11 @@ class Mapping:
         """`when` is truthy for this context (always, without a `when`)."""
         if self._when is None:
             return True
+        if self._fast_when is not None:
+            try:
+                return self._fast_when(context)
+            except Exception:  # noqa: S110 - the closures below say what went wrong
+                pass
         try:
             return not is_false(self._when(context))
         except Exception as exc:
@@ -304,10 +321,17 @@ class Mapping:
 
     def render_body(self, context: dict[str, Any]) -> dict[str, Any]:
         """The target body for a context: rendered, idempotency fields set, checked. Raises MappingError."""
-        try:
-            body = self._body(context)
-        except RenderError as exc:
-            raise self.error(exc.reason, exc.path) from None
+        body = None
+        if self._fast_body is not None:
+            try:
+                body = self._fast_body(context)
+            except Exception:  # the closures below name the field and the reason
+                body = None
+        if body is None:
+            try:
+                body = self._body(context)
+            except RenderError as exc:
+                raise self.error(exc.reason, exc.path) from None
         key = context["meta"]["key"]
         if self.target == "hubspot":
             if not self._sets_id:
@@ -323,7 +347,7 @@ class Mapping:
             if value is None or (isinstance(value, str) and not value.strip()) or value in ([], {}):
                 raise self.error("required value is empty", ("body", *path.split(".")))
         try:
-            contracts.validate_body(self.target, body)
+            self._check_contract(body)
         except contracts.ContractViolation as exc:
             parts = _split_field(exc.field)
             raise self.error(f"breaks the {self.target} contract: {exc.reason}", ("body", *parts)) from None
@@ -375,11 +399,12 @@ def compile_mapping(
 
     when_text = data.get("when")
     when_getter = None
+    when_expression = ""
     if isinstance(when_text, str):
-        expression = when_text.strip()
+        expression = when_expression = when_text.strip()
         parts = split_template(expression) if "${{" in expression else None
         if parts is not None and len(parts) == 1 and isinstance(parts[0], tuple):
-            expression = parts[0][0]  # `when: "${{ expr }}"` is accepted as the bare expression
+            expression = when_expression = parts[0][0]  # `when: "${{ expr }}"` is the bare expression
         if "enrichment" in _safe_roots(expression):
             compiler.error(("when",), "when cannot use enrichment: it is decided before any fetch runs")
         else:
@@ -405,6 +430,12 @@ def compile_mapping(
             compiler.error(path, reason)
 
     _check_target_rules(compiler, target, body_raw)
+    contract = None
+    if target in TARGETS and not compiler.errors:
+        contract = contracts.plan_contract(target, _with_bridge_fields(target, body_raw))
+        for problem in contract.problems if contract else ():
+            field_path: Path_ = ("body", *_split_field(problem.field))
+            compiler.error(field_path, f"breaks the {target} contract: {problem.reason}")
     required = tuple(str(p).removeprefix("body.") for p in data.get("required") or ())
     for index, required_path in enumerate(required):
         node: Any = body_raw
@@ -431,8 +462,20 @@ def compile_mapping(
         _when=when_getter,
         _body=render_body,
         _sets_id=sets_id,
+        _fast_when=compile_when(when_expression, compiler.functions, mapping_file) if when_getter else None,
+        _fast_body=compile_body(body_raw, compiler.functions, mapping_file),
+        _contract=contract,
     )
     return mapping, []
+
+
+def _with_bridge_fields(target: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The body template with the fields the bridge adds itself (see `render_body`)."""
+    if target == "hubspot" and "id" not in body:
+        return {**body, "id": "${{ meta.key }}"}
+    if target == "applied" and isinstance(body.get("metric"), dict):
+        return {**body, "metric": {**body["metric"], "deduping_key": "${{ meta.key }}"}}
+    return body
 
 
 def _safe_roots(expression: str) -> set[str]:

@@ -46,6 +46,8 @@ def parse_time(value: Any) -> datetime | None:
     """
     if value is None:
         return None
+    if type(value) is int:  # the common case (HubSpot occurredAt): no Decimal needed
+        return _EPOCH + timedelta(milliseconds=_epoch_millis(value))
     if isinstance(value, bool):
         raise ExpressionError(f"not a time: {value!r}")
     if isinstance(value, int | float):
@@ -76,6 +78,19 @@ def _from_epoch(number: Decimal, original: Any) -> datetime:
         raise ExpressionError(f"time out of range: {original!r}") from exc
 
 
+# The range a datetime can hold, in epoch milliseconds (years 1 to 9999).
+_MIN_MS = -62_135_596_800_000
+_MAX_MS = 253_402_300_799_999
+
+
+def _epoch_millis(value: int) -> int:
+    """An integer epoch time (seconds, or milliseconds from 10^11) in milliseconds, range-checked."""
+    millis = value if abs(value) >= MS_THRESHOLD else value * 1000
+    if not _MIN_MS <= millis <= _MAX_MS:
+        raise ExpressionError(f"time out of range: {value!r}")
+    return millis
+
+
 def epoch_ms(moment: datetime) -> int:
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
@@ -83,14 +98,28 @@ def epoch_ms(moment: datetime) -> int:
 
 def iso8601(moment: datetime) -> str:
     """UTC, `Z`, milliseconds only when there are any: `2019-01-25T14:26:57.840Z`."""
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     millis = moment.microsecond // 1000
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
 def _type_name(value: Any) -> str:
     return jp_functions.TYPES_MAP.get(type(value).__name__, type(value).__name__)
+
+
+def to_string(value: Any) -> str:
+    """JMESPath's to_string, with a shortcut for strings and integers (same results)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def lookup_key(key: Any) -> str | None:
@@ -132,16 +161,12 @@ class BridgeFunctions(jp_functions.Functions):
 
     @jp_functions.signature({"types": []})
     def _func_to_string(self, value: Any) -> str:
-        """JMESPath's to_string, with a shortcut for strings and integers (same results)."""
-        kind = type(value)
-        if kind is str:
-            return value
-        if kind is int:
-            return str(value)
-        return json.dumps(value, separators=(",", ":"), default=str)
+        return to_string(value)
 
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_to_epoch_ms(self, value: Any) -> int | None:
+        if type(value) is int:
+            return _epoch_millis(value)
         moment = parse_time(value)
         return None if moment is None else epoch_ms(moment)
 
