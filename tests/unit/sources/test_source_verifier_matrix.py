@@ -11,11 +11,14 @@ to it; HubSpot v1/v2 carry no timestamp.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from timeline_bridge import ingest, sources
 from timeline_bridge.errors import SecretNotConfiguredError, SignatureError
+from timeline_bridge.observability import metrics
 from timeline_bridge.sources import generic, hubspot, pipedrive, slack
 from timeline_bridge.sources.base import Source
 from timeline_bridge.sources.generic import GenericConfig, GenericSource
@@ -314,3 +317,164 @@ def test_hubspot_v3_rejected_when_method_differs(make_request):
     scheme = SCHEMES[0]
     with pytest.raises(SignatureError):
         scheme.source.verify(signed(make_request, scheme, method="PUT"), [scheme.secret], now=clock())
+
+
+# --- more single mutations --------------------------------------------------------------------
+
+
+def _flip_one_character(value: str) -> str:
+    """The value with one character changed, keeping it in the same alphabet (hex stays hex,
+    base64 stays base64), so only the comparison can reject it."""
+    index = len(value) // 2
+    current = value[index]
+    replacement = "b" if current == "a" else "a"
+    return value[:index] + replacement + value[index + 1 :]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=str)
+def test_rejected_when_signature_altered_by_one_character(make_request, scheme):
+    headers = scheme.sign(BODY, scheme.secret, NOW)
+    name = scheme.signature_headers[0]
+    headers[name] = _flip_one_character(headers[name])
+    with pytest.raises(SignatureError):
+        scheme.source.verify(request(make_request, scheme, headers), [scheme.secret], now=clock())
+
+
+TIMESTAMP_HEADERS = {
+    "hubspot-v3": "X-HubSpot-Request-Timestamp",
+    "slack": "X-Slack-Request-Timestamp",
+    "generic-standard": "webhook-timestamp",
+}
+
+
+@pytest.mark.parametrize("scheme", TIMESTAMPED, ids=str)
+def test_rejected_when_a_stale_request_gets_a_fresh_timestamp(make_request, scheme):
+    # The replay attack: an old signed request with its timestamp header rewritten to now.
+    headers = scheme.sign(BODY, scheme.secret, NOW - 3600)
+    fresh = scheme.sign(BODY, scheme.secret, NOW)
+    name = TIMESTAMP_HEADERS[scheme.id]
+    headers[name] = fresh[name]
+    with pytest.raises(SignatureError) as caught:
+        scheme.source.verify(request(make_request, scheme, headers), [scheme.secret], now=clock())
+    assert caught.value.reason == "signature_invalid"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-1763900000",
+        "1763900000.0",
+        "+1763900000",
+        "".join(chr(0xFF10 + int(d)) for d in "1763900000"),
+        "0x6923",
+        "1" * 17,
+    ],
+    ids=["negative", "decimal", "plus-sign", "full-width-digits", "hex", "too-long"],
+)
+@pytest.mark.parametrize("scheme", TIMESTAMPED, ids=str)
+def test_rejected_when_timestamp_is_not_plain_digits(make_request, scheme, value):
+    headers = scheme.sign(BODY, scheme.secret, NOW) | {TIMESTAMP_HEADERS[scheme.id]: value}
+    with pytest.raises(SignatureError) as caught:
+        scheme.source.verify(request(make_request, scheme, headers), [scheme.secret], now=clock())
+    assert caught.value.reason == "timestamp_invalid"
+
+
+def test_standard_webhooks_rejected_when_webhook_id_changed_after_signing(make_request):
+    # The id is signed: a replay under a new id (to slip past dedupe) must fail.
+    scheme = next(s for s in SCHEMES if s.id == "generic-standard")
+    headers = scheme.sign(BODY, scheme.secret, NOW) | {"webhook-id": "msg_2cN4rB8xK1pQ7vW3zY6tF0hK"}
+    with pytest.raises(SignatureError):
+        scheme.source.verify(request(make_request, scheme, headers), [scheme.secret], now=clock())
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param({"proto": "http"}, id="http-instead-of-https"),
+        pytest.param({"path": PATH + "/"}, id="trailing-slash-added"),
+        pytest.param({"query": "x=1"}, id="query-added"),
+    ],
+)
+def test_hubspot_v2_rejected_when_url_differs_from_the_signed_one(make_request, where):
+    scheme = next(s for s in SCHEMES if s.id == "hubspot-v2")
+    with pytest.raises(SignatureError):
+        scheme.source.verify(signed(make_request, scheme, **where), [scheme.secret], now=clock())
+
+
+def test_rotation_ignores_blank_entries_when_the_list_has_a_real_secret(make_request):
+    scheme = SCHEMES[0]
+    scheme.source.verify(signed(make_request, scheme), ["", "  ", scheme.secret], now=clock())
+    with pytest.raises(SignatureError):
+        scheme.source.verify(
+            signed(make_request, scheme, secret=scheme.other_secret), ["", scheme.secret], now=clock()
+        )
+
+
+# --- rejected before parsing: the whole ingest path, for every scheme ----------------------------
+
+
+class _NeverParsed:
+    """Wraps a source: verification is the real one, parsing must never be reached."""
+
+    def __init__(self, inner: Source, secret: str) -> None:
+        self.inner = inner
+        self.secret = secret
+        self.name = inner.name
+        self.scope = inner.scope
+        self.endpoint_name = inner.endpoint_name
+
+    def secrets(self) -> list[str]:
+        return [self.secret]
+
+    def verify(self, request, secrets, *, now):
+        self.inner.verify(request, secrets, now=now)
+
+    def parse(self, request):
+        raise AssertionError("parsed before verification passed")
+
+
+class _Untouchable:
+    def __getattr__(self, name):
+        raise AssertionError(f"{name} reached before verification passed")
+
+
+def _mutations(scheme: Scheme) -> list[tuple[str, dict[str, str]]]:
+    good = scheme.sign(BODY, scheme.secret, NOW)
+    cases = [
+        ("wrong-secret", scheme.sign(BODY, scheme.other_secret, NOW)),
+        ("header-missing", {k: v for k, v in good.items() if k != scheme.signature_headers[0]}),
+    ]
+    if scheme.signs_body:
+        cases.append(("signature-for-another-body", scheme.sign(OTHER_BODY, scheme.secret, NOW)))
+    if scheme.timestamped:
+        cases.append(("old-timestamp", scheme.sign(BODY, scheme.secret, NOW - 301)))
+    return cases
+
+
+BEFORE_PARSING = [
+    pytest.param(scheme, name, headers, id=f"{scheme.id}-{name}")
+    for scheme in SCHEMES
+    for name, headers in _mutations(scheme)
+]
+
+
+@pytest.mark.parametrize(("scheme", "mutation", "headers"), BEFORE_PARSING)
+def test_refused_with_401_before_parsing_when_verification_fails(monkeypatch, scheme, mutation, headers):
+    # An unparseable body: had it been parsed, the answer would be 400, not 401.
+    event = {
+        "version": "2.0",
+        "rawPath": PATH,
+        "rawQueryString": "",
+        "headers": {"host": HOST, "x-forwarded-proto": "https", **{k.lower(): v for k, v in headers.items()}},
+        "requestContext": {"http": {"method": "POST", "path": PATH}},
+        "body": base64.b64encode(BODY[:-1]).decode(),
+        "isBase64Encoded": True,
+    }
+    monkeypatch.setattr(sources, "for_request", lambda name, req: _NeverParsed(scheme.source, scheme.secret))
+
+    answer = ingest.handle(
+        event, None, source=scheme.source.name, now=clock(), store=_Untouchable(), queue=_Untouchable()
+    )
+
+    assert answer["statusCode"] == 401
+    metrics.clear_metrics()
