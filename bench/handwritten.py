@@ -28,7 +28,6 @@ HUBSPOT_STAGES = {
     "closedwon": "Closed won",
     "closedlost": "Closed lost",
 }
-HUBSPOT_STORA_CONTACTS = {"98442": "con_9b4d2f7e1a6c3058", "18147040851": "con_3f1e0b9a7c5d2e48"}
 PIPEDRIVE_STAGES = {
     1: "Qualified",
     2: "Contact made",
@@ -72,30 +71,33 @@ def _is_hubspot_deal_stage(event: dict[str, Any]) -> bool:
     return is_deal and event.get("propertyName") == "dealstage"
 
 
+def _required(value: Any, field: str) -> Any:
+    if value is None or value == "" or value == [] or value == {}:
+        raise ValueError(f"{field} is empty")
+    return value
+
+
 def hubspot_deal_stage_to_stora(
     event: dict[str, Any], meta: dict[str, Any], enrichment: dict[str, Any]
 ) -> Body:
     if not _is_hubspot_deal_stage(event):
         return None
     object_id = event["objectId"]
-    stage = event["propertyValue"]
-    label = HUBSPOT_STAGES.get(stage, stage)
-    contact = enrichment.get("contact_id") or HUBSPOT_STORA_CONTACTS.get(str(object_id))
-    if not contact:
-        raise ValueError("contact.id is empty")
+    deal = enrichment.get("deal") or {}
+    new_stage = _required(enrichment.get("new_stage"), "variables.new_state")
     return {
         "template": {"id": "aetpl_6b92d7693eb7e8e9"},
         "source": {"id": "tsrc_126b43585fea94ad"},
-        "contact": {"id": contact},
-        "description": f"CRM deal moved to {label} stage",
+        "contact": {"id": _required(enrichment.get("contact_id"), "contact.id")},
+        "description": f"CRM deal moved to {new_stage} stage",
         "external": {
             "id": f"deal_{object_id}",
             "url": f"https://app.hubspot.com/contacts/{event['portalId']}/deal/{object_id}",
         },
         "variables": {
-            "deal_name": enrichment.get("deal_name") or f"Deal {object_id}",
-            "previous_state": enrichment.get("previous_state") or "unknown",
-            "new_state": enrichment.get("new_state") or label,
+            "deal_name": _required((deal.get("properties") or {}).get("dealname"), "variables.deal_name"),
+            "previous_state": _required(enrichment.get("previous_stage"), "variables.previous_state"),
+            "new_state": new_stage,
         },
     }
 
@@ -127,11 +129,11 @@ def hubspot_deal_stage_to_matter(
 ) -> Body:
     if not _is_hubspot_deal_stage(event):
         return None
-    stage = event["propertyValue"]
     object_id = event["objectId"]
+    name = ((enrichment.get("deal") or {}).get("properties") or {}).get("dealname") or object_id
     return {
         "kind": "audit",
-        "title": f"HubSpot deal {enrichment.get('deal_name') or object_id} moved to {HUBSPOT_STAGES.get(stage, stage)}",
+        "title": f"HubSpot deal {name} moved to {enrichment['new_stage']}",
         "occurred_at": _iso_from_ms(event["occurredAt"]),
         "actor": event.get("sourceId") or event.get("changeSource"),
         "ref": f"https://app.hubspot.com/contacts/{event['portalId']}/deal/{object_id}",
@@ -219,9 +221,16 @@ def slack_approval_to_matter(event: dict[str, Any], meta: dict[str, Any], enrich
     if decision is None:
         return None
     user = event.get("user") or {}
-    actor = enrichment.get("approver") or user.get("name") or user.get("username") or user.get("id")
-    if not actor:
-        raise ValueError("actor is empty")
+    approver = enrichment.get("approver") or {}
+    actor = _required(
+        approver.get("real_name")
+        or (approver.get("profile") or {}).get("real_name")
+        or approver.get("name")
+        or user.get("name")
+        or user.get("username")
+        or user.get("id"),
+        "actor",
+    )
     container = event.get("container") or {}
     ref = enrichment.get("permalink") or (
         f"slack://{(event.get('team') or {}).get('id') or '-'}"
