@@ -184,19 +184,22 @@ def test_bridge_send_exits_non_zero_when_no_runtime_is_running(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    ("source", "sample"),
+    ("source", "sample", "targets"),
     [
-        ("slack", "slack/approve-button.json"),
-        ("pipedrive", "pipedrive/deal-stage-change-v2.json"),
-        ("generic", "generic/standard-webhook.json"),
+        ("slack", "slack/approve-button.json", {"matter"}),
+        ("pipedrive", "pipedrive/deal-stage-change-v2.json", {"stora", "applied"}),
+        ("generic", "generic/standard-webhook.json", set()),
     ],
 )
-def test_every_shipped_sample_is_accepted_when_sent_with_bridge_send(
-    local_runtime: LocalRuntime, tmp_path: Path, source: str, sample: str
+def test_every_shipped_sample_reaches_its_mapped_sandboxes_when_sent_with_bridge_send(
+    local_runtime: LocalRuntime, tmp_path: Path, source: str, sample: str, targets: set[str]
 ) -> None:
     sent = bridge_send(tmp_path, source, str(ROOT / "events" / sample))
 
     assert sent.returncode == 0, sent.stdout + sent.stderr
     webhook = local_runtime.console_state()["webhooks"][0]
-    assert (webhook["source"], webhook["status"]) == (source, 200)
-    assert webhook["outcome"] in ("accepted", "ignored")
+    assert (webhook["source"], webhook["status"], webhook["outcome"]) == (source, 200, "accepted")
+    delivered = wait_for(lambda: all(local_runtime.sandboxes[t].events() for t in targets), timeout=5)
+    assert delivered, local_runtime.console_state()["jobs"]
+    local_runtime.wait_idle()
+    assert {j["target"] for j in local_runtime.console_state()["jobs"]} == targets

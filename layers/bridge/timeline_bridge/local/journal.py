@@ -25,7 +25,7 @@ class WebhookRecord:
     source: str
     path: str
     status: int
-    outcome: str  # accepted | duplicate | ignored | rejected | error
+    outcome: str  # accepted | duplicate | ignored | answered | rejected | error
     reason: str = ""
     name: str | None = None
     events: list[str] = field(default_factory=list)  # source event ids put on the events queue
@@ -126,6 +126,19 @@ class Journal:
             record.updated = utc_now_iso()
             self._attempts.append(
                 AttemptRecord(key=key, target=record.target, attempt=attempt, outcome=outcome, detail=detail)
+            )
+
+    def route_failure(self, envelope: dict[str, Any], attempt: int, detail: str) -> None:
+        """The route function gave an event back to the events queue (it will be routed again)."""
+        with self._lock:
+            self._attempts.append(
+                AttemptRecord(
+                    key=str(envelope.get("event_id") or ""),
+                    target="route",
+                    attempt=attempt,
+                    outcome="retry",
+                    detail=f"{envelope.get('source')} {envelope.get('event_type')}: {detail}",
+                )
             )
 
     def dead_lettered(self, job: dict[str, Any], detail: str = "") -> None:

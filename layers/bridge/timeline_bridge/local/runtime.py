@@ -692,7 +692,11 @@ class LocalRuntime:
         result: Any,
         error: Exception | None,
     ) -> None:
-        """Record delivery attempts from the batch handed to a deliver function and its answer."""
+        """Record delivery attempts from the batch handed to a deliver function and its answer, and
+        the events the route function handed back to the queue."""
+        if fn.kind == "route":
+            self._observe_route(event, result, error)
+            return
         if fn.kind != "deliver":
             return
         try:
@@ -735,6 +739,27 @@ class LocalRuntime:
                     self._say(f"  delivered      {fn.target:8} {job.get('mapping')}")
         except Exception:  # the journal must never break the pipeline it watches
             log.exception("journal: could not record a batch of %s", fn.logical_id)
+
+    def _observe_route(self, event: dict[str, Any], result: Any, error: Exception | None) -> None:
+        try:
+            failed = {
+                str(item.get("itemIdentifier"))
+                for item in (result or {}).get("batchItemFailures") or []
+                if isinstance(item, dict)
+            }
+            for record in event.get("Records") or []:
+                if error is None and str(record.get("messageId")) not in failed:
+                    continue
+                envelope = _json(record.get("body"))
+                envelope = envelope if isinstance(envelope, dict) else {}
+                receives = (record.get("attributes") or {}).get("ApproximateReceiveCount", "1")
+                detail = f"{type(error).__name__}: {error}" if error else "routing failed; SQS retries it"
+                self.journal.route_failure(envelope, int(receives), detail)
+                self._say(
+                    f"  route failed   {envelope.get('source')} {envelope.get('event_type')} ({detail})"
+                )
+        except Exception:  # the journal must never break the pipeline it watches
+            log.exception("journal: could not record a route batch")
 
     def _install_hooks(self) -> None:
         """Watch every SQS send made through boto3's default session (the clients `aws.client`
@@ -859,7 +884,7 @@ class LocalRuntime:
         elif answer.get("ignored"):
             outcome, reason = "ignored", "event type not handled"
         else:
-            outcome, reason = "accepted", "answered by the handler"
+            outcome, reason = "answered", "no event in it (a handshake or an acknowledgement)"
         name = None
         if fn.route == "generic":
             parts = [s for s in request.path.split("/") if s]
