@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ class Envelope:
     name: str | None = None  # generic sources: the <name> of /generic/<name>
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        return _dumps(self, _ENVELOPE_FIELDS)
 
     @classmethod
     def from_json(cls, text: str) -> Envelope:
@@ -62,10 +62,23 @@ class DeliveryJob:
     dead_letter: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        return _dumps(self, _JOB_FIELDS)
 
     @classmethod
     def from_json(cls, text: str) -> DeliveryJob:
         data = json.loads(text)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+_ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
+_JOB_FIELDS = tuple(f.name for f in fields(DeliveryJob))
+
+
+def _dumps(message: Any, names: tuple[str, ...]) -> str:
+    """Compact JSON of a message's fields, in field order. Field by field rather than
+    `dataclasses.asdict`, which deep-copies the whole source event first: this runs for every
+    event ingest enqueues and every job route and deliver send, and asdict tripled its cost."""
+    return json.dumps(
+        {name: getattr(message, name) for name in names}, separators=(",", ":"), ensure_ascii=False
+    )
