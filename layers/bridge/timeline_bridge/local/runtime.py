@@ -400,15 +400,41 @@ class LocalRuntime:
     def _create_resources(self, template: dict[str, Any]) -> dict[str, Any]:
         """Queues (DLQs first), the tables and the secrets, as the template declares them.
 
-        Returns the values `Ref`/`Fn::GetAtt` resolve to, for the functions' environment."""
+        Returns the values `Ref`/`Fn::GetAtt` resolve to, for the functions' environment. The three
+        kinds are created side by side: each call waits on the loopback server, and startup counts."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        refs: dict[str, Any] = {}
+        self._choose_secret_values(template)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="bridge-dev-setup") as pool:
+            work = [
+                pool.submit(self._create_queues, template, refs, pool),
+                pool.submit(self._create_tables, template, refs),
+                pool.submit(self._create_secrets, template, refs),
+            ]
+            for done in work:
+                done.result()
+
+        for logical_id, resource in template["Resources"].items():
+            kind = resource.get("Type") if isinstance(resource, dict) else None
+            if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+                refs.setdefault(logical_id, f"arn:aws:lambda:{self.region}:123456789012:layer:{logical_id}:1")
+            elif kind == "AWS::Serverless::Function":
+                refs.setdefault(logical_id, logical_id)
+                refs.setdefault(
+                    f"{logical_id}.Arn", f"arn:aws:lambda:{self.region}:123456789012:function:{logical_id}"
+                )
+        self._roles = self._queue_roles(template)
+        return refs
+
+    def _create_queues(self, template: dict[str, Any], refs: dict[str, Any], pool: Any) -> None:
         from timeline_bridge import aws
         from timeline_bridge.local import template as tpl
 
         sqs = aws.client("sqs")
-        refs: dict[str, Any] = {}
-        specs = tpl.queues(template)
-        ordered = sorted(specs.values(), key=lambda q: q.dead_letter_queue is not None)
-        for spec in ordered:
+        specs = list(tpl.queues(template).values())
+
+        def create(spec: Any) -> None:
             name = f"{spec.logical_id}.fifo" if spec.fifo else spec.logical_id
             attributes = {
                 "VisibilityTimeout": str(spec.visibility_timeout),
@@ -426,12 +452,27 @@ class LocalRuntime:
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             # SQS queue URLs end in /<account>/<name>: the ARN follows without asking for it.
             account = url.rstrip("/").split("/")[-2]
-            arn = f"arn:aws:sqs:{self.region}:{account}:{name}"
             self.queue_urls[spec.logical_id] = url
             refs.update(
-                {spec.logical_id: url, f"{spec.logical_id}.Arn": arn, f"{spec.logical_id}.QueueName": name}
+                {
+                    spec.logical_id: url,
+                    f"{spec.logical_id}.Arn": f"arn:aws:sqs:{self.region}:{account}:{name}",
+                    f"{spec.logical_id}.QueueName": name,
+                    f"{spec.logical_id}.QueueUrl": url,
+                }
             )
-            refs[f"{spec.logical_id}.QueueUrl"] = url
+
+        # Dead-letter queues first: the others' redrive policies name them.
+        for group in (
+            [q for q in specs if not q.dead_letter_queue],
+            [q for q in specs if q.dead_letter_queue],
+        ):
+            for created in [pool.submit(create, spec) for spec in group]:
+                created.result()
+
+    def _create_tables(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
+        from timeline_bridge import aws
+        from timeline_bridge.local import template as tpl
 
         dynamodb = aws.client("dynamodb")
         for table in tpl.tables(template).values():
@@ -452,7 +493,10 @@ class LocalRuntime:
             refs.update({name: name, f"{name}.Arn": described["TableArn"]})
             self.tables[table.logical_id] = name
 
-        self._choose_secret_values(template)
+    def _create_secrets(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
+        from timeline_bridge import aws
+        from timeline_bridge.local import template as tpl
+
         secretsmanager = aws.client("secretsmanager")
         for secret in tpl.secrets(template).values():
             values = [self.secret_values[n] for n in secret.names if self.secret_values.get(n)]
@@ -460,18 +504,6 @@ class LocalRuntime:
                 Name=secret.logical_id, SecretString=values[0] if values else "[]"
             )["ARN"]
             refs.update({secret.logical_id: arn, f"{secret.logical_id}.Id": arn})
-
-        for logical_id, resource in template["Resources"].items():
-            kind = resource.get("Type") if isinstance(resource, dict) else None
-            if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
-                refs.setdefault(logical_id, f"arn:aws:lambda:{self.region}:123456789012:layer:{logical_id}:1")
-            elif kind == "AWS::Serverless::Function":
-                refs.setdefault(logical_id, logical_id)
-                refs.setdefault(
-                    f"{logical_id}.Arn", f"arn:aws:lambda:{self.region}:123456789012:function:{logical_id}"
-                )
-        self._roles = self._queue_roles(template)
-        return refs
 
     def _queue_roles(self, template: dict[str, Any]) -> dict[str, _QueueRole]:
         """What each queue is for, from who reads it: the route function's source is the events
