@@ -29,7 +29,7 @@ from timeline_bridge.mapping.expressions import (
     Compiler,
     _equals,
     _is_comparable,
-    _simple_signature,
+    checked_function,
     lookup_key,
     split_template,
     stringify,
@@ -100,10 +100,11 @@ class _Generator:
         self.constants: list[Any] = []
         self.count = 0
         self.lines: list[str] = []
-        # Context roots (event, meta, enrichment) read once per call: `_r_<root>` is the value,
-        # `_d_<root>` the same when it is an object, else an empty one (so `.get` needs no check).
-        self.roots: dict[str, str] = {}
-        self.dict_views: dict[str, str] = {}
+        # Plain paths from the context, read once per call: `_hN` is the value, `_v_hN` the same
+        # when it is an object, else an empty one (so reading a field below needs no type check).
+        self.hoisted: dict[tuple[str, str], str] = {}
+        self.hoisted_names: set[str] = set()
+        self.views_needed: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -143,25 +144,29 @@ class _Generator:
 
     def _n_field(self, node: dict[str, Any], source: str) -> str:
         key = node["value"]
-        if source == "ctx":
-            if isinstance(key, str) and key.isidentifier() and key.isascii():
-                raw = self.roots.get(key)
-                if raw is None:
-                    raw = self.roots[key] = f"_r_{key}"
-                    self.dict_views[raw] = f"_d_{key}"
-                return raw
-            return f"ctx.get({key!r})"
-        view = self.dict_views.get(source)
-        if view is not None:
-            return f"{view}.get({key!r})"
+        if source == "ctx" or source in self.hoisted_names:
+            # A plain path from the context (`event.data.stage_id`): every prefix is read once per
+            # call, in the prologue, and shared by all the expressions that use it.
+            return self._hoist(source, key)
         name = self.temp()
         return f"({name}.get({key!r}) if type({name} := {source}) is dict else None)"
 
+    def _hoist(self, parent: str, key: str) -> str:
+        found = self.hoisted.get((parent, key))
+        if found is None:
+            found = self.hoisted[(parent, key)] = f"_h{len(self.hoisted)}"
+            self.hoisted_names.add(found)
+            if parent != "ctx":
+                self.views_needed.add(parent)
+        return found
+
     def prologue(self) -> list[str]:
         lines = []
-        for key, raw in self.roots.items():
-            lines.append(f"    {raw} = ctx.get({key!r})")
-            lines.append(f"    {self.dict_views[raw]} = {raw} if type({raw}) is dict else _EMPTY")
+        for (parent, key), name in self.hoisted.items():
+            source = "ctx" if parent == "ctx" else f"_v{parent}"
+            lines.append(f"    {name} = {source}.get({key!r})")
+            if name in self.views_needed:
+                lines.append(f"    _v{name} = {name} if type({name}) is dict else _EMPTY")
         return lines
 
     def _n_subexpression(self, node: dict[str, Any], source: str) -> str:
@@ -250,11 +255,7 @@ class _Generator:
             value = self.temp()
             inner = self.node(children[0], source)
             return f"({value} if type({value} := {inner}) is str else _to_string({value}))"
-        checks = _simple_signature(spec["signature"], len(children))
-        if checks is None:
-            call = self.const(lambda *args, _n=name: self.functions.call_function(_n, list(args)))
-        else:
-            call = self.const(_checked_call(self.functions, name, spec["function"], checks))
+        call = self.const(checked_function(self.functions, name, len(children)))
 
         def build(bound: str) -> str:
             return f"{call}({', '.join(self.node(c, bound) for c in children)})"
@@ -272,7 +273,10 @@ class _Generator:
             key, found = self.temp(), self.temp()
             key_code = self.node(children[1], bound)
             fallback = self.node(children[2], bound) if len(children) == 3 else "_fail()"
-            get = f"{table}.get({key} if type({key} := {key_code}) is str else _lookup_key({key}), _MISSING)"
+            get = (
+                f"{table}.get({key} if type({key} := {key_code}) is str"
+                f" else str({key}) if type({key}) is int else _lookup_key({key}), _MISSING)"
+            )
             return f"({found} if ({found} := {get}) is not _MISSING else {fallback})"
 
         return self.named(source, build)
@@ -340,19 +344,9 @@ class _Generator:
         return name
 
 
-def _checked_call(functions: BridgeFunctions, name: str, function: Any, checks: list[Any]) -> Any:
-    def call(*args: Any) -> Any:
-        for allowed, arg in zip(checks, args, strict=True):
-            if allowed is not None and type(arg) not in allowed:
-                return functions.call_function(name, list(args))  # raises jmespath's type error
-        return function(functions, *args)
-
-    return call
-
-
 def _namespace(constants: list[Any]) -> dict[str, Any]:
     return {
-        "__builtins__": {"type": type, "len": len, "dict": dict, "list": list, "str": str},
+        "__builtins__": {"type": type, "len": len, "dict": dict, "list": list, "str": str, "int": int},
         "_K": tuple(constants),
         "_MISSING": _MISSING,
         "_EMPTY": _EMPTY,
@@ -418,5 +412,7 @@ def compile_value(expression: str, functions: BridgeFunctions) -> Callable[[Any]
         code = generator.expression(expression)
     except (Unsupported, jp_exceptions.JMESPathError, ValueError):
         return None
-    source = "\n".join(["def _value(ctx):", *generator.prologue(), *generator.lines, f"    return {code}", ""])
+    source = "\n".join(
+        ["def _value(ctx):", *generator.prologue(), *generator.lines, f"    return {code}", ""]
+    )
     return _build(source, "_value", generator.constants, "expression")

@@ -174,10 +174,14 @@ _TYPE_SETS: dict[str, frozenset[type]] = {
 _FAST_KEYWORDS = frozenset({"type", "pattern", "format", "enum", "minLength", "maxLength", "not", "allOf"})
 
 
-def _fast_predicate(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
-    """A cheap test that is True only for values `schema` accepts (None: no such test).
+# A test is (operation, operand); together they are True only for values the schema accepts.
+Test = tuple[str, Any]
 
-    It is a shortcut, never the verdict: a value it refuses is validated with the compiled
+
+def _fast_tests(schema: dict[str, Any]) -> list[Test] | None:
+    """Cheap tests that pass only for values `schema` accepts (None: not modelled).
+
+    They are a shortcut, never the verdict: a value they refuse is validated with the compiled
     schema, which raises the precise error (or accepts it)."""
     kind = schema.get("type")
     if kind is None:
@@ -185,61 +189,46 @@ def _fast_predicate(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
     kinds = [kind] if isinstance(kind, str) else list(kind)
     if any(k not in _TYPE_SETS for k in kinds):
         return None
-    allowed: frozenset[type] = frozenset().union(*(_TYPE_SETS[k] for k in kinds))
-    string_tests = _string_tests(schema) if kinds == ["string"] else ([] if _only_type(schema) else None)
-    if string_tests is None:
+    if _only_type(schema):
+        return [("type", frozenset().union(*(_TYPE_SETS[k] for k in kinds)))]
+    if kinds != ["string"]:
         return None
-    if not string_tests:
-        return lambda v: type(v) in allowed
-    test = string_tests[0]
-    for extra in string_tests[1:]:
-        test = _both(test, extra)
-    final = test
-    return lambda v: type(v) is str and final(v)
+    string_tests = _string_tests(schema)
+    return None if string_tests is None else [("type", frozenset({str})), *string_tests]
 
 
 def _only_type(schema: dict[str, Any]) -> bool:
     return not (set(schema) - _ANNOTATIONS - {"type"})
 
 
-def _both(first: Callable[[str], bool], second: Callable[[str], bool]) -> Callable[[str], bool]:
-    return lambda v: first(v) and second(v)
-
-
-def _string_tests(schema: dict[str, Any]) -> list[Callable[[str], bool]] | None:
+def _string_tests(schema: dict[str, Any]) -> list[Test] | None:
     """Tests of a string against the string keywords of `schema` (None: one is not modelled)."""
     from fastjsonschema.draft04 import DOLLAR_FINDER
     from fastjsonschema.draft07 import CodeGeneratorDraft07
 
     if set(schema) - _ANNOTATIONS - _FAST_KEYWORDS:
         return None
-    tests: list[Callable[[str], bool]] = []
+    tests: list[Test] = []
     if "pattern" in schema:
-        regex = re.compile(DOLLAR_FINDER.sub(r"\\Z", schema["pattern"]))
-        tests.append(lambda v: regex.search(v) is not None)
+        tests.append(("search", re.compile(DOLLAR_FINDER.sub(r"\\Z", schema["pattern"]))))
     if "format" in schema:
         formats = {**CodeGeneratorDraft07.FORMAT_REGEXS, "uuid": _UUID.pattern}
         if schema["format"] not in formats:
             return None
-        format_regex = re.compile(formats[schema["format"]])
-        tests.append(lambda v: format_regex.match(v) is not None)
+        tests.append(("match", re.compile(formats[schema["format"]])))
     if "minLength" in schema:
-        low = schema["minLength"]
-        tests.append(lambda v: len(v) >= low)
+        tests.append(("min", int(schema["minLength"])))
     if "maxLength" in schema:
-        high = schema["maxLength"]
-        tests.append(lambda v: len(v) <= high)
+        tests.append(("max", int(schema["maxLength"])))
     if "enum" in schema:
         if not all(isinstance(o, str) for o in schema["enum"]):
             return None
-        options = frozenset(schema["enum"])
-        tests.append(lambda v: v in options)
+        tests.append(("in", frozenset(schema["enum"])))
     if "not" in schema:
         negated = schema["not"]
         if set(negated) - _ANNOTATIONS != {"pattern"}:
             return None
-        forbidden = re.compile(DOLLAR_FINDER.sub(r"\\Z", negated["pattern"]))
-        tests.append(lambda v: forbidden.search(v) is None)
+        tests.append(("no_search", re.compile(DOLLAR_FINDER.sub(r"\\Z", negated["pattern"]))))
     for branch in schema.get("allOf", ()):
         if "type" in branch and branch["type"] != "string":
             return None
@@ -250,20 +239,68 @@ def _string_tests(schema: dict[str, Any]) -> list[Callable[[str], bool]] | None:
     return tests
 
 
+def _test_code(tests: list[Test], var: str, const: Callable[[Any], str]) -> str:
+    """The tests as one Python condition on `var` (operands go through `const`)."""
+    parts = []
+    for op, operand in tests:
+        ref = const(operand)
+        if op == "type":
+            parts.append(f"type({var}) in {ref}")
+        elif op == "search":
+            parts.append(f"{ref}.search({var}) is not None")
+        elif op == "no_search":
+            parts.append(f"{ref}.search({var}) is None")
+        elif op == "match":
+            parts.append(f"{ref}.match({var}) is not None")
+        elif op == "min":
+            parts.append(f"len({var}) >= {ref}")
+        elif op == "max":
+            parts.append(f"len({var}) <= {ref}")
+        elif op == "in":
+            parts.append(f"{var} in {ref}")
+        else:  # pragma: no cover - every operation above is produced by _fast_tests
+            raise ValueError(op)
+    return " and ".join(parts)
+
+
+def _predicate(tests: list[Test]) -> Callable[[Any], bool]:
+    constants: list[Any] = []
+
+    def const(value: Any) -> str:
+        constants.append(value)
+        return f"_K[{len(constants) - 1}]"
+
+    source = f"def _test(v):\n    return {_test_code(tests, 'v', const)}\n"
+    namespace: dict[str, Any] = {"__builtins__": {"type": type, "len": len}, "_K": tuple(constants)}
+    exec(compile(source, "<contract test>", "exec"), namespace)  # noqa: S102 - operands are constants
+    return namespace["_test"]
+
+
+def _fast_predicate(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    tests = _fast_tests(schema)
+    return None if tests is None else _predicate(tests)
+
+
+class _Leaf:
+    """The per-event check of one free value: cheap tests first, the compiled schema on refusal."""
+
+    __slots__ = ("fast", "full", "tests")
+
+    def __init__(self, schema: dict[str, Any], prefix: str) -> None:
+        self.full = _subvalidator(schema, prefix)
+        self.tests = _fast_tests(schema)
+        self.fast = None if self.tests is None else _predicate(self.tests)
+
+    def __call__(self, value: Any) -> None:
+        if self.fast is None or not self.fast(value):
+            self.full(value)
+
+
 def _leaf_check(schema: dict[str, Any], prefix: str) -> Check | None:
     """The per-event check of one free value (None: the schema accepts anything)."""
     if not set(schema) - _ANNOTATIONS:
         return None
-    full = _subvalidator(schema, prefix)
-    fast = _fast_predicate(schema)
-    if fast is None:
-        return full
-
-    def check(value: Any) -> None:
-        if not fast(value):
-            full(value)
-
-    return check
+    return _Leaf(schema, prefix)
 
 
 def _types(schema: dict[str, Any]) -> set[str] | None:
@@ -279,18 +316,54 @@ class ContractPlan:
 
     checks: list[tuple[tuple[str, ...], Check]] = field(default_factory=list)
     problems: list[ContractViolation] = field(default_factory=list)
+    _run: Callable[[Any], None] | None = None
 
     def __call__(self, body: Any) -> None:
-        for path, check in self.checks:
-            value = body
-            for part in path:
-                if type(value) is not dict:
-                    break
-                value = value.get(part, _ABSENT)
-                if value is _ABSENT:
-                    break
+        if self._run is None:
+            self._run = _generate_plan(self.checks)
+        self._run(body)
+
+
+def _generate_plan(checks: list[tuple[tuple[str, ...], Check]]) -> Callable[[Any], None]:
+    """The checks as one generated function walking the body once (see mapping.codegen: only
+    data from the schemas reaches it, through repr() and a constants tuple)."""
+    tree: dict[str, Any] = {"checks": [], "children": {}}
+    for path, check in checks:
+        node = tree
+        for part in path:
+            node = node["children"].setdefault(part, {"checks": [], "children": {}})
+        node["checks"].append(check)
+    constants: list[Any] = []
+    lines = ["def _check(v0):"]
+
+    def const(value: Any) -> str:
+        constants.append(value)
+        return f"_K[{len(constants) - 1}]"
+
+    def emit(node: dict[str, Any], var: str, depth: int, indent: str) -> None:
+        for check in node["checks"]:
+            if isinstance(check, _Leaf) and check.tests is not None:
+                condition = _test_code(check.tests, var, const)
+                lines.append(f"{indent}if not ({condition}): {const(check.full)}({var})")
             else:
-                check(value)
+                lines.append(f"{indent}{const(check)}({var})")
+        if node["children"]:
+            lines.append(f"{indent}if type({var}) is dict:")
+            for key, child in node["children"].items():
+                inner = f"v{depth + 1}"
+                lines.append(f"{indent}    {inner} = {var}.get({key!r}, _ABSENT)")
+                lines.append(f"{indent}    if {inner} is not _ABSENT:")
+                emit(child, inner, depth + 1, indent + "        ")
+
+    emit(tree, "v0", 0, "    ")
+    lines.append("    return None")
+    namespace: dict[str, Any] = {
+        "__builtins__": {"type": type, "dict": dict, "len": len},
+        "_K": tuple(constants),
+        "_ABSENT": _ABSENT,
+    }
+    exec(compile("\n".join(lines) + "\n", "<contract plan>", "exec"), namespace)  # noqa: S102
+    return namespace["_check"]
 
 
 def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:

@@ -269,11 +269,8 @@ class Mapping:
     # The target contract check: planned from the template when possible, else the full schema.
     _contract: Callable[[Any], None] | None = field(default=None, repr=False)
 
-    def _check_contract(self, body: dict[str, Any]) -> None:
-        if self._contract is not None:
-            self._contract(body)
-        else:
-            contracts.validate_body(self.target, body)
+    def __post_init__(self) -> None:
+        self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
 
     def line(self, path: Path_) -> int | None:
         return line_of(self.lines, path)
@@ -332,25 +329,28 @@ class Mapping:
                 body = self._body(context)
             except RenderError as exc:
                 raise self.error(exc.reason, exc.path) from None
-        key = context["meta"]["key"]
-        if self.target == "hubspot":
+        target = self.target
+        if target == "hubspot":
             if not self._sets_id:
-                body["id"] = key
-        elif self.target == "applied":
+                body["id"] = context["meta"]["key"]
+        elif target == "applied":
             metric = body.get("metric")
-            if isinstance(metric, dict):
-                body["metric"] = {**metric, "deduping_key": key}
-        for path in self.required:
+            if type(metric) is dict:
+                body["metric"] = {**metric, "deduping_key": context["meta"]["key"]}
+        for parts in self._required_paths:
             value: Any = body
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            if value is None or (isinstance(value, str) and not value.strip()) or value in ([], {}):
-                raise self.error("required value is empty", ("body", *path.split(".")))
+            for part in parts:
+                value = value.get(part) if type(value) is dict else None
+            if value is None or value == [] or value == {} or (type(value) is str and not value.strip()):
+                raise self.error("required value is empty", ("body", *parts))
         try:
-            self._check_contract(body)
+            if self._contract is not None:
+                self._contract(body)
+            else:
+                contracts.validate_body(target, body)
         except contracts.ContractViolation as exc:
-            parts = _split_field(exc.field)
-            raise self.error(f"breaks the {self.target} contract: {exc.reason}", ("body", *parts)) from None
+            where = ("body", *_split_field(exc.field))
+            raise self.error(f"breaks the {target} contract: {exc.reason}", where) from None
         return body
 
     def render(self, envelope: Envelope, enrichment: dict[str, Any] | None = None) -> DeliveryJob:

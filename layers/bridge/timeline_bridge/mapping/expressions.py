@@ -362,49 +362,11 @@ class Compiler:
         if name == "lookup" and 2 <= len(children) <= 3 and children[0]["type"] == "literal":
             return self._lookup(children)
         args = [self.compile(c) for c in children]
-        call = self.functions.call_function
-        checks = _simple_signature(spec["signature"], len(args))
-        function, functions = spec["function"], self.functions
-        if checks is None:
-            array_checks = _typed_array_signature(spec["signature"], len(args))
-            if array_checks is None:  # variadic: jmespath's own argument validation
-                return lambda value: call(name, [a(value) for a in args])
-
-            def call_typed(value: Any) -> Any:
-                resolved = [a(value) for a in args]
-                for check, arg in zip(array_checks, resolved, strict=True):
-                    if check is None:
-                        continue
-                    outer, inner = check
-                    kind = type(arg)
-                    if kind in outer:
-                        continue
-                    if kind is list and inner and all(type(item) in inner for item in arg):
-                        continue
-                    return call(name, resolved)  # raises jmespath's own type error
-                return function(functions, *resolved)
-
-            return call_typed
+        function = checked_function(self.functions, name, len(args))
         if len(args) == 1:
-            (only,), (allowed,) = args, checks
-
-            def call1(value: Any) -> Any:
-                arg = only(value)
-                if allowed is not None and type(arg) not in allowed:
-                    return call(name, [arg])  # raises jmespath's own type error
-                return function(functions, arg)
-
-            return call1
-        pairs = list(zip(args, checks, strict=True))
-
-        def call_n(value: Any) -> Any:
-            resolved = [a(value) for a in args]
-            for (_, allowed), arg in zip(pairs, resolved, strict=True):
-                if allowed is not None and type(arg) not in allowed:
-                    return call(name, resolved)  # raises jmespath's own type error
-            return function(functions, *resolved)
-
-        return call_n
+            (only,) = args
+            return lambda value: function(only(value))
+        return lambda value: function(*[a(value) for a in args])
 
     def _lookup(self, children: list[dict[str, Any]]) -> Getter:
         """`lookup('table', key[, default])` with a literal table: one dict lookup per call."""
@@ -561,6 +523,41 @@ def _typed_array_signature(
                 outer.update(_PY_TYPES[base])
         checks.append((frozenset(outer), frozenset(inner)))
     return checks
+
+
+def checked_function(functions: BridgeFunctions, name: str, arity: int) -> Callable[..., Any]:
+    """`name` as a plain callable of its resolved arguments, with jmespath's argument checks done
+    as a few type tests (jmespath's own validation runs only to raise its error)."""
+    spec = functions.FUNCTION_TABLE[name]
+    function, call = spec["function"], functions.call_function
+    checks = _simple_signature(spec["signature"], arity)
+    if checks is not None:
+
+        def simple(*args: Any) -> Any:
+            for allowed, arg in zip(checks, args, strict=True):
+                if allowed is not None and type(arg) not in allowed:
+                    return call(name, list(args))  # raises jmespath's own type error
+            return function(functions, *args)
+
+        return simple
+    array_checks = _typed_array_signature(spec["signature"], arity)
+    if array_checks is None:  # variadic: jmespath's own argument validation
+        return lambda *args: call(name, list(args))
+
+    def typed(*args: Any) -> Any:
+        for check, arg in zip(array_checks, args, strict=True):
+            if check is None:
+                continue
+            outer, inner = check
+            kind = type(arg)
+            if kind in outer:
+                continue
+            if kind is list and inner and all(type(item) in inner for item in arg):
+                continue
+            return call(name, list(args))  # raises jmespath's own type error
+        return function(functions, *args)
+
+    return typed
 
 
 def field_path_getter(keys: list[str]) -> Getter:
