@@ -1,7 +1,7 @@
 """`bridge dev`: the whole pipeline on this machine, with no AWS account and no Docker.
 
 - AWS APIs on loopback: moto's server (SQS, DynamoDB, Secrets Manager) on 127.0.0.1, with the
-  queues, DLQs, table and secrets declared in `template.yaml` (read through `local.template`).
+  queues, DLQs, tables and secrets declared in `template.yaml` (read through `local.template`).
 - The real handlers (`functions/*/app.py`), each loaded as its own module instance and run with
   the environment the template gives it, resolved to the local resources.
 - A Function URL emulator per webhook function (`POST /hubspot`, `/slack`, `/pipedrive`,
@@ -15,8 +15,9 @@ function's variables applied to `os.environ` (and restored after), and the setti
 on both sides. Code that reads the environment at import time sees it too: each handler module is
 imported under its own environment, as a separate module instance. The lock serialises
 invocations (threads the handler starts, such as ingest's parallel claims, run inside it and see
-the same environment); local invocations take milliseconds, so this costs nothing noticeable and
-keeps every `os.environ` read, cached or not, exactly what the function would see in AWS. What
+the same environment); local invocations take milliseconds, so this costs little and keeps every
+`os.environ` read, cached or not, on the variables the template gives that function. The price: a slow
+provider answer (a sandbox `slow` fault) holds the other functions up for as long. What
 the core caches per target (clients, deliverers) is built by the one function that owns it.
 """
 
@@ -805,14 +806,17 @@ class LocalRuntime:
         self._session = boto3.DEFAULT_SESSION
         for operation in ("SendMessage", "SendMessageBatch"):
             name = f"before-parameter-build.sqs.{operation}"
-            self._session.events.register(name, self._on_sqs_send, unique_id=f"bridge-dev-{operation}")
+            self._session.events.register(name, self._on_sqs_send, unique_id=self._hook_id(name))
             self._hooks.append((name, self._on_sqs_send))
         aws.reset_clients()  # clients copy the session's hooks when they are built
+
+    def _hook_id(self, event_name: str) -> str:
+        return f"bridge-dev-{id(self)}-{event_name}"
 
     def _remove_hooks(self) -> None:
         for name, _ in self._hooks:
             with contextlib.suppress(Exception):
-                self._session.events.unregister(name, unique_id=f"bridge-dev-{name.rsplit('.', 1)[-1]}")
+                self._session.events.unregister(name, unique_id=self._hook_id(name))
         self._hooks = []
 
     def _on_sqs_send(self, params: dict[str, Any], **_: Any) -> None:
