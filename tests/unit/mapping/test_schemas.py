@@ -1,0 +1,42 @@
+"""The JSON Schemas themselves: valid for their drafts, with the ids and layout DESIGN.md names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator, Draft202012Validator
+from timeline_bridge import SOURCES, TARGETS
+from timeline_bridge.mapping.contracts import SCHEMAS_DIR, mapping_schema, target_schema
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_mapping_schema_is_a_valid_2020_12_schema_when_checked_against_the_meta_schema() -> None:
+    schema = mapping_schema()
+
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"]
+    assert schema["properties"]["source"]["enum"] == list(SOURCES)
+    assert schema["properties"]["target"]["enum"] == list(TARGETS)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_target_schema_is_a_valid_draft_7_schema_when_checked_against_the_meta_schema(target) -> None:
+    schema = target_schema(target)
+
+    Draft7Validator.check_schema(schema)
+    assert schema["$id"].endswith(target)
+
+
+def test_root_schemas_folder_is_the_one_the_layer_ships_when_listed() -> None:
+    root = ROOT / "schemas"
+
+    assert root.is_symlink()
+    assert root.resolve() == SCHEMAS_DIR
+    assert sorted(p.name for p in (root / "targets").glob("*.json")) == sorted(
+        f"{t}.schema.json" for t in TARGETS
+    )
+    assert json.loads((root / "mapping.schema.json").read_text()) == mapping_schema()
