@@ -103,8 +103,13 @@ class FakeQueues:
     dead: list[DeliveryJob] = field(default_factory=list)
     held: list[tuple[str, float]] = field(default_factory=list)
 
-    def requeue(self, job: DeliveryJob, delay: float) -> None:
-        self.requeued.append((DeliveryJob.from_json(job.to_json()), delay))
+    fail_requeue: bool = False
+
+    def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
+        if self.fail_requeue:
+            return list(range(len(entries)))
+        self.requeued.extend((DeliveryJob.from_json(body), delay) for body, delay in entries)
+        return []
 
     def dead_letter(self, job: DeliveryJob) -> None:
         self.dead.append(DeliveryJob.from_json(job.to_json()))
@@ -453,10 +458,15 @@ def test_job_is_dead_lettered_when_it_has_no_idempotency_key() -> None:
 
 def test_unreadable_record_fails_back_to_sqs_when_it_is_not_a_job() -> None:
     w = make_world()
-    records = [record("{not json", 1), record(json.dumps({"key": "x"}), 2), record(job(3), 3)]
+    records = [
+        record("{not json", 1),
+        record(json.dumps({"key": "x"}), 2),
+        record(job(3), 3),
+        record("[1]", 5),
+    ]
     records.append(record(job(4, target="matter"), 4))
     response = w.deliverer.process(records, Context())
-    assert failed_ids(response) == ["m-1", "m-2", "m-4"]
+    assert failed_ids(response) == ["m-1", "m-2", "m-5", "m-4"]
     assert w.client.sent == [job(3).key]
 
 
@@ -506,7 +516,7 @@ def test_job_is_deferred_when_another_worker_holds_its_claim() -> None:
     response = w.deliverer.process(batch(job(1)), Context())
     assert failed_ids(response) == [] and w.client.sent == []
     [(again, delay)] = w.queues.requeued
-    assert again.attempts == 0 and 40.0 <= delay <= 41.0
+    assert again.attempts == 0 and 10.0 <= delay <= 11.0  # looked at again before the claim expires
 
 
 def test_nothing_is_sent_when_the_delivered_record_store_is_down() -> None:
@@ -525,3 +535,10 @@ def test_claims_are_released_and_records_failed_when_the_client_raises() -> None
     response = w.deliverer.process(batch(job(1), job(2)), Context())
     assert failed_ids(response) == ["m-1", "m-2"]
     assert w.records.items == {}
+
+
+def test_record_is_failed_back_to_sqs_when_its_retry_copy_cannot_be_enqueued() -> None:
+    w = make_world(lambda j: RetryLaterError("down", status=503))
+    w.queues.fail_requeue = True
+    response = w.deliverer.process(batch(job(1), job(2)), Context())
+    assert failed_ids(response) == ["m-1", "m-2"]  # redelivered as they were: nothing lost

@@ -105,6 +105,7 @@ class RetryPolicy:
     throttle_pause: float = 10.0  # DELIVERY_THROTTLE_PAUSE_SECONDS: a 429 that names no delay
     time_margin: float = 15.0  # DELIVERY_TIME_MARGIN_SECONDS: stop sending this close to the timeout
     max_pace_sleep: float = 2.0  # DELIVERY_MAX_PACE_SLEEP_SECONDS: longer pacing waits re-enqueue
+    busy_recheck: float = 10.0  # DELIVERY_BUSY_RECHECK_SECONDS: look again at a job another worker holds
     record_ttl: int = 14 * 86_400  # DELIVERY_RECORD_TTL_SECONDS: delivered-record expiry (>= 7 days)
 
     @classmethod
@@ -119,6 +120,7 @@ class RetryPolicy:
             throttle_pause=max(0.0, _env_float("DELIVERY_THROTTLE_PAUSE_SECONDS", d.throttle_pause)),
             time_margin=max(0.0, _env_float("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin)),
             max_pace_sleep=max(0.0, _env_float("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep)),
+            busy_recheck=max(0.0, _env_float("DELIVERY_BUSY_RECHECK_SECONDS", d.busy_recheck)),
             record_ttl=max(MIN_RECORD_TTL, _env_int("DELIVERY_RECORD_TTL_SECONDS", d.record_ttl)),
         )
 
@@ -359,8 +361,8 @@ class DeliveredRecords:
         status = record.status if record is not None else "INPROGRESS"
         if status == "COMPLETED":
             return Claim(ClaimState.DELIVERED)
-        expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)
-        retry_in = (expiry_ms / 1000.0 - time.time()) if expiry_ms else 5.0
+        expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)  # a Decimal from DynamoDB
+        retry_in = (float(expiry_ms) / 1000.0 - time.time()) if expiry_ms else 5.0
         return Claim(ClaimState.BUSY, retry_in=min(max(retry_in, EARLY_TOLERANCE), SQS_MAX_DELAY))
 
     def complete(self, data: dict[str, Any], result: dict[str, Any]) -> None:
@@ -385,13 +387,31 @@ class JobQueues:
     def sqs(self) -> Any:
         return self._sqs or aws.client("sqs")
 
-    def requeue(self, job: DeliveryJob, delay: float) -> None:
-        """Send the updated job back to the delivery queue, delivered after `delay` (≤ 15 min)."""
-        self.sqs.send_message(
-            QueueUrl=config.queue_url(self.target),
-            MessageBody=job.to_json(),
-            DelaySeconds=int(min(max(delay, 0.0), SQS_MAX_DELAY)),
-        )
+    def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
+        """Send updated jobs (JSON, delay in seconds ≤ 15 min) back to the delivery queue, ten per
+        SendMessageBatch. Returns the positions that did not get on the queue."""
+        failed: list[int] = []
+        url = config.queue_url(self.target)
+        for start in range(0, len(entries), 10):
+            chunk = entries[start : start + 10]
+            try:
+                answer = self.sqs.send_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "MessageBody": body,
+                            "DelaySeconds": int(min(max(delay, 0.0), SQS_MAX_DELAY)),
+                        }
+                        for i, (body, delay) in enumerate(chunk)
+                    ],
+                )
+            except Exception:
+                logger.warning("requeue failed", extra={"target": self.target}, exc_info=True)
+                failed.extend(range(start, start + len(chunk)))
+                continue
+            failed.extend(start + int(f["Id"]) for f in answer.get("Failed") or ())
+        return failed
 
     def hold(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message invisible for `seconds` (≤ 12 h)."""
@@ -485,10 +505,15 @@ class _Batch:
     def __init__(self) -> None:
         self.failures: list[str] = []
         self.counts: Counter[str] = Counter()
+        # (message id, updated job as JSON, delay): sent together at the end of the batch
+        self.requeues: list[tuple[str, str, float]] = []
 
     def fail(self, message_id: str) -> None:
         if message_id and message_id not in self.failures:
             self.failures.append(message_id)
+
+    def requeue(self, item: _Item, delay: float) -> None:
+        self.requeues.append((item.message_id, item.job.to_json(), delay))
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failures]}
@@ -540,12 +565,28 @@ class Deliverer:
                 due.append(item)
         try:
             self._deliver(due, context, batch)
+            self._flush_requeues(batch)
         finally:
             self._flush_metrics(batch)
         return batch.response()
 
+    def _flush_requeues(self, batch: _Batch) -> None:
+        """Send the re-enqueued jobs; a record whose copy did not get on the queue is failed back to
+        SQS instead of acknowledged, so it is redelivered as it was."""
+        if not batch.requeues:
+            return
+        try:
+            failed = set(self.queues.requeue_batch([(body, delay) for _, body, delay in batch.requeues]))
+        except Exception:
+            logger.exception("requeue failed; SQS redelivers", extra={"target": self.target})
+            failed = set(range(len(batch.requeues)))
+        for position in sorted(failed):
+            batch.fail(batch.requeues[position][0])
+
     def _parse(self, record: dict[str, Any], batch: _Batch) -> _Item | None:
         try:
+            if not isinstance(json.loads(record["body"]), dict):
+                raise TypeError("not a JSON object")
             job = DeliveryJob.from_json(record["body"])
             if not isinstance(job.body, dict):
                 raise TypeError("body is not an object")
@@ -580,11 +621,12 @@ class Deliverer:
                 for item in rest:
                     batch.fail(item.message_id)
                 return
+            if not self._pace(rest, context, batch):
+                return
+            # After pacing (which may have slept): another worker may have met a 429 meanwhile.
             paused = self.gate.paused_until() - self.clock()
             if paused > 0:
                 self._defer_all(rest, paused + self._spread(paused), "target_paused", batch)
-                return
-            if not self._pace(rest, context, batch):
                 return
             chunk = self._claim(due[position : position + size], context, batch)
             position += size
@@ -595,13 +637,12 @@ class Deliverer:
                 for item in due[position:]:
                     batch.fail(item.message_id)
                 return
-            throttle: RetryLaterError | None = None
+            throttle = next((o for o in outcomes if isinstance(o, RetryLaterError) and o.throttled), None)
+            # Pause first: the other workers must stop sending now, not after this chunk is settled.
+            wait = self._pause(throttle) if throttle is not None else 0.0
             for item, outcome in zip(chunk, outcomes, strict=True):
                 self._settle(item, outcome, batch)
-                if isinstance(outcome, RetryLaterError) and outcome.throttled and throttle is None:
-                    throttle = outcome
             if throttle is not None:
-                wait = self._pause(throttle)
                 self._defer_all(due[position:], wait + self._spread(wait), "target_throttled", batch)
                 return
 
@@ -641,9 +682,9 @@ class Deliverer:
                 )
                 batch.counts[METRIC_DUPLICATE] += 1
             elif claim.state is ClaimState.BUSY:
-                self._defer(
-                    item, claim.retry_in + self._spread(claim.retry_in), "in_progress_elsewhere", batch
-                )
+                # Usually the holder finishes in moments; a dead holder's claim expires (retry_in).
+                wait = min(claim.retry_in, self.policy.busy_recheck)
+                self._defer(item, wait + self._spread(wait), "in_progress_elsewhere", batch)
             else:
                 message = (
                     "a different body was already delivered under this key"
@@ -720,14 +761,7 @@ class Deliverer:
                 return
             delay = self.policy.retry_delay(failure, job.retries, self.rng)
             job.not_before = iso(now + delay)
-            try:
-                self.queues.requeue(job, delay)
-            except Exception:
-                logger.exception(
-                    "retry not enqueued; SQS redelivers", extra={"target": self.target, "key": job.key}
-                )
-                batch.fail(item.message_id)
-                return
+            batch.requeue(item, delay)
             logger.warning(
                 "delivery failed; retrying later",
                 extra={
@@ -808,25 +842,21 @@ class Deliverer:
         """Put the job back for `wait` seconds; not an attempt."""
         job = item.job
         job.not_before = iso(self.clock() + wait)
-        try:
-            if wait <= SQS_MAX_DELAY:
-                self.queues.requeue(job, wait)
+        if wait <= SQS_MAX_DELAY:
+            batch.requeue(item, wait)
+        else:
+            handle = item.record.get("receiptHandle")
+            try:
+                if not handle:
+                    raise ValueError("no receipt handle")
+                self.queues.hold(handle, wait)
+            except Exception:
+                logger.warning(
+                    "hold failed; re-enqueued instead", extra={"target": self.target}, exc_info=True
+                )
+                batch.requeue(item, SQS_MAX_DELAY)
             else:
-                handle = item.record.get("receiptHandle")
-                try:
-                    if not handle:
-                        raise ValueError("no receipt handle")
-                    self.queues.hold(handle, wait)
-                except Exception:
-                    self.queues.requeue(job, SQS_MAX_DELAY)
-                else:
-                    batch.fail(item.message_id)  # held by visibility: must not be deleted
-        except Exception:
-            logger.exception(
-                "deferral not enqueued; SQS redelivers", extra={"target": self.target, "key": job.key}
-            )
-            batch.fail(item.message_id)
-            return
+                batch.fail(item.message_id)  # held by visibility: must not be deleted
         logger.debug(
             "job deferred", extra={"target": self.target, "key": job.key, "why": why, "wait": round(wait, 3)}
         )

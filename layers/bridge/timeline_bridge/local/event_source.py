@@ -128,6 +128,7 @@ class EventSourceMapping:
         function_timeout: float = 30.0,
         concurrency: int = 1,
         poll_wait: int = 1,
+        idle_wait: float = 0.02,
         sqs: Any = None,
     ) -> None:
         self.queue_url = queue_url
@@ -139,11 +140,15 @@ class EventSourceMapping:
         self.function_timeout = function_timeout
         self.concurrency = max(1, concurrency)
         self.poll_wait = max(0, int(poll_wait))
+        self.idle_wait = max(0.0, idle_wait)
         self._sqs = sqs
         self._queue_arn: str | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # One receive at a time per mapping, like Lambda's poller handing batches to invocations;
+        # it also keeps an in-process moto from giving one message to two pollers at once.
+        self._receive_lock = threading.Lock()
         self._busy = 0
         # counters, for tests and the console
         self.invocations = 0
@@ -197,7 +202,8 @@ class EventSourceMapping:
             }
             if self.visibility_timeout is not None:
                 kwargs["VisibilityTimeout"] = int(self.visibility_timeout)
-            got = self.sqs.receive_message(**kwargs).get("Messages", [])
+            with self._receive_lock:
+                got = self.sqs.receive_message(**kwargs).get("Messages", [])
             first = False
             messages.extend(got)
             if not messages:
@@ -297,6 +303,10 @@ class EventSourceMapping:
             thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask the pollers to stop after their current poll (see `stop_all`)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the pollers to stop and wait for the current invocations to finish."""
         self._stop.set()
@@ -309,7 +319,7 @@ class EventSourceMapping:
         while not self._stop.is_set():
             try:
                 if not self.poll_once():
-                    self._stop.wait(0.02)
+                    self._stop.wait(self.idle_wait)
             except Exception:
                 # The AWS endpoint went away or answered an error: back off, keep polling.
                 log.exception("poller %s: receive failed", self.function_name)
@@ -320,6 +330,15 @@ class EventSourceMapping:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_all(mappings: Iterable[EventSourceMapping], timeout: float = 10.0) -> None:
+    """Stop several mappings at once (each may be in a long poll: they wait in parallel)."""
+    mappings = list(mappings)
+    for mapping in mappings:
+        mapping.request_stop()
+    for mapping in mappings:
+        mapping.stop(timeout)
 
 
 def drain(

@@ -1,0 +1,121 @@
+"""`bridge dlq list|show|redrive [--target T] [--stack NAME] [--limit N]`: inspect and redrive dead
+letters. Without `--stack` it finds a running `bridge dev` in this folder (else the queue URLs in
+the environment); with `--stack` it reads the queue URLs from the deployed stack's outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from timeline_bridge.dlq import QUEUE_NAMES
+
+COLUMNS = (
+    ("key", 18),
+    ("mapping", 34),
+    ("reason", 19),
+    ("status", 6),
+    ("provider_code", 24),
+    ("attempts", 8),
+    ("provider_message", 0),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "show", "redrive"), help="what to do")
+    parser.add_argument("ident", nargs="?", metavar="ID", help="show: a message id or job key (or a prefix)")
+    parser.add_argument("--target", choices=QUEUE_NAMES, help="one queue (default: every target and events)")
+    parser.add_argument("--stack", metavar="NAME", help="a deployed stack (queue URLs from its outputs)")
+    parser.add_argument("--region", help="AWS region of --stack (default: the usual AWS settings)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most N messages per queue")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _pairs(args: argparse.Namespace) -> dict[str, Any]:
+    from timeline_bridge import dlq
+
+    if args.stack:
+        if args.region:
+            os.environ["AWS_DEFAULT_REGION"] = args.region
+            from timeline_bridge import aws
+
+            aws.reset_clients()
+        return dlq.stack_queues(args.stack)
+    return dlq.local_queues()
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    if width and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text.ljust(width) if width else text
+
+
+def run(args: argparse.Namespace) -> int:
+    from timeline_bridge import dlq
+
+    try:
+        pairs = _pairs(args)
+        selected = dlq.select(pairs, args.target)
+    except (RuntimeError, ValueError) as exc:
+        print(f"bridge dlq: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # AWS errors: missing stack, no credentials, endpoint down
+        print(f"bridge dlq: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+    if args.action == "list":
+        return _list(dlq, selected, args)
+    if args.action == "show":
+        if not args.ident:
+            print("bridge dlq show: give a message id or job key", file=sys.stderr)
+            return 2
+        letter = dlq.find(selected, args.ident, limit=args.limit or 1000)
+        if letter is None:
+            print(f"bridge dlq: no dead letter {args.ident!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(letter.full(), indent=2, ensure_ascii=False))
+        return 0
+    return _redrive(dlq, selected, pairs, args)
+
+
+def _list(dlq: Any, selected: list[Any], args: argparse.Namespace) -> int:
+    limit = args.limit or 100
+    everything = []
+    for pair in selected:
+        depth = dlq.depth(pair)
+        letters = dlq.peek(pair, limit=limit) if depth else []
+        everything.append(
+            {"queue": pair.name, "count": depth, "dead_letters": [dl.summary() for dl in letters]}
+        )
+    if args.json:
+        print(json.dumps(everything, indent=2, ensure_ascii=False))
+        return 0
+    for entry in everything:
+        print(f"{entry['queue']}: {entry['count']} dead letter(s)")
+        if entry["dead_letters"]:
+            print("  " + " ".join(_cell(name, width) for name, width in COLUMNS))
+            for summary in entry["dead_letters"]:
+                print("  " + " ".join(_cell(summary.get(name), width) for name, width in COLUMNS))
+        if entry["count"] > len(entry["dead_letters"]):
+            print(f"  … {entry['count'] - len(entry['dead_letters'])} more (--limit N)")
+    return 0
+
+
+def _redrive(dlq: Any, selected: list[Any], pairs: dict[str, Any], args: argparse.Namespace) -> int:
+    reports = [dlq.redrive(pair, pairs, limit=args.limit) for pair in selected]
+    if args.json:
+        print(json.dumps([r.__dict__ for r in reports], indent=2))
+    else:
+        for report in reports:
+            line = f"{report.queue}: moved {report.moved}"
+            if report.to_events:
+                line += f" ({report.to_events} back through routing)"
+            line += f", failed {report.failed}"
+            print(line)
+            for error in report.errors[:10]:
+                print(f"  {error}")
+        print(f"total: moved {sum(r.moved for r in reports)}, failed {sum(r.failed for r in reports)}")
+    return 1 if any(r.failed for r in reports) else 0

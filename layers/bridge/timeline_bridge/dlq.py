@@ -1,0 +1,329 @@
+"""Dead letters: list, show and redrive them, on the local runtime or on a deployed stack.
+
+A target DLQ holds `DeliveryJob`s whose `dead_letter` says why (reason, status, provider code and
+message, attempts, mapping file); SQS's own redrive also lands messages there that no worker could
+read. `EventsDeadLetterQueue` holds source envelopes the route stage could not handle.
+
+Redrive puts each dead letter back where it can succeed after a fix:
+- a delivery job → its delivery queue, with a fresh retry budget (`retries`, `throttled` and
+  `not_before` reset; `attempts`, first/last failure times and the Stora key generation kept;
+  `redrives` + 1). The delivered-record still stops anything already delivered from being sent
+  twice.
+- a route-stage dead letter (mapping error: it carries the source envelope) → the events queue,
+  so the event is routed again through the fixed mapping.
+- anything else (unreadable messages, events DLQ) → back to its source queue unchanged.
+Each message is sent first and deleted from the DLQ only after, so a failure loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from timeline_bridge import TARGETS, aws, config
+from timeline_bridge.models import DeliveryJob
+
+EVENTS = "events"
+QUEUE_NAMES = (*TARGETS, EVENTS)
+PEEK_VISIBILITY = 30  # seconds a listed message stays hidden before it is released again
+MOVE_VISIBILITY = 120  # seconds a message being redriven stays hidden (a failed move comes back)
+OUTPUT_PREFIX = {"stora": "Stora", "hubspot": "Hubspot", "matter": "Matter", "applied": "Applied"}
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePair:
+    """A source queue and its dead-letter queue."""
+
+    name: str  # stora | hubspot | matter | applied | events
+    queue_url: str
+    dlq_url: str
+
+
+@dataclass
+class DeadLetter:
+    """One message in a DLQ."""
+
+    queue: str
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    message_attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def job(self) -> DeliveryJob | None:
+        if self.queue == EVENTS:
+            return None
+        try:
+            return DeliveryJob.from_json(self.body)
+        except (TypeError, ValueError):
+            return None
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a person scans a list for."""
+        data = self.data or {}
+        reason = data.get("dead_letter") or {}
+        receives = self.attributes.get("ApproximateReceiveCount")
+        if self.queue == EVENTS or not data.get("key"):
+            return {
+                "queue": self.queue,
+                "message_id": self.message_id,
+                "key": data.get("event_id") or data.get("key"),
+                "mapping": None,
+                "reason": "route_failed" if self.queue == EVENTS else "unreadable",
+                "stage": "route" if self.queue == EVENTS else None,
+                "status": None,
+                "provider_code": None,
+                "provider_message": (data.get("source") and f"{data.get('source')} {data.get('event_type')}")
+                or self.body[:120],
+                "attempts": int(receives) if receives else None,
+                "dead_lettered_at": None,
+            }
+        return {
+            "queue": self.queue,
+            "message_id": self.message_id,
+            "key": data.get("key"),
+            "mapping": data.get("mapping"),
+            "reason": reason.get("reason") or "max_receives",
+            "stage": reason.get("stage"),
+            "status": reason.get("status"),
+            "provider_code": reason.get("provider_code") or reason.get("field"),
+            "provider_message": reason.get("provider_message")
+            or reason.get("message")
+            or reason.get("detail"),
+            "attempts": reason.get("attempts", data.get("attempts")),
+            "dead_lettered_at": reason.get("dead_lettered_at") or reason.get("at"),
+        }
+
+    def full(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "message_id": self.message_id,
+            "attributes": self.attributes,
+            "message_attributes": {k: v.get("StringValue") for k, v in self.message_attributes.items()},
+            "body": self.data if self.data is not None else self.body,
+        }
+
+
+@dataclass
+class RedriveReport:
+    queue: str
+    moved: int = 0
+    to_events: int = 0  # route-stage dead letters sent back through routing
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+# --- where the queues are ----------------------------------------------------------------------
+
+
+def stack_queues(stack: str, cloudformation: Any = None) -> dict[str, QueuePair]:
+    """Queue URLs from a deployed stack's outputs (`<Target>DeliveryQueueUrl`, ...)."""
+    cfn = cloudformation or aws.client("cloudformation")
+    stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    pairs: dict[str, QueuePair] = {}
+    for target in TARGETS:
+        prefix = OUTPUT_PREFIX[target]
+        queue, dlq = (
+            outputs.get(f"{prefix}DeliveryQueueUrl"),
+            outputs.get(f"{prefix}DeliveryDeadLetterQueueUrl"),
+        )
+        if queue and dlq:
+            pairs[target] = QueuePair(target, queue, dlq)
+    if outputs.get("EventsQueueUrl") and outputs.get("EventsDeadLetterQueueUrl"):
+        pairs[EVENTS] = QueuePair(EVENTS, outputs["EventsQueueUrl"], outputs["EventsDeadLetterQueueUrl"])
+    if not pairs:
+        raise RuntimeError(f"stack {stack} has no queue outputs (is it a timeline-bridge stack?)")
+    return pairs
+
+
+def env_queues() -> dict[str, QueuePair]:
+    """Queue URLs from the environment (<TARGET>_QUEUE_URL/_DLQ_URL, EVENTS_QUEUE_URL/_DLQ_URL)."""
+    pairs: dict[str, QueuePair] = {}
+    for target in TARGETS:
+        queue = os.environ.get(f"{target.upper()}_QUEUE_URL")
+        dlq = os.environ.get(f"{target.upper()}_DLQ_URL")
+        if queue and dlq:
+            pairs[target] = QueuePair(target, queue, dlq)
+    events, events_dlq = config.settings().events_queue_url, os.environ.get("EVENTS_DLQ_URL")
+    if events and events_dlq:
+        pairs[EVENTS] = QueuePair(EVENTS, events, events_dlq)
+    return pairs
+
+
+def local_queues() -> dict[str, QueuePair]:
+    """The running `bridge dev` (found through `.bridge/dev.json`), else the environment."""
+    from timeline_bridge.local.state import apply_env, read_state
+
+    state = read_state()
+    if state:
+        apply_env(state)
+    pairs = env_queues()
+    if not pairs:
+        raise RuntimeError(
+            "no queues found: start `bridge dev` in this folder, set <TARGET>_QUEUE_URL and "
+            "<TARGET>_DLQ_URL, or pass --stack NAME"
+        )
+    return pairs
+
+
+def select(pairs: dict[str, QueuePair], wanted: str | None) -> list[QueuePair]:
+    if wanted is None:
+        return [pairs[n] for n in QUEUE_NAMES if n in pairs]
+    if wanted not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {wanted!r} (one of: {', '.join(QUEUE_NAMES)})")
+    if wanted not in pairs:
+        raise RuntimeError(f"no {wanted} queues configured")
+    return [pairs[wanted]]
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def depth(pair: QueuePair, sqs: Any = None) -> int:
+    """Dead letters waiting (visible + being looked at)."""
+    client = sqs or aws.client("sqs")
+    attrs = client.get_queue_attributes(
+        QueueUrl=pair.dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+        attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
+    )
+
+
+def _receive(pair: QueuePair, sqs: Any, visibility: int, count: int = 10) -> list[DeadLetter]:
+    answer = sqs.receive_message(
+        QueueUrl=pair.dlq_url,
+        MaxNumberOfMessages=max(1, min(10, count)),
+        VisibilityTimeout=visibility,
+        WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    return [
+        DeadLetter(
+            queue=pair.name,
+            message_id=m["MessageId"],
+            receipt_handle=m["ReceiptHandle"],
+            body=m.get("Body", ""),
+            attributes=m.get("Attributes") or {},
+            message_attributes=m.get("MessageAttributes") or {},
+        )
+        for m in answer.get("Messages", [])
+    ]
+
+
+def _release(pair: QueuePair, sqs: Any, letters: list[DeadLetter]) -> None:
+    """Make looked-at messages visible again at once."""
+    for start in range(0, len(letters), 10):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": dl.receipt_handle, "VisibilityTimeout": 0}
+            for i, dl in enumerate(letters[start : start + 10])
+        ]
+        if entries:
+            sqs.change_message_visibility_batch(QueueUrl=pair.dlq_url, Entries=entries)
+
+
+def peek(pair: QueuePair, *, limit: int = 100, sqs: Any = None) -> list[DeadLetter]:
+    """Up to `limit` dead letters, without removing them (they are hidden briefly, then released)."""
+    client = sqs or aws.client("sqs")
+    seen: dict[str, DeadLetter] = {}
+    try:
+        while len(seen) < limit:
+            batch = _receive(pair, client, PEEK_VISIBILITY, limit - len(seen))
+            fresh = [dl for dl in batch if dl.message_id not in seen]
+            if not fresh:
+                break
+            for dl in fresh:
+                seen[dl.message_id] = dl
+    finally:
+        _release(pair, client, list(seen.values()))
+    return list(seen.values())
+
+
+def find(pairs: list[QueuePair], ident: str, *, sqs: Any = None, limit: int = 1000) -> DeadLetter | None:
+    """The dead letter whose message id or job key is (or starts with) `ident`."""
+    for pair in pairs:
+        for dl in peek(pair, limit=limit, sqs=sqs):
+            key = (dl.data or {}).get("key") or ""
+            if ident in (dl.message_id, key) or (
+                len(ident) >= 6 and (key.startswith(ident) or dl.message_id.startswith(ident))
+            ):
+                return dl
+    return None
+
+
+# --- redrive -----------------------------------------------------------------------------------
+
+
+def reset_for_redrive(job: DeliveryJob) -> DeliveryJob:
+    """The job with a fresh budget: history kept, counters for this round reset."""
+    job.dead_letter = None
+    job.not_before = None
+    job.retries = 0
+    job.throttled = 0
+    job.redrives += 1
+    return job
+
+
+def destination(dl: DeadLetter, pair: QueuePair, pairs: dict[str, QueuePair]) -> tuple[str, str, str]:
+    """(queue url, body, kind) a dead letter goes back to; kind is "delivery", "events" or "as_is"."""
+    if pair.name == EVENTS:
+        return pair.queue_url, dl.body, "as_is"
+    job = dl.job
+    if job is None:
+        return pair.queue_url, dl.body, "as_is"
+    reason = job.dead_letter or {}
+    envelope = reason.get("envelope")
+    if reason.get("stage") == "route" and isinstance(envelope, dict):
+        events = pairs.get(EVENTS)
+        if events is None:
+            raise RuntimeError("a route-stage dead letter needs the events queue, which is not configured")
+        return events.queue_url, json.dumps(envelope, separators=(",", ":"), ensure_ascii=False), "events"
+    return pair.queue_url, reset_for_redrive(job).to_json(), "delivery"
+
+
+def redrive(
+    pair: QueuePair, pairs: dict[str, QueuePair], *, limit: int | None = None, sqs: Any = None
+) -> RedriveReport:
+    """Move up to `limit` (default: every message there now) dead letters of `pair` back."""
+    client = sqs or aws.client("sqs")
+    report = RedriveReport(pair.name)
+    budget = depth(pair, client) if limit is None else limit
+    # Jobs that fail again while this runs come back to the DLQ: the budget keeps this finite.
+    while report.moved + report.failed < budget:
+        batch = _receive(pair, client, MOVE_VISIBILITY, budget - report.moved - report.failed)
+        if not batch:
+            break
+        for dl in batch:
+            try:
+                url, body, kind = destination(dl, pair, pairs)
+                kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
+                send: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
+                if kept and kind != "events":
+                    send["MessageAttributes"] = {
+                        k: {key: v[key] for key in ("DataType", "StringValue", "BinaryValue") if key in v}
+                        for k, v in kept.items()
+                    }
+                client.send_message(**send)
+                client.delete_message(QueueUrl=pair.dlq_url, ReceiptHandle=dl.receipt_handle)
+            except Exception as exc:
+                report.failed += 1
+                report.errors.append(f"{dl.message_id}: {exc}")
+                continue
+            report.moved += 1
+            if kind == "events":
+                report.to_events += 1
+    return report
