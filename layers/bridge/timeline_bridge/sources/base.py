@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -113,11 +114,27 @@ def parse_int_header(value: str | None, name: str, *, max_digits: int = 16) -> i
     return int(text)
 
 
+# `\\uD800`-`\\uDFFF` escapes: JSON text can name a lone surrogate, which no UTF-8 can carry.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_json(body: bytes, what: str) -> Any:
-    """Decode a JSON body; MalformedBodyError on bad UTF-8 or bad JSON."""
+    """Decode a JSON body; MalformedBodyError on bad UTF-8 or bad JSON.
+
+    Strict JSON only: NaN and Infinity (which Python's parser accepts) and lone surrogates
+    (escapes no UTF-8 encoder can write back) are refused here, so every accepted event can be
+    serialised onto the queue and into a target's request body."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_refuse_constant)
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise MalformedBodyError(f"{what} is not valid JSON") from exc
 
 

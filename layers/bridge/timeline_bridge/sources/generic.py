@@ -130,9 +130,13 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_` secret: its base64 payload decoded (padding optional)."""
     text = secret.strip().removeprefix("whsec_")
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SecretNotConfiguredError("a Standard Webhooks secret is not valid base64") from exc
+    if not key:
+        # "whsec_" alone would be an empty HMAC key: anyone could sign. Fail closed.
+        raise SecretNotConfiguredError("a Standard Webhooks secret is empty")
+    return key
 
 
 def standard_signature(secret: str, msg_id: str, timestamp: str | int, body: bytes) -> str:

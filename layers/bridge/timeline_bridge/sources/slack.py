@@ -110,7 +110,7 @@ def parse(request: WebhookRequest) -> ParsedRequest:
                 )
             ]
         )
-    return ParsedRequest(events=[_unknown(str(kind or "unknown"), body)])
+    return ParsedRequest(events=[_unknown(kind if isinstance(kind, str) and kind else "unknown", body)])
 
 
 def _parse_form(raw: bytes) -> ParsedRequest:
@@ -126,8 +126,10 @@ def _parse_form(raw: bytes) -> ParsedRequest:
     if not isinstance(payload, dict):
         raise MalformedBodyError("Slack payload must be a JSON object")
     payload_type = payload.get("type")
+    if not isinstance(payload_type, str):  # a JSON object or list here is no type (and unhashable)
+        payload_type = None
     if payload_type not in INTERACTIVE_TYPES:
-        return ParsedRequest(events=[_unknown(str(payload_type or "unknown"), payload)], interactive=True)
+        return ParsedRequest(events=[_unknown(payload_type or "unknown", payload)], interactive=True)
     return ParsedRequest(
         events=[
             SourceEvent(
