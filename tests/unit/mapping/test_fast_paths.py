@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from timeline_bridge import SOURCES
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.codegen import compile_value
-from timeline_bridge.mapping.contracts import ContractViolation, plan_contract, validate_body
+from timeline_bridge.mapping.contracts import (
+    ContractViolation,
+    EmptyRequiredValue,
+    plan_contract,
+    validate_body,
+)
 from timeline_bridge.mapping.engine import RenderError
 from timeline_bridge.mapping.expressions import BridgeFunctions
 from timeline_bridge.models import Envelope
@@ -120,6 +125,12 @@ def test_fast_body_and_planned_contract_agree_with_the_exact_ones_when_events_ar
             assert fast == exact
         body = _with_bridge_fields(mapping, exact, context["meta"]["key"])
         assert mapping._contract is not None
+        try:
+            mapping._check_required(body)  # the plan checks `required:` first
+        except EmptyRequiredValue:
+            with pytest.raises(EmptyRequiredValue):
+                mapping._contract(body)
+            continue
         planned = _verdict(lambda m=mapping, b=body: m._contract(b))
         assert planned == _verdict(lambda m=mapping, b=body: validate_body(m.target, b))
 

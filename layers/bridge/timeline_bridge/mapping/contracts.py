@@ -303,6 +303,55 @@ def _leaf_check(schema: dict[str, Any], prefix: str) -> Check | None:
     return _Leaf(schema, prefix)
 
 
+class _Presence:
+    """Keys an object must have, when free values may leave some out (`required`, `anyOf` of
+    `required`, `minProperties`)."""
+
+    __slots__ = ("branches", "field", "least", "message", "required")
+
+    def __init__(
+        self, field: str, required: tuple[str, ...], branches: list[tuple[str, ...]], message: str, least: int
+    ) -> None:
+        self.field = field
+        self.required = required
+        self.branches = branches
+        self.message = message
+        self.least = least
+
+    def failure_code(self, var: str) -> str:
+        """A Python condition on `var` (an object) that is True when a key is missing."""
+        tests = [f"{k!r} not in {var}" for k in self.required]
+        if self.branches:
+            held = " or ".join("(" + " and ".join(f"{k!r} in {var}" for k in b) + ")" for b in self.branches)
+            tests.append(f"not ({held})")
+        if self.least:
+            tests.append(f"len({var}) < {self.least}")
+        return " or ".join(tests) or "False"
+
+    def __call__(self, present: Any) -> None:
+        if type(present) is not dict:
+            return
+        absent = sorted(k for k in self.required if k not in present)
+        if absent:
+            raise ContractViolation(self.field, f"must contain {absent} properties")
+        if self.branches and not any(all(k in present for k in b) for b in self.branches):
+            raise ContractViolation(self.field, self.message)
+        if self.least and len(present) < self.least:
+            raise ContractViolation(self.field, f"must contain at least {self.least} properties")
+
+
+class EmptyRequiredValue(ValueError):
+    """A field the mapping lists under `required:` rendered empty (null, "", blank, [] or {})."""
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        super().__init__(".".join(path))
+        self.path = path
+
+
+def _raise_empty(path: tuple[str, ...]) -> None:
+    raise EmptyRequiredValue(path)
+
+
 def _types(schema: dict[str, Any]) -> set[str] | None:
     kind = schema.get("type")
     if kind is None:
@@ -316,15 +365,19 @@ class ContractPlan:
 
     checks: list[tuple[tuple[str, ...], Check]] = field(default_factory=list)
     problems: list[ContractViolation] = field(default_factory=list)
+    # Fields the mapping lists under `required:`, checked first (EmptyRequiredValue).
+    required: tuple[tuple[str, ...], ...] = ()
     _run: Callable[[Any], None] | None = None
 
     def __call__(self, body: Any) -> None:
         if self._run is None:
-            self._run = _generate_plan(self.checks)
+            self._run = _generate_plan(self.checks, self.required)
         self._run(body)
 
 
-def _generate_plan(checks: list[tuple[tuple[str, ...], Check]]) -> Callable[[Any], None]:
+def _generate_plan(
+    checks: list[tuple[tuple[str, ...], Check]], required: tuple[tuple[str, ...], ...] = ()
+) -> Callable[[Any], None]:
     """The checks as one generated function walking the body once (see mapping.codegen: only
     data from the schemas reaches it, through repr() and a constants tuple)."""
     tree: dict[str, Any] = {"checks": [], "children": {}}
@@ -345,6 +398,9 @@ def _generate_plan(checks: list[tuple[tuple[str, ...], Check]]) -> Callable[[Any
             if isinstance(check, _Leaf) and check.tests is not None:
                 condition = _test_code(check.tests, var, const)
                 lines.append(f"{indent}if not ({condition}): {const(check.full)}({var})")
+            elif isinstance(check, _Presence):
+                failed = check.failure_code(var)
+                lines.append(f"{indent}if type({var}) is dict and ({failed}): {const(check)}({var})")
             else:
                 lines.append(f"{indent}{const(check)}({var})")
         if node["children"]:
@@ -355,12 +411,20 @@ def _generate_plan(checks: list[tuple[tuple[str, ...], Check]]) -> Callable[[Any
                 lines.append(f"{indent}    if {inner} is not _ABSENT:")
                 emit(child, inner, depth + 1, indent + "        ")
 
+    for index, path in enumerate(required):
+        value = f"r{index}"
+        lines.append(f"    {value} = v0")
+        for part in path:
+            lines.append(f"    {value} = {value}.get({part!r}) if type({value}) is dict else None")
+        empty = f"{value} is None or {value} == [] or {value} == {{}} or (type({value}) is str and not {value}.strip())"
+        lines.append(f"    if {empty}: _raise_empty({path!r})")
     emit(tree, "v0", 0, "    ")
     lines.append("    return None")
     namespace: dict[str, Any] = {
-        "__builtins__": {"type": type, "dict": dict, "len": len},
+        "__builtins__": {"type": type, "dict": dict, "len": len, "str": str},
         "_K": tuple(constants),
         "_ABSENT": _ABSENT,
+        "_raise_empty": _raise_empty,
     }
     exec(compile("\n".join(lines) + "\n", "<contract plan>", "exec"), namespace)  # noqa: S102
     return namespace["_check"]
@@ -470,29 +534,14 @@ def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:
             return
         if not (may_miss or any_dynamic or min_dynamic):
             return
-        any_message = custom.get("anyOf", "cannot be validated by any definition")
-        branch_keys = [tuple(s) for s in any_sets] if any_dynamic else []
-        least = int(minimum or 0)
-
-        def check(present: Any) -> None:
-            if type(present) is not dict:
-                return
-            for key in may_miss:
-                if key not in present:
-                    absent = sorted(k for k in may_miss if k not in present)
-                    raise ContractViolation(dotted, f"must contain {absent} properties")
-            if branch_keys:
-                for branch in branch_keys:
-                    for key in branch:
-                        if key not in present:
-                            break
-                    else:
-                        break  # this branch holds
-                else:
-                    raise ContractViolation(dotted, any_message)
-            if min_dynamic and len(present) < least:
-                raise ContractViolation(dotted, f"must contain at least {least} properties")
-
+        presence = _Presence(
+            dotted,
+            tuple(may_miss),
+            [tuple(s) for s in any_sets] if any_dynamic else [],
+            custom.get("anyOf", "cannot be validated by any definition"),
+            int(minimum or 0) if min_dynamic else 0,
+        )
+        check: Check = presence
         plan.checks.append((path, check))
 
     try:

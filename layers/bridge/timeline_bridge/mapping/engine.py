@@ -271,6 +271,16 @@ class Mapping:
 
     def __post_init__(self) -> None:
         self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
+        if isinstance(self._contract, contracts.ContractPlan):
+            self._contract.required = self._required_paths
+
+    def _check_required(self, body: dict[str, Any]) -> None:
+        for parts in self._required_paths:
+            value: Any = body
+            for part in parts:
+                value = value.get(part) if type(value) is dict else None
+            if value is None or value == [] or value == {} or (type(value) is str and not value.strip()):
+                raise contracts.EmptyRequiredValue(parts)
 
     def line(self, path: Path_) -> int | None:
         return line_of(self.lines, path)
@@ -337,17 +347,14 @@ class Mapping:
             metric = body.get("metric")
             if type(metric) is dict:
                 body["metric"] = {**metric, "deduping_key": context["meta"]["key"]}
-        for parts in self._required_paths:
-            value: Any = body
-            for part in parts:
-                value = value.get(part) if type(value) is dict else None
-            if value is None or value == [] or value == {} or (type(value) is str and not value.strip()):
-                raise self.error("required value is empty", ("body", *parts))
         try:
             if self._contract is not None:
-                self._contract(body)
+                self._contract(body)  # `required:` first, then the target contract
             else:
+                self._check_required(body)
                 contracts.validate_body(target, body)
+        except contracts.EmptyRequiredValue as exc:
+            raise self.error("required value is empty", ("body", *exc.path)) from None
         except contracts.ContractViolation as exc:
             where = ("body", *_split_field(exc.field))
             raise self.error(f"breaks the {target} contract: {exc.reason}", where) from None
