@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from timeline_bridge.config import load_dotenv
@@ -36,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv()
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(f"timeline_bridge.cli.{COMMANDS[args.command][0]}")
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except BrokenPipeError:
+        # `bridge map ... | head` closed the pipe: not an error. Point stdout at devnull so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
