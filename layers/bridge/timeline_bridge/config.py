@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from timeline_bridge import TARGETS
 
@@ -83,10 +84,27 @@ def secret_values(name: str) -> list[str]:
         secret_id = os.environ.get(f"{name}_SECRET_ID")
         if not secret_id:
             return []
+        raw = _secrets_provider().get(secret_id, max_age=settings().secrets_max_age)
+    return parse_secret_value(raw)
+
+
+_provider: tuple[Any, Any] | None = None  # (boto3 client, Powertools SecretsProvider on it)
+
+
+def _secrets_provider() -> Any:
+    """Powertools' Secrets Manager provider (values cached for `max_age`) on the shared boto3
+    client. `parameters.get_secret()` builds its provider on a new boto3 Session, which loads
+    botocore's endpoint and model data again: about 200 ms of every cold start that reads a secret.
+    A new client (`aws.reset_clients()`) gets a new provider, with an empty cache."""
+    global _provider
+    from timeline_bridge import aws
+
+    client = aws.client("secretsmanager")
+    if _provider is None or _provider[0] is not client:
         from aws_lambda_powertools.utilities import parameters  # lazy: only deployed functions pay
 
-        raw = parameters.get_secret(secret_id, max_age=settings().secrets_max_age)
-    return parse_secret_value(raw)
+        _provider = (client, parameters.SecretsProvider(boto3_client=client))
+    return _provider[1]
 
 
 def secret(name: str) -> str | None:
