@@ -562,7 +562,14 @@ def test_f20_the_same_key_with_a_different_body_is_dead_lettered_as_payload_mism
 def test_f21_a_crash_mid_batch_redelivers_the_batch_and_dedupe_keeps_it_single(aws, sandboxes):
     jobs = jobs_for("matter", 20, "f21")
     crashing = CrashingClient(client_for("matter"), every=5)
-    deliver(aws, jobs, clients={"matter": crashing}, wrap=crash_to_batch_failure)
+    deliver(
+        aws,
+        jobs,
+        clients={"matter": crashing},
+        wrap=crash_to_batch_failure,
+        visibility_timeout=2,
+        function_timeout=2.0,
+    )
     assert crashing.crashes >= 1
     assert stored(sandboxes, "matter") == {j.key: 1 for j in jobs}
     assert {r["status"]["S"] for r in records_in_table(aws, "matter")} == {"COMPLETED"}

@@ -149,13 +149,17 @@ def rate_limits(target: str) -> tuple[tuple[int, float], ...]:
     windows scaled by DELIVERY_RATE_TIME_SCALE, counts by DELIVERY_PACE_FRACTION (0.8) and divided
     by DELIVER_MAX_CONCURRENCY (the workers sharing the provider's limit)."""
     prefix = target.upper()
-    limits = dict((window, count) for count, window in DOCUMENTED_RATE_LIMITS.get(target, ()))
+    limits: dict[float, int] = {window: count for count, window in DOCUMENTED_RATE_LIMITS.get(target, ())}
     spec = os.environ.get(f"{prefix}_RATE_LIMITS", "").strip()
     if spec:
-        limits = {}
-        for part in spec.split(","):
-            count, _, window = part.strip().partition("/")
-            limits[float(window or 1)] = int(count)
+        try:
+            parsed = {}
+            for part in spec.split(","):
+                count_text, _, seconds = part.strip().partition("/")
+                parsed[float(seconds or 1)] = int(count_text)
+            limits = parsed
+        except ValueError:
+            logger.warning("ignoring malformed rate limits", extra={"variable": f"{prefix}_RATE_LIMITS"})
     for window, name in ((1.0, "SECOND"), (60.0, "MINUTE")):
         value = _env_int(f"{prefix}_MAX_REQUESTS_PER_{name}", 0)
         if value > 0:

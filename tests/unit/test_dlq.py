@@ -1,0 +1,104 @@
+"""Where `bridge dlq redrive` sends each kind of dead letter, and where it finds the queues."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from timeline_bridge.dlq import DeadLetter, QueuePair, destination, stack_queues
+from timeline_bridge.models import DeliveryJob
+
+PAIRS = {
+    "stora": QueuePair("stora", "https://sqs/stora", "https://sqs/stora-dlq"),
+    "events": QueuePair("events", "https://sqs/events", "https://sqs/events-dlq"),
+}
+
+
+def dead_job(**dead_letter: Any) -> DeliveryJob:
+    return DeliveryJob(
+        key="tb-1",
+        target="stora",
+        mapping="m",
+        mapping_file="mappings/m.yaml",
+        source="hubspot",
+        event_id="1",
+        event_type="deal.propertyChange",
+        occurred_at=None,
+        body={"description": "x"},
+        attempts=5,
+        first_failure_at="2026-11-23T09:00:00.000Z",
+        last_failure_at="2026-11-23T09:30:00.000Z",
+        key_generation=2,
+        not_before="2026-11-23T09:31:00.000Z",
+        retries=5,
+        throttled=7,
+        dead_letter=dead_letter or None,
+    )
+
+
+def letter(queue: str, body: str) -> DeadLetter:
+    return DeadLetter(queue=queue, message_id="m-1", receipt_handle="rh", body=body)
+
+
+def test_a_dead_delivery_job_goes_back_to_its_queue_with_a_fresh_budget_and_its_history():
+    url, body, kind = destination(
+        letter("stora", dead_job(reason="retries_exhausted").to_json()), PAIRS["stora"], PAIRS
+    )
+    job = DeliveryJob.from_json(body)
+    assert (url, kind) == ("https://sqs/stora", "delivery")
+    assert (job.retries, job.throttled, job.not_before, job.dead_letter) == (0, 0, None, None)
+    assert (job.attempts, job.first_failure_at, job.key_generation, job.redrives) == (
+        5,
+        "2026-11-23T09:00:00.000Z",
+        2,
+        1,
+    )
+
+
+def test_a_route_stage_dead_letter_is_routed_again_from_its_envelope():
+    envelope = {
+        "source": "hubspot",
+        "event_type": "deal.propertyChange",
+        "event_id": "1",
+        "occurred_at": None,
+        "received_at": "2026-11-23T09:00:00Z",
+        "event": {"objectId": 1},
+        "name": None,
+    }
+    body = dead_job(reason="mapping_error", stage="route", envelope=envelope).to_json()
+    url, sent, kind = destination(letter("stora", body), PAIRS["stora"], PAIRS)
+    assert (url, kind, json.loads(sent)) == ("https://sqs/events", "events", envelope)
+
+
+@pytest.mark.parametrize(("queue", "body"), [("stora", "{not json"), ("events", '{"source": "slack"}')])
+def test_anything_else_goes_back_unchanged(queue, body):
+    assert destination(letter(queue, body), PAIRS[queue], PAIRS) == (PAIRS[queue].queue_url, body, "as_is")
+
+
+class FakeCloudFormation:
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        return {
+            "Stacks": [
+                {
+                    "StackName": StackName,
+                    "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()],
+                }
+            ]
+        }
+
+
+def test_queue_urls_come_from_the_stack_outputs_when_a_stack_is_named():
+    outputs = {
+        "StoraDeliveryQueueUrl": "q",
+        "StoraDeliveryDeadLetterQueueUrl": "d",
+        "EventsQueueUrl": "e",
+        "EventsDeadLetterQueueUrl": "ed",
+    }
+    pairs = stack_queues("prod", FakeCloudFormation(outputs))
+    assert pairs == {"stora": QueuePair("stora", "q", "d"), "events": QueuePair("events", "e", "ed")}
+    with pytest.raises(RuntimeError):
+        stack_queues("other", FakeCloudFormation({}))
