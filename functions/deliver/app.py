@@ -2,15 +2,17 @@
 
 Thin handler: the delivery policy (dedupe, pacing, retries, dead letters) lives in
 `timeline_bridge.delivery`. Answers Lambda's partial batch response (ReportBatchItemFailures).
+The core publishes its metrics itself, once per batch, with the `target` dimension
+(TimelineEventDelivered, TimelineEventRetried, TimelineEventDeadLettered), so this handler has
+no `log_metrics` decorator of its own.
 """
 
 from typing import Any
 
 from timeline_bridge import delivery
-from timeline_bridge.observability import logger, metrics
+from timeline_bridge.observability import logger
 
 
 @logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return delivery.handle(event, context)
