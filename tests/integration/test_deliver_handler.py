@@ -3,6 +3,7 @@ partial batch response out."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ def handler(
 
 
 def test_matter_batch_is_delivered_and_a_bad_record_failed_back_when_target_is_matter(
-    handler, sandboxes, lambda_context
+    handler, sandboxes, lambda_context, capsys
 ):
     mappings = load_mappings(FAULT_MAPPINGS)
     jobs = [
@@ -43,3 +44,6 @@ def test_matter_batch_is_delivered_and_a_bad_record_failed_back_when_target_is_m
     answer = handler({"Records": records}, lambda_context)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "junk"}]}
     assert sorted(e["ref"] for e in sandboxes["matter"].events()) == sorted(j.key for j in jobs)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [published] = [m for m in emf if "TimelineEventDelivered" in m]
+    assert published["TimelineEventDelivered"] == [len(jobs)] and published["target"] == "matter"
