@@ -393,3 +393,49 @@ def test_jobs_wait_unsent_when_a_configured_credential_holds_a_line_break(record
     assert isinstance(outcome, RetryLaterError) and outcome.code == "target_misconfigured"
     assert "X-Injected" not in str(outcome)  # the value is never repeated
     assert recorder.calls == []
+
+
+# --- enrichment reads: event data is a path segment, never a path ----------------------------------
+
+
+class RecordingReads(RecordingSession):
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        self.calls.append({"method": method, "url": url, **kwargs})
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b'{"id": "1", "results": []}'
+        response.url = url
+        return response
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> RecordingReads:
+    session = RecordingReads()
+    monkeypatch.setattr(http, "session", lambda: session)
+    monkeypatch.setenv("HUBSPOT_BASE_URL", BASE_URLS["hubspot"])
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "hubspot-token-1")
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN_SECRET_ID", raising=False)
+    return session
+
+
+@pytest.mark.parametrize("fetch", ["deal", "deal_contacts"])
+@pytest.mark.parametrize("deal_id", ["..", ".", " .. ", ""])
+def test_enrichment_read_refused_unsent_when_the_id_would_climb_the_path(reads, fetch, deal_id):
+    from timeline_bridge.enrichment import hubspot as crm
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        getattr(crm, fetch)({"id": deal_id})
+    assert caught.value.code == "invalid_argument"
+    assert reads.calls == []
+
+
+def test_enrichment_read_stays_on_its_path_when_the_id_holds_url_syntax(reads):
+    from timeline_bridge.enrichment import hubspot as crm
+
+    crm.deal({"id": "1/../../settings?x=1#y"})
+
+    (call,) = reads.calls
+    assert call["url"] == BASE_URLS["hubspot"] + "/crm/v3/objects/deals/1%2F..%2F..%2Fsettings%3Fx%3D1%23y"
+    assert call["allow_redirects"] is False
+    prepared = requests.Request("GET", call["url"]).prepare()
+    assert urlsplit(prepared.url).path.startswith("/crm/v3/objects/deals/")

@@ -20,6 +20,7 @@ import requests
 
 from timeline_bridge import config
 from timeline_bridge.enrichment.api import NotFoundError, SourceApi
+from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.targets import http
 
 MAX_CONTACTS = 100  # one batch read; deals with more associated contacts are summarised by the first 100
@@ -55,6 +56,15 @@ def crm() -> HubspotCrm:
     return _crm
 
 
+def segment(value: Any, what: str) -> str:
+    """One URL path segment from event data, percent-encoded. `.` and `..` are refused: the URL
+    parser would resolve them and move the read to another path of the API (with our token)."""
+    text = str(value)
+    if text.strip() in ("", ".", ".."):
+        raise PermanentDeliveryError(f"{what} is not a usable id", code="invalid_argument")
+    return quote(text, safe="")
+
+
 def _csv(values: Any) -> str | None:
     items = [str(v) for v in (values or []) if str(v).strip()]
     return ",".join(items) if items else None
@@ -72,7 +82,9 @@ def deal(args: dict[str, Any]) -> dict[str, Any]:
     deal_id = str(args["id"])
     params = {"properties": _csv(args.get("properties")), "propertiesWithHistory": _csv(args.get("history"))}
     body = http.as_dict(
-        crm().get(f"/crm/v3/objects/deals/{quote(deal_id, safe='')}", {k: v for k, v in params.items() if v})
+        crm().get(
+            f"/crm/v3/objects/deals/{segment(deal_id, 'deal id')}", {k: v for k, v in params.items() if v}
+        )
     )
     raw_history = http.as_dict(body.get("propertiesWithHistory"))
     history = {name: _history_entries(raw_history.get(name)) for name in args.get("history") or []}
@@ -90,7 +102,9 @@ def deal_contacts(args: dict[str, Any]) -> dict[str, Any]:
     association order (first 100)."""
     deal_id = str(args["id"])
     answer = http.as_dict(
-        crm().get(f"/crm/v4/objects/deals/{quote(deal_id, safe='')}/associations/contacts", {"limit": 500})
+        crm().get(
+            f"/crm/v4/objects/deals/{segment(deal_id, 'deal id')}/associations/contacts", {"limit": 500}
+        )
     )
     ids: list[str] = []
     for row in http.as_list(answer.get("results")):
@@ -124,7 +138,7 @@ def pipeline_stages(args: dict[str, Any]) -> dict[str, Any]:
     """`{labels: {stage id: label}, pipelines: {pipeline id: {label, stages: {stage id: label}}}}`
     for every pipeline of `args.object` (default deals)."""
     object_type = str(args.get("object") or "deals")
-    answer = http.as_dict(crm().get(f"/crm/v3/pipelines/{quote(object_type, safe='')}"))
+    answer = http.as_dict(crm().get(f"/crm/v3/pipelines/{segment(object_type, 'object type')}"))
     labels: dict[str, str] = {}
     pipelines: dict[str, Any] = {}
     for pipeline in http.as_list(answer.get("results")):
