@@ -9,7 +9,9 @@ from aws_lambda_powertools import Logger, Metrics
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineBridge")
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-bridge"), log_uncaught_exceptions=True)
+logger = Logger(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-bridge"), log_uncaught_exceptions=True
+)
 metrics = Metrics(namespace=NAMESPACE)
 
 # Header names that may appear in logs. Everything else (Authorization, signatures, cookies) is

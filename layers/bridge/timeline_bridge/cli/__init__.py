@@ -22,7 +22,9 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description="timeline-bridge: webhooks to customer timelines")
+    parser = argparse.ArgumentParser(
+        prog="bridge", description="timeline-bridge: webhooks to customer timelines"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module, help_text) in COMMANDS.items():
