@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from timeline_bridge import SOURCES
+from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping import load_mappings
-from timeline_bridge.mapping.codegen import compile_value
+from timeline_bridge.mapping.codegen import compile_value, compile_when
 from timeline_bridge.mapping.contracts import (
     ContractViolation,
     EmptyRequiredValue,
@@ -20,7 +21,7 @@ from timeline_bridge.mapping.contracts import (
     validate_body,
 )
 from timeline_bridge.mapping.engine import RenderError
-from timeline_bridge.mapping.expressions import BridgeFunctions
+from timeline_bridge.mapping.expressions import BridgeFunctions, is_false
 from timeline_bridge.models import Envelope
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,6 +36,11 @@ EXPRESSIONS = [
     "contains(a, `1`)", "starts_with(a, 'x')", "sort_by(a, &b)", "not_null(a, b, 'z')",
     "default(a, 'fallback')", "lookup('stage', a, 'none')", "lookup('stage', a, b)", "lower(a)",
     "uuid5(a)", "to_iso8601(a)", "to_epoch_ms(a)", "a.b || c && !a",
+    # a boolean left side (Python's own and/or), and calls computed once when used twice
+    "a == 'x' && b", "a == 'x' || b", "!(a == 'x')", "a == 'x' && b == `1` || c", "a != `null` && !b",
+    "a < b || c", "[to_string(a), to_string(a)]", "lookup('stage', a, 'z') == lookup('stage', a, 'z')",
+    "b || to_string(a) && to_string(a)", "{x: lookup('stage', a), y: b || lookup('stage', a)}",
+    "join('-', [to_string(a), 'k']) || to_string(a)", "lookup('stage', to_string(a), a)",
 ]  # fmt: skip
 
 json_values = st.recursive(
@@ -72,6 +78,20 @@ def test_generated_expression_matches_jmespath_when_evaluated_on_any_document(ex
     actual = _outcome(lambda: generated(data))
 
     assert actual == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=documents)
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_generated_when_matches_jmespath_truthiness_when_evaluated_on_any_document(expression, data) -> None:
+    generated = compile_when(expression, FUNCTIONS, "test")
+    assert generated is not None
+    options = jmespath.Options(custom_functions=FUNCTIONS)
+
+    expected = _outcome(lambda: not is_false(jmespath.search(expression, data, options=options)))
+    actual = _outcome(lambda: generated(data))
+
+    assert actual == expected or actual == ("error",)  # an error falls back to the closures
 
 
 def test_generated_code_holds_mapping_text_as_data_when_keys_and_strings_look_like_code() -> None:
@@ -192,3 +212,132 @@ def test_planned_contract_reports_constant_violations_when_the_mapping_loads() -
         ("source.id", "must match pattern ^tsrc_[0-9A-Za-z]+$"),
         ("", "must not contain {'oops'} properties"),
     ]
+
+
+# --- the one-function render and check ------------------------------------------------------------
+
+
+def _fast_or_none(mapping, context):
+    try:
+        return mapping._fast_render(context)
+    except Exception:
+        return None
+
+
+def _rendered(render, context):
+    try:
+        return ("ok", render(context))
+    except MappingError as exc:
+        return ("refused", exc.field, exc.reason)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.sampled_from(SOURCES), event=EVENTS, enrichment=st.dictionaries(KEYS, VALUES, max_size=4))
+def test_checked_render_gives_the_exact_body_or_steps_aside_when_events_are_arbitrary(
+    source, event, enrichment
+) -> None:
+    envelope = Envelope(source, "any", "evt-1", None, "2026-01-01T00:00:00.000Z", event)
+    for mapping in SHIPPED.for_source(source):
+        assert mapping._fast_render is not None, mapping.name
+        context = mapping.context(envelope, enrichment)
+        fast = _fast_or_none(mapping, context)
+        if fast is not None:  # else the engine renders and checks the exact way
+            assert _rendered(mapping._render_exact, context) == ("ok", fast)
+            validate_body(mapping.target, fast)  # accepted bodies pass the full target schema
+
+
+@pytest.mark.parametrize("mapping", list(SHIPPED), ids=lambda m: m.name)
+def test_checked_render_takes_the_fast_path_when_a_shipped_case_renders(mapping) -> None:
+    from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
+
+    cases = [c for c in load_cases(cases_path(ROOT / mapping.file)) if "output" in c.expect]
+    assert cases
+    for case in cases:
+        envelope = case_envelope(case, mapping, ROOT)
+        context = mapping.context(envelope, dict(case.enrichment))
+
+        assert mapping._fast_render(context) == mapping._render_exact(context), case.name
+
+
+FREE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True, width=16)
+    | st.text(max_size=6)
+    | st.sampled_from(
+        ["con_1", "con_", "con_é", "x y", "a\u00a0b", "a\tb", "a\x7fb", "a\u2028b", " ", "", "https://x",
+         "https://x y", "mailto:a", "2026-01-01T00:00:00Z", "2026-01-01", "audit", "party", "1", "tb-1"]
+    ),
+    lambda children: st.lists(children, max_size=2) | st.dictionaries(st.sampled_from(["remote_id", "o"]), children, max_size=2),
+    max_leaves=4,
+)  # fmt: skip
+
+STORA_HEAD = {"source": {"id": "tsrc_1"}, "template": {"id": "aetpl_1"}}
+TEMPLATES = [
+    ("stora", {**STORA_HEAD, "contact": {"id": "${{ event.x }}"}}, ["contact.id"]),
+    ("stora", {**STORA_HEAD, "contact": {"id": "${{ event.x || lookup('ids', event.y, `null`) }}"}}, []),
+    ("stora", {**STORA_HEAD, "external": {"id": "d_${{ event.x }}", "url": "https://h/${{ event.y }}"}}, []),
+    ("stora", {**STORA_HEAD, "external": {"id": "${{ event.x }}${{ event.y }}", "url": "${{ event.x }}:${{ event.y }}"}}, []),
+    ("stora", {**STORA_HEAD, "variables": {"a": "${{ event.x }}", "b": "${{ to_string(event.y) }}", "c": "v ${{ event.x }}"}}, ["variables.a", "variables.c"]),
+    ("stora", {**STORA_HEAD, "description": "${{ event.x }}", "variables": {"a": "${{ event.y || join(' ', ['D', to_string(event.x)]) }}"}}, ["description"]),
+    ("matter", {"kind": "${{ event.x }}", "title": "t ${{ event.y }}", "occurred_at": "${{ to_iso8601(event.z) }}", "ref": "${{ event.x }}"}, ["title"]),
+    ("matter", {"kind": "audit", "title": "${{ event.y }}", "occurred_at": "${{ event.z }}", "actor": "${{ event.x }}"}, ["actor"]),
+    ("hubspot", {"eventTemplateId": "1", "objectId": "${{ to_string(event.x) }}", "tokens": {"a": "${{ event.y }}", "b": "${{ event.z }}"}}, ["tokens.a"]),
+    ("hubspot", {"eventTemplateId": "1", "objectId": "1", "tokens": {}, "id": "${{ event.x }}", "extraData": "${{ event.y }}"}, []),
+    ("applied", {"name": "n ${{ event.x }}", "contact": "${{ event.y }}", "metric": {"metric_name": "m", "metric_object_id": "${{ event.z }}", "value": "${{ event.x }}"}}, []),
+    ("applied", {"name": "${{ event.x }}", "event_time": "${{ event.z }}", "metric": "${{ event.y }}"}, []),
+]  # fmt: skip
+
+
+def _compiled(target, body, required):
+    from timeline_bridge.mapping.engine import compile_mapping
+
+    data = {"name": "t", "source": "hubspot", "target": target, "body": body, "required": required}
+    data["lookups"] = {"ids": {"1": "con_1", "2": "nope"}}
+    mapping, errors = compile_mapping(data, {}, "t.yaml")
+    assert mapping is not None, errors
+    return mapping
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=FREE, y=FREE, z=FREE, key=st.sampled_from(["tb-1", ""]))
+@pytest.mark.parametrize(("target", "body", "required"), TEMPLATES)
+def test_checked_render_agrees_with_the_schema_when_free_values_vary(
+    target, body, required, x, y, z, key
+) -> None:
+    mapping = _compiled(target, body, required)
+    envelope = Envelope("hubspot", "any", "evt-1", None, "2026-01-01T00:00:00.000Z", {"x": x, "y": y, "z": z})
+    context = mapping.context(envelope, {}, key)
+    exact = _rendered(mapping._render_exact, context)
+    if mapping._fast_render is None:
+        assert target == "applied" and isinstance(body.get("metric"), str)
+        return
+    fast = _fast_or_none(mapping, context)
+    if fast is not None:  # else it stepped aside: the exact path gives the verdict
+        assert exact == ("ok", fast)
+        validate_body(target, fast)
+
+
+def test_checked_render_reports_like_the_exact_path_when_a_value_breaks_the_contract() -> None:
+    mapping = _compiled("stora", {**STORA_HEAD, "contact": {"id": "${{ event.x }}"}}, ["contact.id"])
+    envelope = Envelope("hubspot", "any", "evt-1", None, "2026-01-01T00:00:00.000Z", {"x": "cust_1"})
+
+    with pytest.raises(MappingError) as error:
+        mapping.render_body(mapping.context(envelope, {}))
+
+    assert error.value.field == "body.contact.id"
+    assert "breaks the stora contract" in error.value.reason
+
+
+def test_unprintable_shortcuts_hold_when_every_code_point_is_tried() -> None:
+    """The premises of the generated shortcuts: regex `\\s` is str.isspace(), and every whitespace
+    character but the space is unprintable (so `isprintable() and ' ' not in v` means no `\\s`)."""
+    import re
+    import sys
+
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    spaces = re.findall(r"\s", everything)
+
+    assert spaces == [c for c in everything if c.isspace()]
+    assert [c for c in spaces if c.isprintable()] == [" "]

@@ -27,6 +27,8 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "applied": ("POST", "/v2026-04/events/"),
 }
 
+# fastjsonschema's `uri` format (draft 7): the planned checks and codegen reason about it.
+URI_PATTERN = r"^\w+:(\/?\/?)[^\s]+\Z"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
@@ -228,7 +230,10 @@ def _string_tests(schema: dict[str, Any]) -> list[Test] | None:
         negated = schema["not"]
         if set(negated) - _ANNOTATIONS != {"pattern"}:
             return None
-        tests.append(("no_search", re.compile(DOLLAR_FINDER.sub(r"\\Z", negated["pattern"]))))
+        pattern = re.compile(DOLLAR_FINDER.sub(r"\\Z", negated["pattern"]))
+        tests.append(
+            ("no_search_unprintable" if _unprintable_class(negated["pattern"]) else "no_search", pattern)
+        )
     for branch in schema.get("allOf", ()):
         if "type" in branch and branch["type"] != "string":
             return None
@@ -239,10 +244,36 @@ def _string_tests(schema: dict[str, Any]) -> list[Test] | None:
     return tests
 
 
-def _test_code(tests: list[Test], var: str, const: Callable[[Any], str]) -> str:
+_CLASS_ITEM = re.compile(r"\\u([0-9a-fA-F]{4})(?:-\\u([0-9a-fA-F]{4}))?")
+
+
+def _unprintable_class(pattern: str) -> bool:
+    """`pattern` is one character class of `\\uXXXX` characters and ranges, all unprintable
+    (`[\\u0000-\\u001f\\u007f]`): a string that `str.isprintable()` holds none of them."""
+    if not (pattern.startswith("[") and pattern.endswith("]") and len(pattern) > 2):
+        return False
+    inner, pos, chars = pattern[1:-1], 0, 0
+    while pos < len(inner):
+        item = _CLASS_ITEM.match(inner, pos)
+        if item is None:
+            return False
+        low = int(item.group(1), 16)
+        high = int(item.group(2) or item.group(1), 16)
+        chars += high - low + 1
+        if high < low or chars > 4096 or any(chr(c).isprintable() for c in range(low, high + 1)):
+            return False
+        pos = item.end()
+    return True
+
+
+def test_code(tests: list[Test], var: str, const: Callable[[Any], str]) -> str:
     """The tests as one Python condition on `var` (operands go through `const`)."""
     parts = []
     for op, operand in tests:
+        if op == "type" and len(operand) == 1:
+            (kind,) = operand
+            parts.append(f"type({var}) is {const(kind)}")
+            continue
         ref = const(operand)
         if op == "type":
             parts.append(f"type({var}) in {ref}")
@@ -250,6 +281,13 @@ def _test_code(tests: list[Test], var: str, const: Callable[[Any], str]) -> str:
             parts.append(f"{ref}.search({var}) is not None")
         elif op == "no_search":
             parts.append(f"{ref}.search({var}) is None")
+        elif op == "no_search_unprintable":
+            # Every character the pattern finds is unprintable: printable text passes at once.
+            parts.append(f"({var}.isprintable() or {ref}.search({var}) is None)")
+        elif op == "uri_after_scheme":
+            # The text starts with a constant `scheme:x` (see codegen): it is a URI when it has no
+            # whitespace. Every Unicode whitespace but the space is unprintable, hence the shortcut.
+            parts.append(f"(({var}.isprintable() and ' ' not in {var}) or {ref}.match({var}) is not None)")
         elif op == "match":
             parts.append(f"{ref}.match({var}) is not None")
         elif op == "min":
@@ -270,7 +308,7 @@ def _predicate(tests: list[Test]) -> Callable[[Any], bool]:
         constants.append(value)
         return f"_K[{len(constants) - 1}]"
 
-    source = f"def _test(v):\n    return {_test_code(tests, 'v', const)}\n"
+    source = f"def _test(v):\n    return {test_code(tests, 'v', const)}\n"
     namespace: dict[str, Any] = {"__builtins__": {"type": type, "len": len}, "_K": tuple(constants)}
     exec(compile(source, "<contract test>", "exec"), namespace)  # noqa: S102 - operands are constants
     return namespace["_test"]
@@ -281,7 +319,7 @@ def _fast_predicate(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
     return None if tests is None else _predicate(tests)
 
 
-class _Leaf:
+class LeafCheck:
     """The per-event check of one free value: cheap tests first, the compiled schema on refusal."""
 
     __slots__ = ("fast", "full", "tests")
@@ -300,10 +338,10 @@ def _leaf_check(schema: dict[str, Any], prefix: str) -> Check | None:
     """The per-event check of one free value (None: the schema accepts anything)."""
     if not set(schema) - _ANNOTATIONS:
         return None
-    return _Leaf(schema, prefix)
+    return LeafCheck(schema, prefix)
 
 
-class _Presence:
+class PresenceCheck:
     """Keys an object must have, when free values may leave some out (`required`, `anyOf` of
     `required`, `minProperties`)."""
 
@@ -374,6 +412,13 @@ class ContractPlan:
             self._run = _generate_plan(self.checks, self.required)
         self._run(body)
 
+    def by_path(self) -> dict[tuple[str, ...], list[Check]]:
+        """The per-event checks grouped by the body path they apply to, parents first."""
+        grouped: dict[tuple[str, ...], list[Check]] = {}
+        for path, check in self.checks:
+            grouped.setdefault(path, []).append(check)
+        return grouped
+
 
 def _generate_plan(
     checks: list[tuple[tuple[str, ...], Check]], required: tuple[tuple[str, ...], ...] = ()
@@ -395,10 +440,10 @@ def _generate_plan(
 
     def emit(node: dict[str, Any], var: str, depth: int, indent: str) -> None:
         for check in node["checks"]:
-            if isinstance(check, _Leaf) and check.tests is not None:
-                condition = _test_code(check.tests, var, const)
+            if isinstance(check, LeafCheck) and check.tests is not None:
+                condition = test_code(check.tests, var, const)
                 lines.append(f"{indent}if not ({condition}): {const(check.full)}({var})")
-            elif isinstance(check, _Presence):
+            elif isinstance(check, PresenceCheck):
                 failed = check.failure_code(var)
                 lines.append(f"{indent}if type({var}) is dict and ({failed}): {const(check)}({var})")
             else:
@@ -534,7 +579,7 @@ def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:
             return
         if not (may_miss or any_dynamic or min_dynamic):
             return
-        presence = _Presence(
+        presence = PresenceCheck(
             dotted,
             tuple(may_miss),
             [tuple(s) for s in any_sets] if any_dynamic else [],
