@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYER_DIR = ROOT / "layers" / "bridge"
 FUNCTIONS_DIR = ROOT / "functions"
 MAPPINGS_DIR = ROOT / "mappings"
-BUILD_DIR = ROOT / ".aws-sam" / "build"
 
 
 def lambda_like_env(**extra: str) -> dict[str, str]:

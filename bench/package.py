@@ -1,5 +1,12 @@
-"""Figure 6: the built package. Sizes of the layer and each function after `sam build`, whether the
-layer carries valid hash-based .pyc, and the import time of the built code with and without them."""
+"""Figure 6: the built package. Sizes of the layer and each function as `sam build` makes them,
+whether the layer carries valid hash-based .pyc, and the import time of the built code with and
+without them.
+
+The artifacts are built the way `sam build` builds them, without sam: each layer with
+`BuildMethod: makefile` through its Makefile (`make build-<LogicalId>` in the layer's ContentUri,
+ARTIFACTS_DIR set), each function as a copy of its CodeUri (the functions have no requirements of
+their own). They land in bench/build/, rebuilt when an input is newer than the last build.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +14,19 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from bench.context import BUILD_DIR, ROOT, ImportRun, lambda_like_env, measure_import
+from bench.context import ROOT, ImportRun, lambda_like_env, measure_import
 from bench.report import Figure, Row
 from bench.stats import fmt_bytes, fmt_ms, median, ratio
 
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
+BUILD_DIR = ROOT / "bench" / "build"
+BUILD_MARKER = BUILD_DIR / ".built"
 BUILD_INPUTS = ("template.yaml", "layers", "functions", "mappings")
 # Functions whose cold import is compared with and without bytecode: ingest, and route (the most).
 IMPORT_PROBES = (
@@ -41,27 +51,81 @@ def _newest_input_mtime() -> float:
 
 
 def build_is_current() -> bool:
-    marker = BUILD_DIR / "template.yaml"
-    return marker.is_file() and marker.stat().st_mtime >= _newest_input_mtime()
+    return BUILD_MARKER.is_file() and BUILD_MARKER.stat().st_mtime >= _newest_input_mtime()
 
 
-def ensure_build(timeout: float = 240) -> str | None:
-    """Run `make build` when .aws-sam/build is absent or older than its inputs. None, or why not."""
+def _uri(value: Any) -> Path | None:
+    return ROOT / value if isinstance(value, str) else None
+
+
+def build_plan(
+    template_path: Path = ROOT / "template.yaml",
+) -> tuple[dict[str, Path], dict[str, tuple[Path, Path]]]:
+    """From the template: functions (logical id -> CodeUri) and makefile-built layers (logical id ->
+    (ContentUri, folder of the Makefile))."""
+    from timeline_bridge.local.template import load_template
+
+    template = load_template(template_path)
+    default_code = _uri(((template.get("Globals") or {}).get("Function") or {}).get("CodeUri"))
+    functions: dict[str, Path] = {}
+    layers: dict[str, tuple[Path, Path]] = {}
+    for name, resource in template["Resources"].items():
+        kind, props = resource.get("Type"), resource.get("Properties") or {}
+        if kind == "AWS::Serverless::Function":
+            code = _uri(props.get("CodeUri")) or default_code
+            if code is not None:
+                functions[name] = code
+        elif kind == "AWS::Serverless::LayerVersion":
+            metadata = resource.get("Metadata") or {}
+            content = _uri(props.get("ContentUri"))
+            if content is None:
+                continue
+            if metadata.get("BuildMethod") != "makefile":
+                raise ValueError(f"{name}: only makefile-built layers are reproduced here")
+            layers[name] = (content, _uri(metadata.get("ContextPath")) or content)
+    return functions, layers
+
+
+def build(timeout: float = 240) -> None:
+    """Build every artifact into BUILD_DIR (see the module docstring). Raises with the reason."""
+    functions, layers = build_plan()
+    shutil.rmtree(BUILD_DIR, ignore_errors=True)
+    BUILD_DIR.mkdir(parents=True)
+    for name, code in functions.items():
+        shutil.copytree(code, BUILD_DIR / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name, (content, context) in layers.items():
+        artifacts = BUILD_DIR / name
+        artifacts.mkdir()
+        proc = subprocess.run(  # noqa: S603 - make from PATH on our own Makefile, as sam build runs it
+            [  # noqa: S607
+                "make",
+                "--no-print-directory",
+                "-f",
+                str(context / "Makefile"),
+                f"build-{name}",
+                f"ARTIFACTS_DIR={artifacts}",
+                f"PYTHON={sys.executable}",
+            ],
+            cwd=content,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"build-{name} failed: " + " / ".join(tail))
+    BUILD_MARKER.touch()
+
+
+def ensure_build() -> str | None:
+    """Build when bench/build is absent or older than its inputs. None, or why it could not."""
     if build_is_current():
         return None
-    if not SAM.exists():
-        return "sam is not installed (.venv-sam); run `make build` first"
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "build"],  # noqa: S607 - make from PATH, as the Makefile expects
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return "make build failed: " + " / ".join(tail)
+    try:
+        build()
+    except (OSError, ValueError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        return f"build failed: {exc}"
     return None
 
 
@@ -146,7 +210,7 @@ def import_with_and_without_bytecode(layer_python: Path, runs: int = 3) -> dict[
 
 
 def run() -> Figure:
-    fig = Figure("package", "6. Package (sam build)")
+    fig = Figure("package", "6. Package (built as sam build does)")
     if not (ROOT / "template.yaml").is_file():
         return fig.skip("template.yaml absent")
     why = ensure_build()

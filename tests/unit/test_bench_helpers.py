@@ -135,3 +135,22 @@ def test_first_difference_names_the_path_when_bodies_differ():
     assert first_difference(a, {**a, "extra": 1}) == "body.extra: only in actual"
     assert first_difference([1, 2], [1]) == "body: 2 items != 1"
     assert first_difference({"n": 1}, {"n": 1.0}) == "body.n: 1 != 1.0"
+
+
+def test_build_plan_reads_every_function_and_makefile_layer_when_the_template_is_parsed():
+    from bench.context import ROOT
+    from bench.package import build_plan
+
+    functions, layers = build_plan()
+
+    assert functions["RouteFunction"] == ROOT / "functions" / "route/"
+    assert (
+        functions["StoraDeliverFunction"]
+        == functions["HubspotDeliverFunction"]
+        == ROOT / "functions/deliver/"
+    )
+    assert len(functions) == 9
+    assert layers == {
+        "CoreLayer": (ROOT / "layers/bridge/", ROOT / "layers/bridge/"),
+        "MappingsLayer": (ROOT / "mappings/", ROOT / "layers/bridge"),
+    }
