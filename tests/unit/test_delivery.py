@@ -399,6 +399,21 @@ def test_rate_limits_pace_below_the_documented_limits_and_split_across_workers(
     assert rate_limits("stora") == ((8, 0.1), (480, 6.0))
 
 
+def test_hubspot_is_paced_under_the_lowest_documented_tier_when_no_limit_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HUBSPOT_RATE_LIMITS", "HUBSPOT_MAX_REQUESTS_PER_SECOND", "HUBSPOT_MAX_REQUESTS_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("DELIVERY_RATE_TIME_SCALE", "DELIVERY_PACE_FRACTION", "DELIVER_MAX_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    # Free/Starter private apps and OAuth public apps: 100 per 10 s, paced at 80 %.
+    assert rate_limits("hubspot") == ((80, 10.0),)
+    monkeypatch.setenv("HUBSPOT_RATE_LIMITS", "190/10")  # Professional and Enterprise
+    assert rate_limits("hubspot") == ((152, 10.0),)
+    monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "2")
+    assert rate_limits("hubspot") == ((76, 10.0),)
+
+
 # --- permanent and unusable --------------------------------------------------------------------
 
 

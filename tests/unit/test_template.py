@@ -124,6 +124,27 @@ def test_delivery_concurrency_protects_provider_limits_when_defaults_are_used(te
     assert hubspot.batch_size == 100 and hubspot.batching_window >= 1
 
 
+def test_hubspot_delivery_paces_under_the_configured_limit_when_deployed(template, monkeypatch):
+    from timeline_bridge.delivery import rate_limits
+
+    fns = functions(template)
+    setting = fns["HubspotDeliverFunction"].environment["HUBSPOT_RATE_LIMITS"]
+    for name in ("DELIVERY_RATE_TIME_SCALE", "DELIVERY_PACE_FRACTION", "HUBSPOT_MAX_REQUESTS_PER_SECOND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "1")
+    monkeypatch.delenv("HUBSPOT_RATE_LIMITS", raising=False)
+    unset = rate_limits("hubspot")
+
+    monkeypatch.setenv("HUBSPOT_RATE_LIMITS", resolve(setting, template))
+    assert rate_limits("hubspot") == unset == ((80, 10.0),)  # 100 per 10 s, the lowest tier
+    monkeypatch.setenv(
+        "HUBSPOT_RATE_LIMITS", resolve(setting, template, parameters={"HubspotRateLimits": "190/10"})
+    )
+    assert rate_limits("hubspot") == ((152, 10.0),)
+    environments = [fns[f].environment for f in (*DELIVER_FUNCTIONS, *WEBHOOK_FUNCTIONS, "RouteFunction")]
+    assert sum("HUBSPOT_RATE_LIMITS" in env for env in environments) == 1  # the deliverer only
+
+
 def test_webhook_functions_reserve_concurrency_when_defaults_are_used(template):
     for logical_id, fn in functions(template).items():
         if logical_id in WEBHOOK_FUNCTIONS:

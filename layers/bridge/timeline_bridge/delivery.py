@@ -69,7 +69,10 @@ METRIC_DUPLICATE = "TimelineEventDuplicateSuppressed"
 # Paced at DELIVERY_PACE_FRACTION of each, split across DELIVER_MAX_CONCURRENCY workers.
 DOCUMENTED_RATE_LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
     "stora": ((10, 1.0), (60, 60.0)),
-    "hubspot": ((190, 10.0),),  # per account; one request carries a batch of up to 100
+    # Per account; one request carries a batch of up to 100 events. The lowest documented tier
+    # (Free/Starter private apps, OAuth public apps): Professional and Enterprise allow 190/10 s,
+    # set HUBSPOT_RATE_LIMITS=190/10 there.
+    "hubspot": ((100, 10.0),),
     "matter": ((100, 1.0), (1000, 60.0)),
     "applied": ((5, 1.0), (120, 60.0)),  # not documented: conservative
 }
