@@ -32,3 +32,51 @@ def test_map_prints_stora_hubspot_and_matter_requests_when_a_deal_changes_stage(
     assert requests["hubspot"]["body"]["objectId"] == "18147040851"
     assert requests["matter"]["body"]["kind"] == "audit"
     assert requests["matter"]["url"].endswith("/v1/timeline_events")
+
+
+def test_map_enriches_from_started_sandboxes_when_nothing_is_configured(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    # A fresh clone: no bridge dev state here, no enrichment URL or credential in the environment.
+    for name in ("HUBSPOT", "SLACK_API", "STORA"):
+        monkeypatch.delenv(f"{name}_BASE_URL", raising=False)
+    for name in ("HUBSPOT_ACCESS_TOKEN", "SLACK_BOT_TOKEN", "STORA_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    from timeline_bridge import enrichment
+
+    enrichment.reset()
+    mappings, sample = ROOT / "mappings", ROOT / "events/hubspot/deal-stage-change.json"
+
+    code = main(["map", "hubspot", str(sample), "--mappings", str(mappings)])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "seeded local sandboxes" in err
+    stora = next(r for r in json.loads(out) if r["target"] == "stora")
+    assert stora["body"]["variables"] == {
+        "deal_name": "Acme Storage - 3 units",
+        "previous_state": "Qualified",
+        "new_state": "Negotiation",
+    }
+    enrichment.reset()
+
+
+def test_map_does_not_start_sandboxes_when_an_enrichment_api_is_configured(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "http://127.0.0.1:9")  # nothing listens: the read fails
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "configured-token")
+    monkeypatch.chdir(tmp_path)
+    from timeline_bridge import enrichment
+
+    enrichment.reset()
+    mappings, sample = ROOT / "mappings", ROOT / "events/hubspot/deal-stage-change.json"
+
+    code = main(["map", "hubspot", str(sample), "--mappings", str(mappings)])
+
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "seeded local sandboxes" not in err
+    enrichment.reset()

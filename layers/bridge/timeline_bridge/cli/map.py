@@ -2,8 +2,9 @@
 requests an event would produce: one {mapping, target, key, method, url, body} per job. No
 signature check, no queue, no target call. Enrichment runs as in the route stage: its reads go to
 HUBSPOT_BASE_URL / SLACK_API_BASE_URL, or, where those are not set and a `bridge dev` runs from
-this folder, to its sandboxes with its credentials; `--no-enrich` skips them (expressions then see
-an empty `enrichment`)."""
+this folder, to its sandboxes with its credentials. With neither, or with `--sandboxes`, the seeded
+local sandboxes are started for this run (and stderr says so). `--no-enrich` skips the fetches
+(expressions then see an empty `enrichment`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-enrich",
         action="store_true",
         help="do not run the mappings' enrich fetches (no source API calls)",
+    )
+    parser.add_argument(
+        "--sandboxes",
+        action="store_true",
+        help="enrich from the seeded local sandboxes, started for this run",
     )
 
 
@@ -82,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
     from timeline_bridge.errors import RetryLaterError
     from timeline_bridge.mapping.engine import no_enrichment
 
+    sandboxes: dict[str, Any] = {}
     if args.no_enrich:
         enrich = no_enrichment
     else:
         from timeline_bridge.enrichment import Enricher
 
-        use_bridge_dev()
+        if args.sandboxes or not (use_bridge_dev() or enrichment_configured()):
+            sandboxes = start_enrichment_sandboxes()
         enrich = Enricher()
     try:
         requests, failures = requests_for(envelopes, mapping_set, enrich)
@@ -95,12 +103,44 @@ def run(args: argparse.Namespace) -> int:
         # The route would fail the record and route the event again later.
         print(f"enrichment cannot run now: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sandbox in sandboxes.values():
+            sandbox.stop()
     print(json.dumps(requests, indent=2, ensure_ascii=False))
     for failure in failures:
         print(failure.error, file=sys.stderr)
     if not requests and not failures:
         print(f"no mapping applies to the {len(envelopes)} event(s) in {args.file}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def enrichment_configured() -> bool:
+    """Whether any enrichment API has a base URL or a credential set here."""
+    from timeline_bridge.sandboxes import BASE_URL_ENV
+
+    for service, credential in ENRICHMENT_APIS.items():
+        names = (
+            BASE_URL_ENV.get(service, f"{service.upper()}_BASE_URL"),
+            credential,
+            f"{credential}_SECRET_ID",
+        )
+        if any(os.environ.get(name) for name in names):
+            return True
+    return False
+
+
+def start_enrichment_sandboxes() -> dict[str, Any]:
+    """Start the seeded sandboxes of the APIs enrichment reads and point enrichment at them."""
+    from timeline_bridge import sandboxes
+
+    started = {name: sandboxes.start(name) for name in ENRICHMENT_APIS}
+    os.environ.update(sandboxes.env_for(started))
+    print(
+        "enrichment reads the seeded local sandboxes (no bridge dev running here and no "
+        "HUBSPOT_ACCESS_TOKEN / SLACK_BOT_TOKEN / STORA_TOKEN set): the values are sample data",
+        file=sys.stderr,
+    )
+    return started
 
 
 def use_bridge_dev(root: Path = Path()) -> bool:
