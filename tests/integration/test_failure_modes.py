@@ -30,7 +30,7 @@ from delivery_harness import (
     delivered_keys,
     enqueue,
     envelopes,
-    fast_moto_clock,
+    fast_moto,
     scale_sandboxes,
     set_scaled_env,
 )
@@ -52,7 +52,7 @@ SHIPPED_MAPPINGS = ROOT / "mappings"
 def scaled_world(aws: Any, sandboxes: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from timeline_bridge.observability import logger
 
-    fast_moto_clock(monkeypatch)
+    fast_moto(monkeypatch)
     set_scaled_env(monkeypatch)
     scale_sandboxes(sandboxes)
     level = logger.log_level

@@ -25,7 +25,7 @@ from delivery_harness import (
     dead_letters,
     enqueue,
     envelopes,
-    fast_moto_clock,
+    fast_moto,
     scale_sandboxes,
     set_scaled_env,
     tally,
@@ -40,10 +40,10 @@ TOTALS: list[Tally] = []
 
 @pytest.fixture(autouse=True)
 def scaled_world(aws: Any, sandboxes: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Scaled time on both sides, moto's SQS clock made cheap, info logs off (thousands of lines)."""
+    """Scaled time on both sides, moto made cheap, info logs off (thousands of lines)."""
     from timeline_bridge.observability import logger
 
-    fast_moto_clock(monkeypatch)
+    fast_moto(monkeypatch)
     set_scaled_env(monkeypatch)
     scale_sandboxes(sandboxes)
     monkeypatch.setitem(BATCH_SIZE, "hubspot", 25)  # keeps one batch well inside the function timeout

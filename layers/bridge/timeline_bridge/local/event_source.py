@@ -363,13 +363,18 @@ def drain(
             if not mapping.running:
                 worked += mapping.poll_once(wait=0)
         before = sum(m.invocations for m in mappings)
-        if not worked and not any(m.busy for m in mappings):
-            counts = {url: queue_counts(client, url) for url in urls}
-            idle = all(sum(c.values()) == 0 for c in counts.values())
-            if idle and not any(m.busy for m in mappings) and before == sum(m.invocations for m in mappings):
-                return
+        if worked or any(m.busy for m in mappings):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"queues not drained after {timeout:.0f}s: {counts}")
-            time.sleep(0.05)
-        elif time.monotonic() > deadline:
-            raise TimeoutError(f"queues still busy after {timeout:.0f}s")
+                raise TimeoutError(f"queues still busy after {timeout:.0f}s")
+            if not worked:
+                # Started pollers are at work: look again shortly (a spin here would hold the GIL
+                # the pollers need).
+                time.sleep(0.02)
+            continue
+        counts = {url: queue_counts(client, url) for url in urls}
+        idle = all(sum(c.values()) == 0 for c in counts.values())
+        if idle and not any(m.busy for m in mappings) and before == sum(m.invocations for m in mappings):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"queues not drained after {timeout:.0f}s: {counts}")
+        time.sleep(0.05)
