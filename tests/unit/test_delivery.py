@@ -64,6 +64,7 @@ class FakeRecords:
         self.clock = clock
         self.items: dict[str, dict[str, Any]] = {}
         self.fail_with: Exception | None = None
+        self.writes: list[int] = []  # jobs per complete_many
 
     @staticmethod
     def data(job: DeliveryJob) -> dict[str, Any]:
@@ -90,11 +91,14 @@ class FakeRecords:
         }
         return Claim(ClaimState.CLAIMED)
 
-    def complete(self, data: dict[str, Any], result: dict[str, Any]) -> None:
-        self.items[data["key"]].update(status="COMPLETED", result=result)
+    def complete_many(self, entries: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        self.writes.append(len(entries))
+        for data, result in entries:
+            self.items[data["key"]].update(status="COMPLETED", result=result)
 
-    def release(self, data: dict[str, Any], reason: Exception) -> None:
-        self.items.pop(data["key"], None)
+    def release_many(self, datas: Sequence[dict[str, Any]], reason: Exception) -> None:
+        for data in datas:
+            self.items.pop(data["key"], None)
 
 
 @dataclass
@@ -104,6 +108,7 @@ class FakeQueues:
     held: list[tuple[str, float]] = field(default_factory=list)
 
     fail_requeue: bool = False
+    fail_dead_letter: bool = False
 
     def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
         if self.fail_requeue:
@@ -111,8 +116,11 @@ class FakeQueues:
         self.requeued.extend((DeliveryJob.from_json(body), delay) for body, delay in entries)
         return []
 
-    def dead_letter(self, job: DeliveryJob) -> None:
-        self.dead.append(DeliveryJob.from_json(job.to_json()))
+    def dead_letter_batch(self, jobs: Sequence[DeliveryJob]) -> list[int]:
+        if self.fail_dead_letter:
+            return list(range(len(jobs)))
+        self.dead.extend(DeliveryJob.from_json(job.to_json()) for job in jobs)
+        return []
 
     def hold(self, receipt_handle: str, seconds: float) -> None:
         self.held.append((receipt_handle, seconds))
@@ -557,3 +565,26 @@ def test_record_is_failed_back_to_sqs_when_its_retry_copy_cannot_be_enqueued() -
     w.queues.fail_requeue = True
     response = w.deliverer.process(batch(job(1), job(2)), Context())
     assert failed_ids(response) == ["m-1", "m-2"]  # redelivered as they were: nothing lost
+
+
+def test_record_is_failed_back_to_sqs_when_its_dead_letter_cannot_be_sent() -> None:
+    w = make_world(lambda j: PermanentDeliveryError("refused", status=422, code="invalid_content"))
+    w.queues.fail_dead_letter = True
+    response = w.deliverer.process(batch(job(1), job(2)), Context())
+    assert failed_ids(response) == ["m-1", "m-2"]  # redelivered as they were: nothing lost
+    assert w.queues.dead == []
+
+
+def test_dead_letters_of_a_batch_are_sent_together_when_several_jobs_are_refused() -> None:
+    w = make_world(lambda j: PermanentDeliveryError("refused", status=422, code="invalid_content"))
+    response = w.deliverer.process(batch(*(job(n) for n in range(1, 13))), Context())
+    assert failed_ids(response) == []
+    assert [d.key for d in w.queues.dead] == [job(n).key for n in range(1, 13)]
+
+
+def test_jobs_of_one_request_are_recorded_in_one_write_when_the_client_batches() -> None:
+    w = make_world(target="hubspot", max_batch_size=100)
+    jobs = [job(n, target="hubspot") for n in range(1, 251)]
+    w.deliverer.process(batch(*jobs), Context())
+    assert w.records.writes == [100, 100, 50]
+    assert {i["status"] for i in w.records.items.values()} == {"COMPLETED"}

@@ -18,6 +18,11 @@ One SQS record holds one `DeliveryJob`. For each record of a batch:
   * `PermanentDeliveryError` → DLQ at once (`permanent_failure`).
   Nothing else ends a job.
 
+Writes go out together: the delivered-records of one provider request in one BatchWriteItem
+(completed right after the provider confirmed that request, released together when it failed),
+and the batch's re-enqueued copies and dead letters by SendMessageBatch at the end of the
+invocation, before any record is acknowledged.
+
 Why the retry state travels in the job (re-enqueue, then acknowledge the original) instead of a
 visibility change: every receive counts towards `maxReceiveCount`, so waiting out a 429 storm by
 visibility would push healthy jobs into the DLQ with no reason attached. A re-enqueued copy starts
@@ -313,6 +318,18 @@ class Claim:
     retry_in: float = 0.0  # BUSY: seconds until the holder's claim expires
 
 
+def _each(items: Sequence[Any], action: Callable[[Any], None], what: str) -> None:
+    """`action` on every item, each on its own; raises after the last when any failed."""
+    failures: list[Exception] = []
+    for item in items:
+        try:
+            action(item)
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(items)} {what}") from failures[0]
+
+
 class DeliveredRecords:
     """Powertools idempotency records on DynamoDB, one per job key (`deliver#<target>#<md5>`).
 
@@ -375,9 +392,62 @@ class DeliveredRecords:
     def complete(self, data: dict[str, Any], result: dict[str, Any]) -> None:
         self.layer.save_success(data=data, result=result)
 
+    def complete_many(self, entries: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """COMPLETE the records of one provider request (`(data, result)` pairs), 25 per
+        BatchWriteItem instead of one UpdateItem each (a HubSpot batch carries 100 jobs). Each item
+        is the record `save_success` writes (which stays the fallback). Raises when a record could
+        not be completed."""
+        try:
+            self._write_batches([{"PutRequest": {"Item": self._completed_item(*e)}} for e in entries])
+            return
+        except Exception:
+            logger.warning("batched completion failed; completing one by one", exc_info=True)
+        _each(entries, lambda entry: self.complete(*entry), "delivered-record(s) not completed")
+
     def release(self, data: dict[str, Any], reason: Exception) -> None:
         """Forget the claim so a later delivery (retry, redrive) can send the job again."""
         self.layer.delete_record(data=data, exception=reason)
+
+    def release_many(self, datas: Sequence[dict[str, Any]], reason: Exception) -> None:
+        """`release` for every job of one provider request, 25 per BatchWriteItem."""
+        layer = self.layer
+        try:
+            keys = [layer._get_key(layer._get_hashed_idempotency_key(data=data)) for data in datas]
+            self._write_batches([{"DeleteRequest": {"Key": key}} for key in keys])
+            return
+        except Exception:
+            logger.warning("batched release failed; releasing one by one", exc_info=True)
+        _each(datas, lambda data: self.release(data, reason), "claim(s) not released")
+
+    def _completed_item(self, data: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """The COMPLETED record as `save_success` writes it (key, expiry, status, response data,
+        payload hash), for a PutRequest."""
+        layer = self.layer
+        item: dict[str, Any] = {
+            **layer._get_key(layer._get_hashed_idempotency_key(data=data)),
+            layer.expiry_attr: {"N": str(layer._get_expiry_timestamp())},
+            layer.status_attr: {"S": "COMPLETED"},
+            layer.data_attr: {"S": json.dumps(result, sort_keys=True, default=str)},
+        }
+        if layer.payload_validation_enabled:
+            item[layer.validation_key_attr] = {"S": layer._get_hashed_payload(data=data)}
+        return item
+
+    def _write_batches(self, requests: list[dict[str, Any]], attempts: int = 3) -> None:
+        """BatchWriteItem `requests` 25 at a time; unprocessed ones are retried, then raised."""
+        pending = list(requests)
+        for attempt in range(attempts):
+            left: list[dict[str, Any]] = []
+            for start in range(0, len(pending), 25):
+                answer = self.layer.client.batch_write_item(
+                    RequestItems={self.layer.table_name: pending[start : start + 25]}
+                )
+                left.extend((answer.get("UnprocessedItems") or {}).get(self.layer.table_name) or ())
+            if not left:
+                return
+            pending = left
+            time.sleep(0.05 * 2**attempt)  # DynamoDB throttled part of the batch: back off briefly
+        raise RuntimeError(f"{len(pending)} delivered-record write(s) left unprocessed")
 
 
 # --- queues ------------------------------------------------------------------------------------
@@ -428,16 +498,35 @@ class JobQueues:
             VisibilityTimeout=int(min(max(math.ceil(seconds), 0), SQS_MAX_VISIBILITY - 60)),
         )
 
-    def dead_letter(self, job: DeliveryJob) -> None:
-        reason = (job.dead_letter or {}).get("reason", "unknown")
-        self.sqs.send_message(
-            QueueUrl=config.queue_url(self.target, dead_letter=True),
-            MessageBody=job.to_json(),
-            MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": str(reason)},
-                "target": {"DataType": "String", "StringValue": self.target},
-            },
-        )
+    def dead_letter_batch(self, jobs: Sequence[DeliveryJob]) -> list[int]:
+        """Send jobs (each with its reason record) to the DLQ, ten per SendMessageBatch, with the
+        `reason` and `target` attributes. Returns the positions that did not get there."""
+        failed: list[int] = []
+        url = config.queue_url(self.target, dead_letter=True)
+        for start in range(0, len(jobs), 10):
+            chunk = jobs[start : start + 10]
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": job.to_json(),
+                    "MessageAttributes": {
+                        "reason": {
+                            "DataType": "String",
+                            "StringValue": str((job.dead_letter or {}).get("reason", "unknown")),
+                        },
+                        "target": {"DataType": "String", "StringValue": self.target},
+                    },
+                }
+                for i, job in enumerate(chunk)
+            ]
+            try:
+                answer = self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            except Exception:
+                logger.warning("dead letters not sent", extra={"target": self.target}, exc_info=True)
+                failed.extend(range(start, start + len(chunk)))
+                continue
+            failed.extend(start + int(f["Id"]) for f in answer.get("Failed") or ())
+        return failed
 
 
 # --- the worker --------------------------------------------------------------------------------
@@ -514,6 +603,8 @@ class _Batch:
         self.counts: Counter[str] = Counter()
         # (message id, updated job as JSON, delay): sent together at the end of the batch
         self.requeues: list[tuple[str, str, float]] = []
+        # jobs with their reason record, for the DLQ: sent together at the end of the batch
+        self.dead: list[_Item] = []
 
     def fail(self, message_id: str) -> None:
         if message_id and message_id not in self.failures:
@@ -572,6 +663,7 @@ class Deliverer:
                 due.append(item)
         try:
             self._deliver(due, context, batch)
+            self._flush_dead_letters(batch)
             self._flush_requeues(batch)
         finally:
             self._flush_metrics(batch)
@@ -647,8 +739,7 @@ class Deliverer:
             throttle = next((o for o in outcomes if isinstance(o, RetryLaterError) and o.throttled), None)
             # Pause first: the other workers must stop sending now, not after this chunk is settled.
             wait = self._pause(throttle) if throttle is not None else 0.0
-            for item, outcome in zip(chunk, outcomes, strict=True):
-                self._settle(item, outcome, batch)
+            self._settle(chunk, outcomes, batch)
             if throttle is not None:
                 self._defer_all(due[position:], wait + self._spread(wait), "target_throttled", batch)
                 return
@@ -715,25 +806,43 @@ class Deliverer:
         except Exception as exc:
             # A client bug, not a provider answer: release the claims and let SQS redeliver.
             logger.exception("target client failed", extra={"target": self.target})
+            self._release(chunk, exc)
             for item in chunk:
-                self._release(item, exc)
                 batch.fail(item.message_id)
             return None
 
     # -- outcomes -------------------------------------------------------------------------------
 
-    def _settle(self, item: _Item, outcome: Any, batch: _Batch) -> None:
-        job = item.job
-        if isinstance(outcome, Delivered):
-            try:
-                self.records.complete(
-                    item.data, {"provider_id": outcome.provider_id, "status": outcome.status}
-                )
-            except Exception:
-                # Delivered all the same; a redelivery is absorbed by the provider-side key.
-                logger.exception(
-                    "delivered-record not completed", extra={"target": self.target, "key": job.key}
-                )
+    def _settle(self, chunk: list[_Item], outcomes: list[Any], batch: _Batch) -> None:
+        """Decide every job of one provider request: delivered ones are COMPLETED together (one
+        write per request, right after the provider confirmed it), failed ones released together
+        and then retried or dead-lettered."""
+        delivered = [(i, o) for i, o in zip(chunk, outcomes, strict=True) if isinstance(o, Delivered)]
+        failed = [(i, o) for i, o in zip(chunk, outcomes, strict=True) if not isinstance(o, Delivered)]
+        if delivered:
+            self._complete(delivered, batch)
+        if failed:
+            failures = [
+                o if isinstance(o, DeliveryFailure) else RetryLaterError(f"unexpected outcome {o!r}")
+                for _, o in failed
+            ]
+            self._release([item for item, _ in failed], failures[0])
+            for (item, _), failure in zip(failed, failures, strict=True):
+                self._retry_or_dead_letter(item, failure, batch)
+
+    def _complete(self, delivered: list[tuple[_Item, Delivered]], batch: _Batch) -> None:
+        try:
+            self.records.complete_many(
+                [(item.data, {"provider_id": o.provider_id, "status": o.status}) for item, o in delivered]
+            )
+        except Exception:
+            # Delivered all the same; a redelivery is absorbed by the provider-side key.
+            logger.exception(
+                "delivered-record not completed",
+                extra={"target": self.target, "keys": [item.job.key for item, _ in delivered]},
+            )
+        for item, outcome in delivered:
+            job = item.job
             logger.info(
                 "timeline event delivered",
                 extra={
@@ -747,13 +856,9 @@ class Deliverer:
                 },
             )
             batch.counts[METRIC_DELIVERED] += 1
-            return
-        failure = (
-            outcome
-            if isinstance(outcome, DeliveryFailure)
-            else RetryLaterError(f"unexpected outcome {outcome!r}")
-        )
-        self._release(item, failure)
+
+    def _retry_or_dead_letter(self, item: _Item, failure: DeliveryFailure, batch: _Batch) -> None:
+        job = item.job
         now = self.clock()
         job.attempts += 1
         job.first_failure_at = job.first_failure_at or iso(now)
@@ -789,40 +894,56 @@ class Deliverer:
         self._dead_letter(item, "permanent_failure", failure, batch)
 
     def _dead_letter(self, item: _Item, reason: str, failure: DeliveryFailure | None, batch: _Batch) -> None:
+        """Attach the reason record; the job goes to the DLQ with the others at the end of the batch."""
         job = item.job
         job.not_before = None
         job.dead_letter = dead_letter_record(job, reason, failure, self.clock())
-        try:
-            self.queues.dead_letter(job)
-        except Exception:
-            logger.exception(
-                "dead letter not sent; SQS redelivers", extra={"target": self.target, "key": job.key}
-            )
-            batch.fail(item.message_id)
-            return
-        logger.error(
-            "timeline event dead-lettered",
-            extra={
-                "target": self.target,
-                "key": job.key,
-                "reason": reason,
-                "mapping": job.mapping,
-                "mapping_file": job.mapping_file,
-                "status": job.dead_letter["status"],
-                "provider_code": job.dead_letter["provider_code"],
-                "request_id": job.dead_letter["request_id"],
-                "attempts": job.attempts,
-            },
-        )
-        batch.counts[METRIC_DEAD_LETTERED] += 1
+        batch.dead.append(item)
 
-    def _release(self, item: _Item, reason: Exception) -> None:
+    def _flush_dead_letters(self, batch: _Batch) -> None:
+        """Send the batch's dead letters; a record whose dead letter did not get on the DLQ is failed
+        back to SQS instead of acknowledged, so it is redelivered as it was."""
+        if not batch.dead:
+            return
         try:
-            self.records.release(item.data, reason)
+            failed = set(self.queues.dead_letter_batch([item.job for item in batch.dead]))
         except Exception:
-            # The claim then expires with this invocation (in_progress_expiration).
+            logger.exception("dead letters not sent; SQS redelivers", extra={"target": self.target})
+            failed = set(range(len(batch.dead)))
+        for position, item in enumerate(batch.dead):
+            job = item.job
+            if position in failed:
+                logger.error(
+                    "dead letter not sent; SQS redelivers", extra={"target": self.target, "key": job.key}
+                )
+                batch.fail(item.message_id)
+                continue
+            record = job.dead_letter or {}
+            logger.error(
+                "timeline event dead-lettered",
+                extra={
+                    "target": self.target,
+                    "key": job.key,
+                    "reason": record.get("reason"),
+                    "mapping": job.mapping,
+                    "mapping_file": job.mapping_file,
+                    "status": record.get("status"),
+                    "provider_code": record.get("provider_code"),
+                    "request_id": record.get("request_id"),
+                    "attempts": job.attempts,
+                },
+            )
+            batch.counts[METRIC_DEAD_LETTERED] += 1
+
+    def _release(self, items: list[_Item], reason: Exception) -> None:
+        try:
+            self.records.release_many([item.data for item in items], reason)
+        except Exception:
+            # The claims then expire with this invocation (in_progress_expiration).
             logger.warning(
-                "claim not released", extra={"target": self.target, "key": item.job.key}, exc_info=True
+                "claim not released",
+                extra={"target": self.target, "keys": [item.job.key for item in items]},
+                exc_info=True,
             )
 
     def _pause(self, throttle: RetryLaterError) -> float:
