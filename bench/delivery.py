@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,15 +68,18 @@ class MemoryQueues:
         self.queue = queue
         self.dead: list[Any] = []
 
-    def requeue(self, job: Any, delay: float) -> None:
-        self.queue.requeued += 1
-        self.queue.put(job.to_json(), delay)
+    def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
+        for body, delay in entries:
+            self.queue.requeued += 1
+            self.queue.put(body, delay)
+        return []
 
     def hold(self, receipt_handle: str, seconds: float) -> None:
         raise RuntimeError("no visibility changes in memory")  # the deliverer then requeues
 
-    def dead_letter(self, job: Any) -> None:
-        self.dead.append(job)
+    def dead_letter_batch(self, jobs: Sequence[Any]) -> list[int]:
+        self.dead.extend(jobs)
+        return []
 
 
 class MemoryRecords:
@@ -101,12 +105,14 @@ class MemoryRecords:
         self.inflight.add(key)
         return self._claim(self._state.CLAIMED)
 
-    def complete(self, data: dict[str, Any], result: dict[str, Any]) -> None:
-        self.inflight.discard(data["key"])
-        self.done.add(data["key"])
+    def complete_many(self, entries: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        for data, _ in entries:
+            self.inflight.discard(data["key"])
+            self.done.add(data["key"])
 
-    def release(self, data: dict[str, Any], reason: Exception) -> None:
-        self.inflight.discard(data["key"])
+    def release_many(self, datas: Sequence[dict[str, Any]], reason: Exception) -> None:
+        for data in datas:
+            self.inflight.discard(data["key"])
 
 
 @dataclass
