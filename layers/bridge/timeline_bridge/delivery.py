@@ -465,30 +465,16 @@ class JobQueues:
         return self._sqs or aws.client("sqs")
 
     def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
-        """Send updated jobs (JSON, delay in seconds ≤ 15 min) back to the delivery queue, ten per
-        SendMessageBatch. Returns the positions that did not get on the queue."""
-        failed: list[int] = []
-        url = config.queue_url(self.target)
-        for start in range(0, len(entries), 10):
-            chunk = entries[start : start + 10]
-            try:
-                answer = self.sqs.send_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {
-                            "Id": str(i),
-                            "MessageBody": body,
-                            "DelaySeconds": int(min(max(delay, 0.0), SQS_MAX_DELAY)),
-                        }
-                        for i, (body, delay) in enumerate(chunk)
-                    ],
-                )
-            except Exception:
-                logger.warning("requeue failed", extra={"target": self.target}, exc_info=True)
-                failed.extend(range(start, start + len(chunk)))
-                continue
-            failed.extend(start + int(f["Id"]) for f in answer.get("Failed") or ())
-        return failed
+        """Send updated jobs (JSON, delay in seconds ≤ 15 min) back to the delivery queue, batched
+        by SendMessageBatch. Returns the positions that did not get on the queue."""
+        return aws.send_message_batches(
+            self.sqs,
+            config.queue_url(self.target),
+            [
+                {"MessageBody": body, "DelaySeconds": int(min(max(delay, 0.0), SQS_MAX_DELAY))}
+                for body, delay in entries
+            ],
+        )
 
     def hold(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message invisible for `seconds` (≤ 12 h)."""
@@ -499,15 +485,13 @@ class JobQueues:
         )
 
     def dead_letter_batch(self, jobs: Sequence[DeliveryJob]) -> list[int]:
-        """Send jobs (each with its reason record) to the DLQ, ten per SendMessageBatch, with the
-        `reason` and `target` attributes. Returns the positions that did not get there."""
-        failed: list[int] = []
-        url = config.queue_url(self.target, dead_letter=True)
-        for start in range(0, len(jobs), 10):
-            chunk = jobs[start : start + 10]
-            entries = [
+        """Send jobs (each with its reason record) to the DLQ with the `reason` and `target`
+        attributes, batched by SendMessageBatch. Returns the positions that did not get there."""
+        return aws.send_message_batches(
+            self.sqs,
+            config.queue_url(self.target, dead_letter=True),
+            [
                 {
-                    "Id": str(i),
                     "MessageBody": job.to_json(),
                     "MessageAttributes": {
                         "reason": {
@@ -517,16 +501,9 @@ class JobQueues:
                         "target": {"DataType": "String", "StringValue": self.target},
                     },
                 }
-                for i, job in enumerate(chunk)
-            ]
-            try:
-                answer = self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
-            except Exception:
-                logger.warning("dead letters not sent", extra={"target": self.target}, exc_info=True)
-                failed.extend(range(start, start + len(chunk)))
-                continue
-            failed.extend(start + int(f["Id"]) for f in answer.get("Failed") or ())
-        return failed
+                for job in jobs
+            ],
+        )
 
 
 # --- the worker --------------------------------------------------------------------------------

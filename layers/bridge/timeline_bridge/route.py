@@ -11,9 +11,11 @@ the same envelope again (an SQS redelivery, a retry after a failed send) produce
 with the same keys. The deliver stage dedupes on the key and the providers dedupe on the
 idempotency fields built from it, so this stage needs no store of its own: re-routing is safe.
 
-Failures of a whole record (an unreadable envelope, a queue that refuses a message) are reported
-as `batchItemFailures`: SQS delivers the record again and, after the queue's maxReceiveCount,
-moves it to EventsDeadLetterQueue.
+The jobs of every record of an SQS batch are sent together: one SendMessageBatch per queue and
+ten messages (or 256 KiB), not one per event and target. Failures of a whole record (an
+unreadable envelope, a queue that refuses one of its jobs) are reported as `batchItemFailures`:
+SQS delivers the record again and, after the queue's maxReceiveCount, moves it to
+EventsDeadLetterQueue.
 
 Enrichment (the mappings' `enrich:` fetches) runs here, before rendering. A fetch that fails for
 good dead-letters its job (reason `enrichment_error`, naming the fetch and the status). A fetch to
@@ -36,7 +38,6 @@ from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, 
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.observability import logger, metrics
 
-SQS_BATCH = 10
 MAX_VISIBILITY = 43_200  # SQS's ceiling: 12 hours
 
 
@@ -54,7 +55,7 @@ class JobQueue(Protocol):
 
 
 class SqsJobQueue:
-    """Delivery queues on SQS: SendMessageBatch, ten messages per call."""
+    """Delivery queues on SQS: SendMessageBatch, as few calls as the batch limits allow."""
 
     def __init__(self, client: Any = None) -> None:
         self._client = client
@@ -68,41 +69,29 @@ class SqsJobQueue:
         return self._client
 
     def send(self, queue_url: str, messages: Sequence[DeliveryJob]) -> list[int]:
-        failed: list[int] = []
-        for start in range(0, len(messages), SQS_BATCH):
-            chunk = messages[start : start + SQS_BATCH]
-            entries = [
+        from timeline_bridge.aws import send_message_batches
+
+        return send_message_batches(
+            self.client,
+            queue_url,
+            [
                 {
-                    "Id": str(i),
                     "MessageBody": job.to_json(),
                     "MessageAttributes": {
                         "target": {"DataType": "String", "StringValue": job.target},
                         "mapping": {"DataType": "String", "StringValue": job.mapping},
                     },
                 }
-                for i, job in enumerate(chunk)
-            ]
-            try:
-                answer = self.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-            except Exception as exc:  # botocore ClientError, endpoint errors: the whole chunk failed
-                logger.warning(
-                    "send_message_batch failed", extra={"queue": queue_url, "error": str(exc)[:300]}
-                )
-                failed.extend(range(start, start + len(chunk)))
-                continue
-            for item in answer.get("Failed") or ():
-                logger.warning(
-                    "job not enqueued",
-                    extra={"queue": queue_url, "code": item.get("Code"), "message": item.get("Message")},
-                )
-                failed.append(start + int(item["Id"]))
-        return sorted(failed)
+                for job in messages
+            ],
+        )
 
 
 @dataclass
 class RouteResult:
     """What happened to one envelope."""
 
+    envelope: Envelope | None = None
     jobs: list[DeliveryJob] = field(default_factory=list)
     dead_letters: list[DeliveryJob] = field(default_factory=list)
 
@@ -132,7 +121,15 @@ class Router:
 
     def route(self, envelope: Envelope) -> RouteResult:
         """Render and enqueue every job of one envelope. Raises EnqueueJobsError if any send fails."""
-        result = RouteResult()
+        result = self.plan(envelope)
+        if result.matched and self.enqueue([result]):
+            raise EnqueueJobsError(_unsent_message(result))
+        return result
+
+    def plan(self, envelope: Envelope) -> RouteResult:
+        """Enrich and render every job of one envelope (mapping errors become dead letters);
+        nothing is sent yet."""
+        result = RouteResult(envelope)
         for outcome in self.mappings.render_jobs(envelope, self.enrich):
             if isinstance(outcome, RenderFailure):
                 # Where it failed, never why in words: the reason quotes event values (an e-mail
@@ -166,40 +163,52 @@ class Router:
                     "event_id": envelope.event_id,
                 },
             )
-            return result
-        by_queue: dict[str, list[DeliveryJob]] = {}
-        for job in result.jobs:
-            by_queue.setdefault(self.queue_url(job.target), []).append(job)
-        for job in result.dead_letters:
-            by_queue.setdefault(self.queue_url(job.target, dead_letter=True), []).append(job)
-        unsent: list[DeliveryJob] = []
-        for url, jobs in by_queue.items():
-            unsent.extend(jobs[i] for i in self.queue.send(url, jobs))
-        if unsent:
-            names = ", ".join(sorted({f"{j.target}:{j.mapping}" for j in unsent}))
-            raise EnqueueJobsError(
-                f"{len(unsent)} job(s) not enqueued ({names}); the event will be routed again"
-            )
-        logger.info(
-            "event routed",
-            extra={
-                "source": envelope.source,
-                "event_id": envelope.event_id,
-                "jobs": [f"{j.target}:{j.mapping}" for j in result.jobs],
-                "dead_lettered": len(result.dead_letters),
-            },
-        )
         return result
 
-    def route_message(self, body: str) -> RouteResult:
-        """Route one events-queue message body (an Envelope as JSON)."""
+    def enqueue(self, results: Sequence[RouteResult]) -> list[int]:
+        """Send the jobs and dead letters of several envelopes together, per queue (a batch of
+        events costs one SendMessageBatch per ten messages, not one per event and target). Returns
+        the positions of the results whose jobs did not all get on their queues."""
+        by_queue: dict[str, list[tuple[int, DeliveryJob]]] = {}
+        for position, result in enumerate(results):
+            for job in result.jobs:
+                by_queue.setdefault(self.queue_url(job.target), []).append((position, job))
+            for job in result.dead_letters:
+                by_queue.setdefault(self.queue_url(job.target, dead_letter=True), []).append((position, job))
+        unsent: set[int] = set()
+        for url, entries in by_queue.items():
+            failed = self.queue.send(url, [job for _, job in entries])
+            unsent.update(entries[i][0] for i in failed)
+        for position, result in enumerate(results):
+            if position in unsent or result.envelope is None:
+                continue
+            logger.info(
+                "event routed",
+                extra={
+                    "source": result.envelope.source,
+                    "event_id": result.envelope.event_id,
+                    "jobs": [f"{j.target}:{j.mapping}" for j in result.jobs],
+                    "dead_lettered": len(result.dead_letters),
+                },
+            )
+        return sorted(unsent)
+
+    @staticmethod
+    def read(body: str) -> Envelope:
+        """An events-queue message body as an Envelope; raises UnreadableEnvelopeError."""
         try:
             envelope = Envelope.from_json(body)
         except (ValueError, TypeError) as exc:
             raise UnreadableEnvelopeError(f"not an envelope: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if not isinstance(envelope.source, str) or not isinstance(envelope.event_id, str):
             raise UnreadableEnvelopeError("not an envelope: source and event_id must be strings")
-        return self.route(envelope)
+        return envelope
+
+
+def _unsent_message(result: RouteResult) -> str:
+    jobs = result.jobs + result.dead_letters
+    names = ", ".join(sorted({f"{j.target}:{j.mapping}" for j in jobs}))
+    return f"job(s) not enqueued ({names}); the event will be routed again"
 
 
 @cache
@@ -239,9 +248,13 @@ def delay_redelivery(record: Any, seconds: float | None, sqs: Any = None) -> Non
 
 
 def handle(event: dict[str, Any], context: Any, *, router: Router | None = None) -> dict[str, Any]:
-    """SQS batch from the events queue → partial batch response (ReportBatchItemFailures)."""
+    """SQS batch from the events queue → partial batch response (ReportBatchItemFailures).
+
+    Every record is read, enriched and rendered on its own (its failure fails only that record);
+    then the jobs of all of them go out together, and a record whose jobs did not all get on their
+    queues is failed back to SQS (routed again later, with the same keys)."""
     from aws_lambda_powertools.metrics import MetricUnit
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     router = router or default_router()
     totals = {
@@ -251,16 +264,19 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
         "EnvelopesUnreadable": 0,
         "EventsRetried": 0,
     }
-
-    def record_handler(record: Any) -> None:
+    failed: list[str] = []
+    planned: list[tuple[str, RouteResult]] = []
+    for raw in event.get("Records") or []:
+        record = SQSRecord(raw)
         try:
-            result = router.route_message(record.body)
+            result = router.plan(router.read(record.body))
         except UnreadableEnvelopeError:
             totals["EnvelopesUnreadable"] += 1
             logger.error("unreadable envelope", extra={"message_id": record.message_id})
-            raise
+            failed.append(record.message_id)
+            continue
         except RetryLaterError as exc:
-            # An enrichment fetch to retry (throttled, 5xx, credentials): nothing of this event was
+            # An enrichment fetch to retry (throttled, 5xx, credentials): nothing of this event is
             # enqueued; the whole event is routed again once the source API's delay has passed.
             totals["EventsRetried"] += 1
             logger.warning(
@@ -272,16 +288,32 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
                 },
             )
             delay_redelivery(record, exc.retry_after)
-            raise
+            failed.append(record.message_id)
+            continue
+        except Exception as exc:
+            logger.exception(
+                "record not routed; SQS delivers it again",
+                extra={"message_id": record.message_id, "error": f"{type(exc).__name__}"},
+            )
+            failed.append(record.message_id)
+            continue
+        if result.matched:
+            planned.append((record.message_id, result))
+        else:
+            totals["EventsUnmatched"] += 1
+    unsent = set(router.enqueue([result for _, result in planned]))
+    for position, (message_id, result) in enumerate(planned):
+        if position in unsent:
+            logger.warning(
+                "event will be routed again",
+                extra={"message_id": message_id, "error": _unsent_message(result)},
+            )
+            failed.append(message_id)
+            continue
         totals["JobsRouted"] += len(result.jobs)
         totals["JobsDeadLettered"] += len(result.dead_letters)
-        totals["EventsUnmatched"] += 0 if result.matched else 1
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    order = {str(r.get("messageId")): i for i, r in enumerate(event.get("Records") or [])}
     for name, value in totals.items():
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    return dict(response)
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed, key=order.__getitem__)]}
