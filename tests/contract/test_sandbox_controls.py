@@ -52,6 +52,16 @@ def test_key_forgotten_when_sandbox_is_reset(stora, stora_client, make_job):
     assert len(stora.events()) == 1 and len(stora.requests) == 1
 
 
+def test_a_fault_queued_after_a_pass_hits_a_later_request_when_faults_are_spaced(
+    matter, matter_client, make_job
+):
+    matter.inject("pass", 2)
+    matter.inject("server_error", 1, status=503)
+    outcomes = [type(matter_client.send([make_job("matter")])[0]).__name__ for _ in range(4)]
+    assert outcomes == ["Delivered", "Delivered", "RetryLaterError", "Delivered"]
+    assert [r["fault"] for r in matter.requests] == [None, None, "server_error", None]
+
+
 def test_unknown_fault_refused_when_injected(stora):
     with pytest.raises(ValueError, match="unknown fault"):
         stora.inject("meteor")

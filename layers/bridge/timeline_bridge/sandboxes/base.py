@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 FAULT_KINDS = frozenset(
-    {"rate_limit", "server_error", "slow", "drop_connection", "lose_response", "redirect", "respond"}
+    {"pass", "rate_limit", "server_error", "slow", "drop_connection", "lose_response", "redirect", "respond"}
 )
 CONTROL_PREFIX = "/_sandbox"
 
@@ -298,11 +298,12 @@ class Sandbox:
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
         """Apply `kind` to the next `count` API requests (faults queue up in order).
 
-        kinds: rate_limit (the provider's own 429), server_error (5xx in the provider's envelope;
-        `status=`), slow (`delay=` seconds, then answer normally), drop_connection (close without
-        answering, nothing stored), lose_response (process and store, then close without
-        answering), redirect (`status=`, `location=`), respond (`status=`, `json=`/`body=`,
-        `headers=`: a scripted answer, e.g. an error envelope copied from the docs).
+        kinds: pass (answer normally: spaces out the faults queued after it), rate_limit (the
+        provider's own 429), server_error (5xx in the provider's envelope; `status=`), slow
+        (`delay=` seconds, then answer normally), drop_connection (close without answering,
+        nothing stored), lose_response (process and store, then close without answering), redirect
+        (`status=`, `location=`), respond (`status=`, `json=`/`body=`, `headers=`: a scripted
+        answer, e.g. an error envelope copied from the docs).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r} (known: {', '.join(sorted(FAULT_KINDS))})")
@@ -377,6 +378,8 @@ class Sandbox:
         with self._lock:
             self._requests.append(entry)
         fault = self._next_fault()
+        if fault is not None and fault.kind == "pass":
+            fault = None
         answer = self._serve_with(request, fault)
         entry["fault"] = fault.kind if fault else None
         entry["status"] = None if isinstance(answer, _Drop) else answer.status
