@@ -134,6 +134,46 @@ def enqueue(sqs: Any, queue_url: str, bodies: Iterable[str]) -> int:
     return len(items)
 
 
+def set_max_receives(aws: Any, count: int) -> None:
+    """Redrive each delivery queue's messages to its DLQ after `count` receives (SQS's crash
+    safety net; the `aws` fixture sets 5)."""
+    for target in TARGETS:
+        dlq_arn = aws.sqs.get_queue_attributes(
+            QueueUrl=aws.queues[f"{target}-dlq"], AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        aws.sqs.set_queue_attributes(
+            QueueUrl=aws.queues[target],
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(count)})
+            },
+        )
+
+
+JUNK = ("{not json", json.dumps({"key": "tb-x"}), json.dumps([1, 2]))  # not delivery jobs
+
+
+def enqueue_malformed(aws: Any) -> dict[str, str]:
+    """Put JUNK and one job every provider refuses on each delivery queue; returns the refused
+    jobs' key → target."""
+    rejected: dict[str, str] = {}
+    for target in TARGETS:
+        enqueue(aws.sqs, aws.queues[target], JUNK)
+        job = DeliveryJob(
+            key=f"tb-rejected-{target}",
+            target=target,
+            mapping="fault-suite-invalid-body",
+            mapping_file="tests/integration/fault_mappings/none.yaml",
+            source="generic",
+            event_id=f"invalid-{target}",
+            event_type="invoice.paid",
+            occurred_at=None,
+            body={"unexpected": True},  # every provider refuses this body
+        )
+        enqueue(aws.sqs, aws.queues[target], [job.to_json()])
+        rejected[job.key] = target
+    return rejected
+
+
 # --- counting ------------------------------------------------------------------------------------
 
 
@@ -318,6 +358,21 @@ class Pipeline:
             drain(self.mappings, timeout=timeout)
         finally:
             stop_all(self.mappings)
+
+
+# --- faults spread over a long run ------------------------------------------------------------
+
+Fault = tuple[str, int, dict[str, Any]]  # kind, consecutive requests, parameters
+
+
+def spread_faults(sandbox: Any, plan: Sequence[Fault], requests: int) -> None:
+    """Queue `plan` on `sandbox` spread evenly over `requests` API requests (at least as many as
+    the run sends without faults; every faulted request adds its retry): each fault comes after a
+    run of normal answers ('pass'), so the faults hit the whole run, not its start."""
+    gap = max(1, requests // len(plan))
+    for kind, count, params in plan:
+        sandbox.inject("pass", gap)
+        sandbox.inject(kind, count, **params)
 
 
 # --- faults the sandboxes cannot play ------------------------------------------------------------
