@@ -212,8 +212,14 @@ def dead_letters(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
             except ValueError:
                 body = None
             seen[message["MessageId"]] = body if isinstance(body, dict) else {"unreadable": message["Body"]}
-    for handle in handles:
-        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
+    for start in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=dlq_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start : start + 10])
+            ],
+        )
     return list(seen.values())
 
 

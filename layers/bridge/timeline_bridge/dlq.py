@@ -12,7 +12,8 @@ Redrive puts each dead letter back where it can succeed after a fix:
 - a route-stage dead letter (mapping error: it carries the source envelope) → the events queue,
   so the event is routed again through the fixed mapping.
 - anything else (unreadable messages, events DLQ) → back to its source queue unchanged.
-Each message is sent first and deleted from the DLQ only after, so a failure loses nothing.
+Each message is sent first and deleted from the DLQ only after, so a failure loses nothing; both
+go ten at a time (SendMessageBatch, DeleteMessageBatch).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from timeline_bridge import TARGETS, aws, config
 from timeline_bridge.models import DeliveryJob
+from timeline_bridge.observability import logger
 
 EVENTS = "events"
 QUEUE_NAMES = (*TARGETS, EVENTS)
@@ -298,7 +300,8 @@ def destination(dl: DeadLetter, pair: QueuePair, pairs: dict[str, QueuePair]) ->
 def redrive(
     pair: QueuePair, pairs: dict[str, QueuePair], *, limit: int | None = None, sqs: Any = None
 ) -> RedriveReport:
-    """Move up to `limit` (default: every message there now) dead letters of `pair` back."""
+    """Move up to `limit` (default: every message there now) dead letters of `pair` back, ten at a
+    time: one SendMessageBatch per destination, then one DeleteMessageBatch for those sent."""
     client = sqs or aws.client("sqs")
     report = RedriveReport(pair.name)
     budget = depth(pair, client) if limit is None else limit
@@ -307,23 +310,56 @@ def redrive(
         batch = _receive(pair, client, MOVE_VISIBILITY, budget - report.moved - report.failed)
         if not batch:
             break
+        by_url: dict[str, list[tuple[DeadLetter, dict[str, Any], str]]] = {}
         for dl in batch:
             try:
                 url, body, kind = destination(dl, pair, pairs)
-                kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
-                send: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
-                if kept and kind != "events":
-                    send["MessageAttributes"] = {
-                        k: {key: v[key] for key in ("DataType", "StringValue", "BinaryValue") if key in v}
-                        for k, v in kept.items()
-                    }
-                client.send_message(**send)
-                client.delete_message(QueueUrl=pair.dlq_url, ReceiptHandle=dl.receipt_handle)
             except Exception as exc:
                 report.failed += 1
                 report.errors.append(f"{dl.message_id}: {exc}")
+                continue
+            entry: dict[str, Any] = {"MessageBody": body}
+            kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
+            if kept and kind != "events":
+                entry["MessageAttributes"] = {
+                    k: {key: v[key] for key in ("DataType", "StringValue", "BinaryValue") if key in v}
+                    for k, v in kept.items()
+                }
+            by_url.setdefault(url, []).append((dl, entry, kind))
+        sent: list[tuple[DeadLetter, str]] = []
+        for url, moves in by_url.items():
+            unsent = set(aws.send_message_batches(client, url, [entry for _, entry, _ in moves]))
+            for position, (dl, _, kind) in enumerate(moves):
+                if position in unsent:
+                    report.failed += 1
+                    report.errors.append(f"{dl.message_id}: not accepted by {url}")
+                else:
+                    sent.append((dl, kind))
+        # Deleted only once it is on its queue: a failure here leaves a copy in the DLQ, never none.
+        deleted = _delete(pair, client, [dl for dl, _ in sent])
+        for dl, kind in sent:
+            if dl.message_id not in deleted:
+                report.failed += 1
+                report.errors.append(f"{dl.message_id}: sent, but not deleted from the DLQ")
                 continue
             report.moved += 1
             if kind == "events":
                 report.to_events += 1
     return report
+
+
+def _delete(pair: QueuePair, sqs: Any, letters: list[DeadLetter]) -> set[str]:
+    """DeleteMessageBatch `letters` from the DLQ; returns the message ids deleted."""
+    deleted: set[str] = set()
+    for start in range(0, len(letters), 10):
+        chunk = letters[start : start + 10]
+        try:
+            answer = sqs.delete_message_batch(
+                QueueUrl=pair.dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": dl.receipt_handle} for i, dl in enumerate(chunk)],
+            )
+        except Exception as exc:  # reported per message by the caller
+            logger.warning("dead letters not deleted", extra={"queue": pair.dlq_url, "error": str(exc)[:300]})
+            continue
+        deleted.update(chunk[int(ok["Id"])].message_id for ok in answer.get("Successful") or ())
+    return deleted
