@@ -410,21 +410,27 @@ class DeliveredRecords:
 
     def release_many(self, datas: Sequence[dict[str, Any]], reason: Exception) -> None:
         """`release` for every job of one provider request, 25 per BatchWriteItem."""
-        layer = self.layer
         try:
-            keys = [layer._get_key(layer._get_hashed_idempotency_key(data=data)) for data in datas]
+            keys = [self._record_key(data) for data in datas]
             self._write_batches([{"DeleteRequest": {"Key": key}} for key in keys])
             return
         except Exception:
             logger.warning("batched release failed; releasing one by one", exc_info=True)
         _each(datas, lambda data: self.release(data, reason), "claim(s) not released")
 
+    def _record_key(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The DynamoDB key of the job's record, as Powertools computes it."""
+        hashed = self.layer._get_hashed_idempotency_key(data=data)
+        if hashed is None:  # unreachable: raise_on_no_idempotency_key makes Powertools raise first
+            raise ValueError("the job has no idempotency key")
+        return self.layer._get_key(hashed)
+
     def _completed_item(self, data: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         """The COMPLETED record as `save_success` writes it (key, expiry, status, response data,
         payload hash), for a PutRequest."""
         layer = self.layer
         item: dict[str, Any] = {
-            **layer._get_key(layer._get_hashed_idempotency_key(data=data)),
+            **self._record_key(data),
             layer.expiry_attr: {"N": str(layer._get_expiry_timestamp())},
             layer.status_attr: {"S": "COMPLETED"},
             layer.data_attr: {"S": json.dumps(result, sort_keys=True, default=str)},
