@@ -71,7 +71,15 @@ def test_a_route_stage_dead_letter_is_routed_again_from_its_envelope():
     assert (url, kind, json.loads(sent)) == ("https://sqs/events", "events", envelope)
 
 
-@pytest.mark.parametrize(("queue", "body"), [("stora", "{not json"), ("events", '{"source": "slack"}')])
+@pytest.mark.parametrize(
+    ("queue", "body"),
+    [
+        ("stora", "{not json"),
+        ("stora", "[1, 2]"),
+        ("stora", '{"key": "tb-x"}'),
+        ("events", '{"source": "slack"}'),
+    ],
+)
 def test_anything_else_goes_back_unchanged(queue, body):
     assert destination(letter(queue, body), PAIRS[queue], PAIRS) == (PAIRS[queue].queue_url, body, "as_is")
 

@@ -64,7 +64,7 @@ class DeadLetter:
 
     @property
     def job(self) -> DeliveryJob | None:
-        if self.queue == EVENTS:
+        if self.queue == EVENTS or self.data is None:  # not a JSON object: no job
             return None
         try:
             return DeliveryJob.from_json(self.body)
