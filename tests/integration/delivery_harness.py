@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from timeline_bridge import TARGETS, delivery, route
+from timeline_bridge.local import moto_sqs
 from timeline_bridge.local.event_source import EventSourceMapping, drain, stop_all
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
@@ -434,38 +435,10 @@ def crash_to_batch_failure(target: str, handler: Callable[..., Any]) -> Callable
     return wrapped
 
 
-def thread_safe_sqs(monkeypatch: Any) -> None:
-    """moto's SQS appends a sent message under the queue's lock, but DeleteMessage rebuilds the
-    message list without it: two deletes on one queue at once (two pollers) each build a new list
-    from the old one, and a message sent in between is in neither, so it vanishes (ReceiveMessage
-    also moves messages to the DLQ without the lock). Real SQS loses nothing; the suites met it as
-    jobs that route had enqueued and no worker ever received (about one run in ten of the 1,000
-    event run). Delete, receive and visibility changes run under the queue's lock here; the lock
-    is a Condition, so a long poll waiting on it lets the others in."""
-    import moto.sqs.models as sqs_models
-
-    def locked_delete(queue: Any, receipt_handle: str) -> None:
-        with queue._messages_lock:
-            original_delete(queue, receipt_handle)
-
-    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-            with backend.get_queue(queue_name)._messages_lock:
-                return method(backend, queue_name, *args, **kwargs)
-
-        return call
-
-    original_delete = sqs_models.Queue.delete_message
-    monkeypatch.setattr(sqs_models.Queue, "delete_message", locked_delete)
-    backend = sqs_models.SQSBackend
-    monkeypatch.setattr(backend, "receive_message", locked(backend.receive_message))
-    monkeypatch.setattr(backend, "change_message_visibility", locked(backend.change_message_visibility))
-
-
 def fast_moto(monkeypatch: Any) -> None:
     """Take out costs of in-process moto that have nothing to do with what is tested, so suites of
     thousands of messages stay exact and fast (measured with a sampling profiler), and make its SQS
-    safe under concurrent pollers (`thread_safe_sqs`):
+    safe under concurrent pollers (`timeline_bridge.local.moto_sqs`):
 
     - it reads the clock through a datetime round trip for every message of a queue on every call
       (send, receive, attributes): the same time from `time.time()`;
@@ -527,4 +500,4 @@ def fast_moto(monkeypatch: Any) -> None:
         )
 
     monkeypatch.setattr(botocore.auth.SigV4Auth, "add_auth", unsigned)
-    thread_safe_sqs(monkeypatch)
+    moto_sqs.thread_safe(monkeypatch.setattr)

@@ -348,8 +348,11 @@ class LocalRuntime:
         import requests
         from moto.server import ThreadedMotoServer
 
+        from timeline_bridge.local import moto_sqs
+
         # werkzeug logs every request at INFO; the pollers would flood the terminal.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_sqs.thread_safe()  # several pollers per queue: moto alone can lose a message
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
