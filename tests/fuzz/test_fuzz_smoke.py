@@ -40,5 +40,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
 def test_no_unexpected_exception_when_fuzzed(results, name):
     result = results[name]
     assert result["ok"], f"{name} found something (input kept in {result['artifacts']}):\n{result['output']}"
-    assert result["runs"] == RUNS
+    # libFuzzer counts the seed corpus it replays too, so a full run reports at least RUNS;
+    # fewer means the time limit cut it short.
+    assert result["runs"] >= RUNS
     assert result["coverage"] > 0  # the code under test was instrumented and reached
