@@ -173,7 +173,7 @@ def test_route_without_trailing_slash_refused_when_called(applied, make_job):
 
 
 def test_wrong_key_is_retry_later_and_unknown_shop_permanent_when_applied_refuses(applied, make_job):
-    [auth] = AppliedClient(api_key=lambda: "AL_revoked").send([make_job("applied")])
+    [auth] = AppliedClient(token=lambda: "AL_revoked").send([make_job("applied")])
     assert isinstance(auth, RetryLaterError) and (auth.status, auth.code) == (401, "authentication_failed")
     [shop] = AppliedClient(shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
     assert isinstance(shop, PermanentDeliveryError) and (shop.status, shop.code) == (403, "permission_denied")

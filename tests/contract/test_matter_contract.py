@@ -107,7 +107,7 @@ def test_rejected_body_is_permanent_with_validation_failed_when_fields_are_wrong
 
 def test_mode_mismatch_is_permanent_when_live_key_meets_test_host(matter, make_job):
     matter.add_key("sk_live_abc")
-    [outcome] = MatterClient(api_key=lambda: "sk_live_abc").send([make_job("matter")])
+    [outcome] = MatterClient(token=lambda: "sk_live_abc").send([make_job("matter")])
     assert isinstance(outcome, PermanentDeliveryError) and (outcome.status, outcome.code) == (
         401,
         "auth_token_mode_mismatch",
@@ -115,7 +115,7 @@ def test_mode_mismatch_is_permanent_when_live_key_meets_test_host(matter, make_j
 
 
 def test_unknown_key_is_retry_later_when_matter_answers_auth_token_invalid(matter, make_job):
-    [outcome] = MatterClient(api_key=lambda: "sk_test_revoked").send([make_job("matter")])
+    [outcome] = MatterClient(token=lambda: "sk_test_revoked").send([make_job("matter")])
     assert isinstance(outcome, RetryLaterError) and (outcome.status, outcome.code) == (
         401,
         "auth_token_invalid",

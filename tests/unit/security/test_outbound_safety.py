@@ -33,9 +33,9 @@ BASE_URLS = {t: f"https://{t}.api.example.test" for t in TARGETS}
 CLIENTS = {
     "stora": lambda: stora.StoraClient(token=lambda: "stora-token-1"),
     "hubspot": lambda: hubspot.HubspotClient(token=lambda: "hubspot-token-1"),
-    "matter": lambda: matter.MatterClient(api_key=lambda: "matter-key-1"),
+    "matter": lambda: matter.MatterClient(token=lambda: "matter-key-1"),
     "applied": lambda: applied.AppliedClient(
-        api_key=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"
+        token=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"
     ),
 }
 # What each target's request is: fixed path, fixed header names.
@@ -382,9 +382,9 @@ def test_jobs_wait_unsent_when_a_configured_credential_holds_a_line_break(record
     client = {
         "stora": lambda: stora.StoraClient(token=lambda: "tok\r\nX-Injected: 1"),
         "hubspot": lambda: hubspot.HubspotClient(token=lambda: "tok\r\nX-Injected: 1"),
-        "matter": lambda: matter.MatterClient(api_key=lambda: "tok\r\nX-Injected: 1"),
+        "matter": lambda: matter.MatterClient(token=lambda: "tok\r\nX-Injected: 1"),
         "applied": lambda: applied.AppliedClient(
-            api_key=lambda: "tok\r\nX-Injected: 1", shop_id=lambda: "shop-1"
+            token=lambda: "tok\r\nX-Injected: 1", shop_id=lambda: "shop-1"
         ),
     }[target]()
 

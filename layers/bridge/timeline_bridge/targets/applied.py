@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import copy
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import (
-    Clock,
-    Transport,
     as_dict,
     as_list,
     as_str,
@@ -31,7 +27,6 @@ from timeline_bridge.targets.http import (
 )
 
 EVENTS_PATH = "/v2026-04/events/"
-CREDENTIAL = "APPLIED_API_KEY"
 SHOP_ENV = "APPLIED_SHOP_ID"
 AMBIGUOUS_MESSAGE = (
     "The answer from Applied Labs was lost after the request was sent, so the activity may already "
@@ -107,28 +102,18 @@ class AppliedClient(TargetClient):
     """Records one Applied Labs event per job."""
 
     name = "applied"
-    max_batch_size = 1
+    credential = "APPLIED_API_KEY"
 
-    def __init__(
-        self,
-        *,
-        api_key: Callable[[], str | None] | None = None,
-        shop_id: Callable[[], str | None] | None = None,
-        timeout: tuple[float, float] | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self._api_key = api_key or (lambda: config.secret(CREDENTIAL))
+    def __init__(self, *, shop_id: Callable[[], str | None] | None = None, **options: Any) -> None:
+        super().__init__(**options)
         self._shop_id = shop_id or (lambda: os.environ.get(SHOP_ENV, "").strip() or None)
-        self._transport = Transport(self.name, timeout=timeout)
-        self._clock = clock
-
-    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
-        return [self._send_one(job) for job in jobs]
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
-        api_key, shop_id = self._api_key(), self._shop_id()
-        if not api_key:
-            return RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
+        try:
+            api_key = self._require_token()
+        except RetryLaterError as failure:
+            return failure
+        shop_id = self._shop_id()
         if not shop_id:
             return RetryLaterError(f"{SHOP_ENV} is not configured", code="credentials_missing")
         try:
@@ -158,5 +143,5 @@ class AppliedClient(TargetClient):
 
 
 def build_client() -> AppliedClient:
-    """The Applied Labs client; key and shop are read on each send."""
+    """The Applied Labs client; the shop, like the key, is read on each send."""
     return AppliedClient()

@@ -11,19 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import (
-    Clock,
-    Transport,
     as_dict,
     as_list,
     as_str,
@@ -34,7 +30,6 @@ from timeline_bridge.targets.http import (
     seconds_until_next_utc_midnight,
 )
 
-CREDENTIAL = "HUBSPOT_ACCESS_TOKEN"
 MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
 
 # Every path the client calls, per timeline API. v3 is the one implemented; the `2026-03` app
@@ -143,18 +138,8 @@ class HubspotClient(TargetClient):
     """Timeline v3 events, batched per template."""
 
     name = "hubspot"
+    credential = "HUBSPOT_ACCESS_TOKEN"
     max_batch_size = MAX_BATCH
-
-    def __init__(
-        self,
-        *,
-        token: Callable[[], str | None] | None = None,
-        timeout: tuple[float, float] | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self._token = token or (lambda: config.secret(CREDENTIAL))
-        self._transport = Transport(self.name, timeout=timeout)
-        self._clock = clock
 
     # --- request building -------------------------------------------------------------------
 
@@ -176,11 +161,8 @@ class HubspotClient(TargetClient):
         return event
 
     def _headers(self) -> dict[str, str]:
-        token = self._token()
-        if not token:
-            raise RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
         return {
-            "Authorization": f"Bearer {token}",
+            "Authorization": f"Bearer {self._require_token()}",
             "Accept": "application/json",
             "Content-Type": "application/json",
         }

@@ -8,19 +8,15 @@ memoises a 5xx, so every retry reuses the same key: a lost answer is replayed, a
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
 
-from timeline_bridge import config, keys
+from timeline_bridge import keys
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import (
-    Clock,
-    Transport,
     as_dict,
     as_list,
     as_str,
@@ -30,7 +26,6 @@ from timeline_bridge.targets.http import (
 )
 
 EVENTS_PATH = "/v1/timeline_events"
-CREDENTIAL = "MATTER_API_KEY"
 DEFAULT_VERSION = "2026-06-10"
 TEST_BASE_URL = "https://api.test.mattermode.com"
 # The three names the docs give the same 409 (conventions, idempotency page, error catalog).
@@ -98,34 +93,18 @@ class MatterClient(TargetClient):
     """Appends one Matter timeline event per job."""
 
     name = "matter"
-    max_batch_size = 1
-
-    def __init__(
-        self,
-        *,
-        api_key: Callable[[], str | None] | None = None,
-        timeout: tuple[float, float] | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self._api_key = api_key or (lambda: config.secret(CREDENTIAL))
-        self._transport = Transport(self.name, timeout=timeout)
-        self._clock = clock
-
-    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
-        return [self._send_one(job) for job in jobs]
+    credential = "MATTER_API_KEY"
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
-        api_key = self._api_key()
-        if not api_key:
-            return RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
-        headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Matter-Version": matter_version(),
-            "Idempotency-Key": keys.job_uuid(job.key),
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
         try:
+            api_key = self._require_token()
+            headers = {
+                "Authorization": f"Bearer {api_key}",
+                "Matter-Version": matter_version(),
+                "Idempotency-Key": keys.job_uuid(job.key),
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            }
             response = self._transport.post(EVENTS_PATH, job.body, headers, base_url=base_url_for(api_key))
         except DeliveryFailure as failure:
             return failure
@@ -133,5 +112,4 @@ class MatterClient(TargetClient):
 
 
 def build_client() -> MatterClient:
-    """The Matter client; the key is read on each send (env or Secrets Manager, cached)."""
     return MatterClient()

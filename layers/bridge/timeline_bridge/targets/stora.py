@@ -6,19 +6,14 @@ pointer}], links, request_id}}`; 429 carries `RateLimit-Reset` (UTC epoch second
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import (
-    Clock,
-    Transport,
     as_dict,
     as_list,
     as_str,
@@ -30,7 +25,6 @@ from timeline_bridge.targets.http import (
 
 API_VERSION = "2025-09"
 EVENTS_PATH = f"/{API_VERSION}/timeline/events"
-CREDENTIAL = "STORA_TOKEN"
 
 
 def idempotency_key(job: DeliveryJob) -> str:
@@ -84,33 +78,16 @@ class StoraClient(TargetClient):
     """Creates one Stora timeline event per job, keyed by the job's idempotency key."""
 
     name = "stora"
-    max_batch_size = 1
-
-    def __init__(
-        self,
-        *,
-        token: Callable[[], str | None] | None = None,
-        timeout: tuple[float, float] | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self._token = token or (lambda: config.secret(CREDENTIAL))
-        self._transport = Transport(self.name, timeout=timeout)
-        self._clock = clock
-
-    def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
-        return [self._send_one(job) for job in jobs]
+    credential = "STORA_TOKEN"
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
-        token = self._token()
-        if not token:
-            return RetryLaterError(f"{CREDENTIAL} is not configured", code="credentials_missing")
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "Idempotency-Key": idempotency_key(job),
-        }
         try:
+            headers = {
+                "Authorization": f"Bearer {self._require_token()}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "Idempotency-Key": idempotency_key(job),
+            }
             response = self._transport.post(EVENTS_PATH, job.body, headers)
         except DeliveryFailure as failure:
             return failure
@@ -118,5 +95,4 @@ class StoraClient(TargetClient):
 
 
 def build_client() -> StoraClient:
-    """The Stora client; the token is read on each send (env or Secrets Manager, cached)."""
     return StoraClient()
