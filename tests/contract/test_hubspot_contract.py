@@ -10,7 +10,7 @@ import requests
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.http import seconds_until_next_utc_midnight
-from timeline_bridge.targets.hubspot import HubspotClient, api_version
+from timeline_bridge.targets.hubspot import HubspotClient
 
 TOKEN = "hubspot-sandbox-token"
 BATCH = "/integrators/timeline/v3/events/batch/create"
@@ -405,9 +405,3 @@ def test_all_invalid_batch_answers_configured_status_when_no_input_is_valid(hubs
     hubspot.all_invalid_status = 400
     refused = requests.post(hubspot.url + BATCH, json={"inputs": inputs}, headers=headers, timeout=5)
     assert refused.status_code == 400
-
-
-def test_unsupported_timeline_api_refused_when_configured(monkeypatch):
-    monkeypatch.setenv("HUBSPOT_TIMELINE_API", "2026-03")
-    with pytest.raises(ValueError, match="not supported"):
-        api_version()

@@ -77,6 +77,21 @@ def base_url(target: str) -> str:
     return os.environ.get(f"{target.upper()}_BASE_URL", "").rstrip("/") or DEFAULT_BASE_URLS[target]
 
 
+# HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and
+# its successor `2026-03`, the app events API (event types and properties; occurrences are
+# immutable). v3 is open only to app partners that already have v3 templates.
+HUBSPOT_TIMELINE_APIS = ("v3", "2026-03")
+
+
+def hubspot_timeline_api() -> str:
+    """The HubSpot timeline API the bridge writes to (`HUBSPOT_TIMELINE_API`, default v3)."""
+    api = os.environ.get("HUBSPOT_TIMELINE_API", "").strip() or "v3"
+    if api not in HUBSPOT_TIMELINE_APIS:
+        supported = ", ".join(HUBSPOT_TIMELINE_APIS)
+        raise ValueError(f"HUBSPOT_TIMELINE_API={api!r} is not supported (supported: {supported})")
+    return api
+
+
 def secret_values(name: str) -> list[str]:
     """Every active value of secret `name` (several during a rotation); [] when none is set."""
     raw = os.environ.get(name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 from timeline_bridge import SOURCES, TARGETS
-from timeline_bridge.mapping.contracts import SCHEMAS_DIR, mapping_schema, target_schema
+from timeline_bridge.mapping.contracts import ENDPOINTS, SCHEMAS_DIR, contract_schema, mapping_schema
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,12 +23,17 @@ def test_mapping_schema_is_a_valid_2020_12_schema_when_checked_against_the_meta_
     assert schema["properties"]["target"]["enum"] == list(TARGETS)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_target_schema_is_a_valid_draft_7_schema_when_checked_against_the_meta_schema(target) -> None:
-    schema = target_schema(target)
+@pytest.mark.parametrize("contract", ENDPOINTS)
+def test_target_schema_is_a_valid_draft_7_schema_when_checked_against_the_meta_schema(contract) -> None:
+    schema = contract_schema(contract)
 
     Draft7Validator.check_schema(schema)
-    assert schema["$id"].endswith(target)
+    assert schema["$id"].endswith(contract)
+
+
+def test_every_target_has_a_contract_with_an_endpoint() -> None:
+    assert set(TARGETS) <= set(ENDPOINTS)
+    assert {c.split("-")[0] for c in ENDPOINTS} == set(TARGETS)
 
 
 def test_root_schemas_folder_is_the_one_the_layer_ships_when_listed() -> None:
@@ -37,6 +42,6 @@ def test_root_schemas_folder_is_the_one_the_layer_ships_when_listed() -> None:
     assert root.is_symlink()
     assert root.resolve() == SCHEMAS_DIR
     assert sorted(p.name for p in (root / "targets").glob("*.json")) == sorted(
-        f"{t}.schema.json" for t in TARGETS
+        f"{c}.schema.json" for c in ENDPOINTS
     )
     assert json.loads((root / "mapping.schema.json").read_text()) == mapping_schema()

@@ -42,7 +42,7 @@ CLIENTS = {
 ENDPOINTS = {
     "stora": (stora.EVENTS_PATH, {"Authorization", "Accept", "Content-Type", "Idempotency-Key"}),
     "hubspot": (
-        hubspot.PATHS["v3"]["single"],
+        hubspot.APIS["v3"].single,
         {"Authorization", "Accept", "Content-Type"},
     ),
     "matter": (

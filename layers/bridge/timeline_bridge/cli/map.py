@@ -45,7 +45,7 @@ def requests_for(
     envelopes: list[Any], mapping_set: Any, enrich: Any = None
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """The dry-run requests and the mapping errors for a list of envelopes."""
-    from timeline_bridge.mapping.contracts import ENDPOINTS
+    from timeline_bridge.mapping.contracts import ENDPOINTS, contract_name
     from timeline_bridge.mapping.engine import RenderFailure
 
     requests: list[dict[str, Any]] = []
@@ -55,7 +55,7 @@ def requests_for(
             if isinstance(outcome, RenderFailure):
                 failures.append(outcome)
                 continue
-            method, path = ENDPOINTS[outcome.target]
+            method, path = ENDPOINTS[contract_name(outcome.target)]
             requests.append(
                 {
                     "mapping": outcome.mapping,

@@ -15,14 +15,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge import TARGETS
+from timeline_bridge import TARGETS, config
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-# Method and versioned path of the create call per target, for dry runs (`bridge map`).
+# Method and versioned path of the create call per contract, for dry runs (`bridge map`).
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "stora": ("POST", "/2025-09/timeline/events"),
     "hubspot": ("POST", "/integrators/timeline/v3/events"),
+    "hubspot-2026-03": ("POST", "/integrators/timeline/2026-03/events"),
     "matter": ("POST", "/v1/timeline_events"),
     "applied": ("POST", "/v2026-04/events/"),
 }
@@ -41,15 +42,26 @@ class ContractViolation(ValueError):
         self.reason = reason
 
 
-def schema_path(target: str) -> Path:
-    return SCHEMAS_DIR / "targets" / f"{target}.schema.json"
+def contract_name(target: str) -> str:
+    """The contract a target's bodies follow: HubSpot's depends on the timeline API in use."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
+    if target == "hubspot" and config.hubspot_timeline_api() != "v3":
+        return f"hubspot-{config.hubspot_timeline_api()}"
+    return target
+
+
+def schema_path(contract: str) -> Path:
+    return SCHEMAS_DIR / "targets" / f"{contract}.schema.json"
+
+
+def target_schema(target: str) -> dict[str, Any]:
+    return contract_schema(contract_name(target))
 
 
 @cache
-def target_schema(target: str) -> dict[str, Any]:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}")
-    return json.loads(schema_path(target).read_text())
+def contract_schema(contract: str) -> dict[str, Any]:
+    return json.loads(schema_path(contract).read_text())
 
 
 @cache
@@ -57,13 +69,13 @@ def mapping_schema() -> dict[str, Any]:
     return json.loads((SCHEMAS_DIR / "mapping.schema.json").read_text())
 
 
-@cache
 def _validator(target: str) -> Callable[[Any], Any]:
-    import fastjsonschema  # lazy: only the route stage and the CLI validate bodies
+    return _contract_validator(contract_name(target))
 
-    return fastjsonschema.compile(
-        target_schema(target), formats={"uuid": _UUID.pattern}, use_default=False, detailed_exceptions=True
-    )
+
+@cache
+def _contract_validator(contract: str) -> Callable[[Any], Any]:
+    return _compiled(json.dumps(contract_schema(contract), sort_keys=True))
 
 
 def validate_body(target: str, body: Any) -> None:

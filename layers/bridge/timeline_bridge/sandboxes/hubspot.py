@@ -1,4 +1,5 @@
-"""HubSpot timeline v3 sandbox, as reference/targets.md §2 documents it.
+"""HubSpot timeline sandbox (v3, and the 2026-03 app events API), as reference/targets.md §2
+documents it.
 
 Enforces: the v3 routes, Bearer token (401 `INVALID_AUTHENTICATION`), an optional missing scope
 (403 with `context.missingScopes`), JSON only, events validated against a template fixture
@@ -9,6 +10,11 @@ option values, `objectId` for non-contact templates and objectId/email/utk for c
 random UUID, an upsert store keyed on (eventTemplateId, id) where the last write wins, batches of
 1..100 inputs (201 COMPLETE or 207 with `errors[]` whose `context.id` names the failing input),
 and 429 `RATE_LIMIT` with `X-HubSpot-RateLimit-*` headers (Retry-After optional).
+
+The 2026-03 app events routes take occurrences (`eventTypeName`, `id`, string `properties`) of
+the event types in a fixture (one per v3 template unless given), store each (type, id) once and
+answer a known one with 409 (occurrences are immutable); a batch is atomic: one invalid or known
+input refuses it whole (400 or 409) and nothing is stored.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Any
 
 from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse, utc_iso
 from timeline_bridge.sandboxes.hubspot_crm import HubspotCrmRoutes
+from timeline_bridge.targets.http import scalar_text
 
 BASE = "/integrators/timeline/v3/events"
 GET_EVENT = re.compile(rf"^{re.escape(BASE)}/([^/]+)/([^/]+)$")
+APP_EVENTS = "/integrators/timeline/2026-03/events"
 MAX_INPUTS = 100
 FIELDS = frozenset(
     {
@@ -40,6 +48,15 @@ FIELDS = frozenset(
         "timelineIFrame",
         "customObjectTypeId",
     }
+)
+# An occurrence names an event type and its properties where a v3 event names a template and tokens.
+APP_FIELDS = (FIELDS - {"eventTemplateId", "tokens", "customObjectTypeId"}) | {
+    "eventTypeName",
+    "properties",
+    "objectTypeFullyQualifiedName",
+}
+DUPLICATE_OCCURRENCE = (
+    "An occurrence for this event type and occurrence ID already exists. Occurrences are immutable."
 )
 IFRAME_FIELDS = ("linkLabel", "headerLabel", "url", "width", "height")
 KB = {"knowledge-base": "https://www.hubspot.com/products/service/knowledge-base"}
@@ -97,6 +114,18 @@ DEFAULT_TEMPLATES: tuple[dict[str, Any], ...] = (
 )
 
 
+# The app event types of the 2026-03 API: one per template, same properties, under the fully
+# qualified names HubSpot gives app event types.
+DEFAULT_EVENT_TYPES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "name": f"ae0000001_{re.sub(r'[^a-z0-9]+', '-', t['name'].lower()).strip('-')}",
+        "objectType": t["objectType"],
+        "properties": t["tokens"],
+    }
+    for t in DEFAULT_TEMPLATES
+)
+
+
 def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
     return {
         "status": "error",
@@ -116,18 +145,22 @@ class HubspotSandbox(Sandbox):
         token: str = "hubspot-sandbox-token",  # noqa: S107 - the sandbox's own fake credential
         *,
         templates: Iterable[Mapping[str, Any]] | None = None,
+        event_types: Iterable[Mapping[str, Any]] | None = None,
         missing_scopes: Iterable[str] = (),
         all_invalid_status: int = 207,
         retry_after_header: bool = False,
         **options: Any,
     ) -> None:
         """`templates`: [{id, objectType, tokens: [{name, type, options}]}] (None: the default
-        fixture); `missing_scopes`: answer 403 naming them; `all_invalid_status`: 207 or 400 for a
+        fixture); `event_types`: the same for 2026-03 app events, [{name, objectType, properties}]; `missing_scopes`: answer 403 naming them; `all_invalid_status`: 207 or 400 for a
         batch with no valid input; `retry_after_header`: add Retry-After to 429s."""
         super().__init__(**options)
         self.tokens = {token}
         self.templates = {
             str(t["id"]): dict(t) for t in (DEFAULT_TEMPLATES if templates is None else templates)
+        }
+        self.event_types = {
+            str(t["name"]): dict(t) for t in (DEFAULT_EVENT_TYPES if event_types is None else event_types)
         }
         self.missing_scopes = list(missing_scopes)
         if all_invalid_status not in (207, 400):
@@ -145,6 +178,10 @@ class HubspotSandbox(Sandbox):
     def event(self, template_id: str, event_id: str) -> dict[str, Any] | None:
         """The stored event for (template, id), if any."""
         return self.stored(f"{template_id}\x1f{event_id}")
+
+    def occurrence(self, event_type: str, occurrence_id: str) -> dict[str, Any] | None:
+        """The stored 2026-03 occurrence for (event type, id), if any."""
+        return self.stored(_occurrence_key(event_type, occurrence_id))
 
     # --- the API ----------------------------------------------------------------------------
 
@@ -199,7 +236,12 @@ class HubspotSandbox(Sandbox):
             body = request.json()
         except ValueError as exc:
             return SandboxResponse.json(400, error_body(f"Invalid input JSON: {exc}", "VALIDATION_ERROR"))
-        return self._single(body) if route == "single" else self._batch(body)
+        return {
+            "single": self._single,
+            "batch": self._batch,
+            "app_single": self._app_single,
+            "app_batch": self._app_batch,
+        }[route](body)
 
     @staticmethod
     def _route(request: SandboxRequest) -> str | None:
@@ -209,6 +251,10 @@ class HubspotSandbox(Sandbox):
             return "batch"
         if request.method == "GET" and GET_EVENT.match(request.path):
             return "get"
+        if request.method == "POST" and request.path == APP_EVENTS:
+            return "app_single"
+        if request.method == "POST" and request.path == f"{APP_EVENTS}/batch":
+            return "app_batch"
         return None
 
     def _single(self, body: Any) -> SandboxResponse:
@@ -223,14 +269,7 @@ class HubspotSandbox(Sandbox):
             )
         problems = self._validate(body)
         if problems:
-            return SandboxResponse.json(
-                400,
-                error_body(
-                    "; ".join(problems),
-                    "VALIDATION_ERROR",
-                    errors=[{"message": p, "in": "body", "code": "INVALID_INPUT"} for p in problems],
-                ),
-            )
+            return _validation_error(problems)
         return SandboxResponse.json(201, self._upsert(body))
 
     def _batch(self, body: Any) -> SandboxResponse:
@@ -303,23 +342,7 @@ class HubspotSandbox(Sandbox):
             problem = _check_token(spec, value)
             if problem:
                 problems.append(f"token {name!r}: {problem}")
-        if template.get("objectType") == "contacts":
-            if not any(event.get(k) for k in ("objectId", "email", "utk")):
-                problems.append("contact events need one of objectId, email or utk")
-        elif not event.get("objectId"):
-            problems.append(f"objectId is required for {template.get('objectType')} events")
-        iframe = event.get("timelineIFrame")
-        if iframe is not None:
-            if not isinstance(iframe, dict) or any(iframe.get(k) is None for k in IFRAME_FIELDS):
-                problems.append(f"timelineIFrame needs all of {list(IFRAME_FIELDS)}")
-            elif not all(
-                isinstance(iframe[k], int) and not isinstance(iframe[k], bool) for k in ("width", "height")
-            ):
-                problems.append("timelineIFrame width and height must be integers")
-        timestamp = event.get("timestamp")
-        if timestamp is not None and not _is_iso8601(timestamp):
-            problems.append("timestamp must be an ISO 8601 date-time")
-        return problems
+        return problems + _shared_problems(event, template.get("objectType"))
 
     def _upsert(self, event: dict[str, Any]) -> dict[str, Any]:
         template = self.templates[str(event["eventTemplateId"])]
@@ -329,7 +352,7 @@ class HubspotSandbox(Sandbox):
         stored = {
             "id": event_id,
             "eventTemplateId": str(event["eventTemplateId"]),
-            "tokens": {k: _as_string(v) for k, v in event["tokens"].items()},
+            "tokens": {k: scalar_text(v) for k, v in event["tokens"].items()},
             "objectId": str(event.get("objectId") or _object_id_for(event)),
             "objectType": template.get("objectType", "contacts"),
             "createdAt": utc_iso(),
@@ -347,6 +370,85 @@ class HubspotSandbox(Sandbox):
                 stored[name] = event[name]
         # "If you use the same ID ... the last to be processed will win": one event per (template, id).
         self.store(stored, key=f"{stored['eventTemplateId']}\x1f{event_id}")
+        return stored
+
+    # --- 2026-03 app events ------------------------------------------------------------------
+
+    def _app_single(self, body: Any) -> SandboxResponse:
+        problems = self._validate_occurrence(body) if isinstance(body, dict) else ["expected an object"]
+        if problems:
+            return _validation_error(problems)
+        with self._lock:
+            if self.occurrence(body["eventTypeName"], body["id"]) is not None:
+                return SandboxResponse.json(409, error_body(DUPLICATE_OCCURRENCE, "CONFLICT"))
+            return SandboxResponse.json(201, self._store_occurrence(body))
+
+    def _app_batch(self, body: Any) -> SandboxResponse:
+        started = utc_iso()
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs or len(inputs) > MAX_INPUTS:
+            return _validation_error([f"inputs must hold 1 to {MAX_INPUTS} occurrences"])
+        problems = [
+            f"inputs[{index}]: {problem}"
+            for index, item in enumerate(inputs)
+            for problem in (
+                self._validate_occurrence(item) if isinstance(item, dict) else ["expected an object"]
+            )
+        ]
+        if problems:
+            return _validation_error(["none were accepted", *problems])
+        with self._lock:
+            keys = [(item["eventTypeName"], item["id"]) for item in inputs]
+            known = [k for k in keys if self.occurrence(*k) is not None]
+            if known or len(set(keys)) < len(keys):
+                return SandboxResponse.json(
+                    409,
+                    error_body(
+                        f"{DUPLICATE_OCCURRENCE} None were accepted.",
+                        "CONFLICT",
+                        context={"id": sorted({k[1] for k in known})},
+                    ),
+                )
+            results = [self._store_occurrence(item) for item in inputs]
+        answer = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": utc_iso()}
+        return SandboxResponse.json(200, answer)
+
+    def _validate_occurrence(self, event: dict[str, Any]) -> list[str]:
+        problems = []
+        unknown = sorted(set(event) - APP_FIELDS)
+        if unknown:
+            problems.append(f"Unrecognized field(s) {unknown}; fields are camelCase")
+        missing = [n for n in ("eventTypeName", "id", "properties") if event.get(n) in (None, "")]
+        if missing:
+            return [
+                *problems,
+                f"Cannot build AppEventOccurrence, some of required attributes are not set {missing}",
+            ]
+        event_type = self.event_types.get(str(event["eventTypeName"]))
+        if event_type is None:
+            return [*problems, f"Event type {event['eventTypeName']} not found"]
+        if not isinstance(event["properties"], dict):
+            return [*problems, "properties must be an object"]
+        defined = {p["name"]: p for p in event_type.get("properties", [])}
+        for name, value in event["properties"].items():
+            spec = defined.get(name)
+            if spec is None:
+                problems.append(f"Event type {event_type['name']} does not have property {name!r}")
+            elif not isinstance(value, str):
+                problems.append(f"property {name!r}: values are strings")
+            elif problem := _check_token(spec, value):
+                problems.append(f"property {name!r}: {problem}")
+        return problems + _shared_problems(event, event_type.get("objectType"))
+
+    def _store_occurrence(self, event: dict[str, Any]) -> dict[str, Any]:
+        event_type = self.event_types[str(event["eventTypeName"])]
+        stored = {
+            **event,
+            "objectId": str(event.get("objectId") or _object_id_for(event)),
+            "objectType": event_type.get("objectType", "contacts"),
+            "createdAt": utc_iso(),
+        }
+        self.store(stored, key=_occurrence_key(event["eventTypeName"], event["id"]))
         return stored
 
     # --- throttling and failures ------------------------------------------------------------
@@ -378,6 +480,44 @@ class HubspotSandbox(Sandbox):
         return SandboxResponse.json(status, error_body("internal error", "INTERNAL_ERROR"))
 
 
+def _occurrence_key(event_type: str, occurrence_id: str) -> str:
+    return f"app\x1f{event_type}\x1f{occurrence_id}"
+
+
+def _validation_error(problems: list[str]) -> SandboxResponse:
+    return SandboxResponse.json(
+        400,
+        error_body(
+            "; ".join(problems),
+            "VALIDATION_ERROR",
+            errors=[{"message": p, "in": "body", "code": "INVALID_INPUT"} for p in problems],
+        ),
+    )
+
+
+def _shared_problems(event: dict[str, Any], object_type: Any) -> list[str]:
+    """What v3 events and 2026-03 occurrences share: the record the event is on (contacts by
+    objectId, email or utk; others by objectId), a complete iframe, an ISO 8601 timestamp."""
+    problems = []
+    if object_type == "contacts":
+        if not any(event.get(k) for k in ("objectId", "email", "utk")):
+            problems.append("contact events need one of objectId, email or utk")
+    elif not event.get("objectId"):
+        problems.append(f"objectId is required for {object_type} events")
+    iframe = event.get("timelineIFrame")
+    if iframe is not None:
+        if not isinstance(iframe, dict) or any(iframe.get(k) is None for k in IFRAME_FIELDS):
+            problems.append(f"timelineIFrame needs all of {list(IFRAME_FIELDS)}")
+        elif not all(
+            isinstance(iframe[k], int) and not isinstance(iframe[k], bool) for k in ("width", "height")
+        ):
+            problems.append("timelineIFrame width and height must be integers")
+    timestamp = event.get("timestamp")
+    if timestamp is not None and not _is_iso8601(timestamp):
+        problems.append("timestamp must be an ISO 8601 date-time")
+    return problems
+
+
 def _check_token(spec: Mapping[str, Any], value: Any) -> str | None:
     kind = spec.get("type", "string")
     if value is None or isinstance(value, (dict, list)):
@@ -401,14 +541,6 @@ def _check_token(spec: Mapping[str, Any], value: Any) -> str | None:
         if str(value) not in allowed:
             return f"{value!r} is not one of the option values {allowed}"
     return None
-
-
-def _as_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _object_id_for(event: dict[str, Any]) -> int:

@@ -142,6 +142,15 @@ def as_str(value: Any) -> str | None:
     return str(value)
 
 
+def scalar_text(value: Any) -> str:
+    """A JSON scalar as an API that takes strings only spells it: `true`, `3` (not `3.0`), `2.5`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 # --- throttle signals --------------------------------------------------------------------------
 
 

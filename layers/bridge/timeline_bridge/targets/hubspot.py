@@ -1,21 +1,25 @@
-"""HubSpot timeline events v3: single create and batch create (chunks of at most 100, one event
-template per batch), with the job's deterministic `id` on every event.
+"""HubSpot timeline events: single create and batch create (chunks of at most 100, one event
+template or type per batch), with the job's deterministic `id` on every event.
 
-Contract: reference/targets.md §2. HubSpot upserts on (eventTemplateId, id), last write wins, so a
-re-sent event replaces itself: retrying the uncertain part of a batch is harmless. 207 answers
-carry `errors[]` without an input index; they are matched back to jobs by our own `id`.
+Contract: reference/targets.md §2. Two APIs, chosen by HUBSPOT_TIMELINE_API:
+- `v3` (default): HubSpot upserts on (eventTemplateId, id), last write wins, so a re-sent event
+  replaces itself: retrying the uncertain part of a batch is harmless. 207 answers carry
+  `errors[]` without an input index; they are matched back to jobs by our own `id`.
+- `2026-03` (app events): occurrences (eventTypeName, id, string properties) are immutable. A
+  known id is a 409, which for our deterministic id means "already delivered"; a batch is atomic,
+  so a refused batch is sent again one event at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import requests
 
+from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
@@ -27,30 +31,51 @@ from timeline_bridge.targets.http import (
     parse_interval_ms,
     parse_retry_after,
     redirect_error,
+    scalar_text,
     seconds_until_next_utc_midnight,
 )
 
 MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
 
-# Every path the client calls, per timeline API. v3 is the one implemented; the `2026-03` app
-# events API (eventTypeName + properties, 409 on a duplicate id, atomic batches) needs its own body
-# shape and answer handling, and gets its own entry here when it is built.
-API_ENV = "HUBSPOT_TIMELINE_API"
-PATHS = {
-    "v3": {
-        "single": "/integrators/timeline/v3/events",
-        "batch": "/integrators/timeline/v3/events/batch/create",
-    },
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimelineApi:
+    """One of HubSpot's timeline APIs (HUBSPOT_TIMELINE_API): where events go and how it dedupes."""
+
+    single: str
+    batch: str
+    type_field: str  # what names the event's kind: a template (v3) or an app event type (2026-03)
+    missing_type_code: str
+    # v3 upserts on (template, id): a re-sent event replaces itself. 2026-03 occurrences are
+    # immutable: a known (type, id) is a 409, and one such input refuses a whole batch.
+    upserts: bool
+    string_properties: str | None = None  # a field whose values the API takes as strings only
+
+
+APIS = {
+    "v3": TimelineApi(
+        single="/integrators/timeline/v3/events",
+        batch="/integrators/timeline/v3/events/batch/create",
+        type_field="eventTemplateId",
+        missing_type_code="missing_event_template_id",
+        upserts=True,
+    ),
+    "2026-03": TimelineApi(
+        single="/integrators/timeline/2026-03/events",
+        batch="/integrators/timeline/2026-03/events/batch",
+        type_field="eventTypeName",
+        missing_type_code="missing_event_type_name",
+        upserts=False,
+        string_properties="properties",
+    ),
 }
+assert set(APIS) == set(config.HUBSPOT_TIMELINE_APIS)
 # Item categories worth another try; anything else in a 207 `errors[]` is the input's fault.
 RETRYABLE_CATEGORIES = ("RATE_LIMIT", "INTERNAL", "UNAVAILABLE", "TIMEOUT")
 
 
-def api_version() -> str:
-    version = os.environ.get(API_ENV, "").strip() or "v3"
-    if version not in PATHS:
-        raise ValueError(f"{API_ENV}={version!r} is not supported (supported: {', '.join(PATHS)})")
-    return version
+def timeline_api() -> TimelineApi:
+    return APIS[config.hubspot_timeline_api()]
 
 
 def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any]:
@@ -144,7 +169,7 @@ class HubspotClient(TargetClient):
     # --- request building -------------------------------------------------------------------
 
     @staticmethod
-    def prepare(job: DeliveryJob) -> dict[str, Any]:
+    def prepare(job: DeliveryJob, api: TimelineApi) -> dict[str, Any]:
         """The event for `job`: its body with a deterministic `id` (the job key unless the mapping
         set one). Raises PermanentDeliveryError for a body that cannot be sent idempotently."""
         event = dict(job.body)
@@ -155,9 +180,13 @@ class HubspotClient(TargetClient):
                 code="nondeterministic_id",
             )
         event["id"] = str(event_id)
-        if not event.get("eventTemplateId"):
-            raise PermanentDeliveryError("the event has no eventTemplateId", code="missing_event_template_id")
-        event["eventTemplateId"] = str(event["eventTemplateId"])
+        if not event.get(api.type_field):
+            raise PermanentDeliveryError(f"the event has no {api.type_field}", code=api.missing_type_code)
+        event[api.type_field] = str(event[api.type_field])
+        if api.string_properties and isinstance(event.get(api.string_properties), dict):
+            event[api.string_properties] = {
+                name: scalar_text(value) for name, value in event[api.string_properties].items()
+            }
         return event
 
     def _headers(self) -> dict[str, str]:
@@ -170,17 +199,17 @@ class HubspotClient(TargetClient):
     # --- sending ----------------------------------------------------------------------------
 
     def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
+        api = timeline_api()
         outcomes: list[Outcome | None] = [None] * len(jobs)
         groups: dict[str, list[_Item]] = {}
         for index, job in enumerate(jobs):
             try:
-                event = self.prepare(job)
+                event = self.prepare(job, api)
             except PermanentDeliveryError as failure:
                 outcomes[index] = failure
                 continue
-            groups.setdefault(event["eventTemplateId"], []).append(_Item(index, event))
+            groups.setdefault(event[api.type_field], []).append(_Item(index, event))
 
-        paths = PATHS[api_version()]
         # Once HubSpot says "later" (429, 401, 5xx, no answer) the rest of this call waits too:
         # hammering a throttled or failing account only burns retries.
         halt: RetryLaterError | None = None
@@ -190,7 +219,7 @@ class HubspotClient(TargetClient):
                 if halt is None:
                     try:
                         results = (
-                            [self._single(paths, chunk[0])] if len(chunk) == 1 else self._batch(paths, chunk)
+                            [self._single(api, chunk[0])] if len(chunk) == 1 else self._batch(api, chunk)
                         )
                     except RetryLaterError as failure:
                         results = [failure] * len(chunk)
@@ -213,31 +242,36 @@ class HubspotClient(TargetClient):
     def _post(self, path: str, body: Any) -> requests.Response:
         return self._transport.post(path, body, self._headers())
 
-    def _single(self, paths: dict[str, str], item: _Item) -> Outcome:
-        response = self._post(paths["single"], item.event)
+    def _single(self, api: TimelineApi, item: _Item) -> Outcome:
+        response = self._post(api.single, item.event)
         if 200 <= response.status_code < 300:
             return Delivered(as_str(as_dict(json_body(response)).get("id")) or item.id, response.status_code)
+        if response.status_code == 409 and not api.upserts:
+            # The occurrence id is this job's own, so HubSpot already holds this job's event: the
+            # answer to an earlier attempt was lost. Immutable occurrences make that a delivery.
+            return Delivered(item.id, response.status_code, replayed=True)
         return classify_error(response, now=self._clock())
 
-    def _batch(self, paths: dict[str, str], chunk: list[_Item]) -> list[Outcome]:
-        response = self._post(paths["batch"], {"inputs": [item.event for item in chunk]})
+    def _batch(self, api: TimelineApi, chunk: list[_Item]) -> list[Outcome]:
+        response = self._post(api.batch, {"inputs": [item.event for item in chunk]})
         status = response.status_code
         if status == 207:
             return self._partial(response, chunk)
         if 200 <= status < 300:
             return [Delivered(item.id, status) for item in chunk]
-        if status == 400:
-            # The whole batch was refused for something in it: send each event alone, so one bad
-            # input does not sink the others and the bad one gets its own reason.
-            return self._one_by_one(paths, chunk)
+        if status == 400 or (status == 409 and not api.upserts):
+            # The whole batch was refused for something in it (a bad input; in 2026-03 also one
+            # already stored): send each event alone, so one input does not sink the others and
+            # each gets its own outcome.
+            return self._one_by_one(api, chunk)
         failure = classify_error(response, now=self._clock())
         return [failure] * len(chunk)
 
-    def _one_by_one(self, paths: dict[str, str], chunk: list[_Item]) -> list[Outcome]:
+    def _one_by_one(self, api: TimelineApi, chunk: list[_Item]) -> list[Outcome]:
         results: list[Outcome] = []
         for position, item in enumerate(chunk):
             try:
-                outcome = self._single(paths, item)
+                outcome = self._single(api, item)
             except RetryLaterError as failure:
                 outcome = failure
             results.append(outcome)
@@ -285,5 +319,5 @@ class HubspotClient(TargetClient):
 
 def build_client() -> HubspotClient:
     """The HubSpot client; checks the timeline API setting now, reads the token on each send."""
-    api_version()
+    timeline_api()
     return HubspotClient()
