@@ -86,6 +86,39 @@ def test_throttled_call_retries_after_hubspot_delay_and_closes_the_gate_when_hub
     assert len(apis.calls) == 1
 
 
+def test_gate_closes_before_any_429_when_hubspot_says_no_calls_are_left(apis):
+    window = {"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": "4000"}
+    apis.on("GET", DEAL_URL, (200, deal_answer("42"), window))
+
+    assert fetch_deal()["id"] == "42"  # the answer itself is used
+
+    with pytest.raises(EnrichmentRetryError) as waiting:
+        run_fetch("other", "hubspot.deal", {"id": 43})
+    assert (waiting.value.code, waiting.value.throttled) == ("rate_limited", True)
+    assert 0 < waiting.value.retry_after <= 4.0
+    assert len(apis.calls) == 1
+
+
+def test_gate_stays_open_when_hubspot_says_calls_are_left(apis):
+    apis.on("GET", DEAL_URL, (200, deal_answer("42"), {"X-HubSpot-RateLimit-Remaining": "1"}))
+
+    fetch_deal()
+    fetch_deal()
+
+    assert len(apis.calls) == 2
+
+
+def test_gate_closes_until_midnight_when_hubspot_says_the_daily_quota_is_used(apis):
+    apis.on("GET", DEAL_URL, (200, deal_answer("42"), {"X-HubSpot-RateLimit-Daily-Remaining": "0"}))
+
+    fetch_deal()
+
+    with pytest.raises(EnrichmentRetryError) as waiting:
+        fetch_deal()
+    assert 0 < waiting.value.retry_after <= 86_400
+    assert len(apis.calls) == 1
+
+
 def test_throttle_delay_is_the_rate_limit_window_when_hubspot_sends_no_retry_after(apis):
     apis.on(
         "GET",

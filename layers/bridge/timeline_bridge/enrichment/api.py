@@ -4,7 +4,8 @@ They ride on the target clients' transport (`targets.http`: one pooled session, 
 no redirects, HTTPS or loopback only) and answer with the same two exception types as target
 calls: `RetryLaterError` (429, 5xx, timeouts, expired credentials) or `PermanentDeliveryError`.
 A 429 also closes a per-API gate for the delay the provider asked for, so the events behind the
-throttled one wait instead of hammering the API.
+throttled one wait instead of hammering the API; so does an answer saying the quota is used up
+(HubSpot's `X-HubSpot-RateLimit-Remaining: 0`), before any 429.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class SourceApi:
         """The parsed answer, or raise the failure it stands for."""
         raise NotImplementedError
 
+    def quota_wait(self, response: requests.Response) -> float | None:
+        """Seconds to stay away when this answer says no calls are left in the current window
+        (None: some are, or the API does not say)."""
+        return None
+
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
@@ -126,6 +132,10 @@ class SourceApi:
             raise RetryLaterError(failure.message, code=failure.code) from None
         if 300 <= response.status_code < 400:
             raise http.redirect_error(response, self.name)
+        # A 429 closes the gate by its own delay (Retry-After first), in classify.
+        wait = self.quota_wait(response) if response.status_code != 429 else None
+        if wait is not None:
+            self.gate.block(self.gate_key(), wait)
         return self.classify(response)
 
     def throttled(self, failure: DeliveryFailure) -> DeliveryFailure:

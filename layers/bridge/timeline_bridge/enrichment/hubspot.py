@@ -19,7 +19,7 @@ from urllib.parse import quote
 import requests
 
 from timeline_bridge import config
-from timeline_bridge.enrichment.api import NotFoundError, SourceApi
+from timeline_bridge.enrichment.api import DEFAULT_THROTTLE_SECONDS, NotFoundError, SourceApi
 from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.targets import http
 
@@ -44,6 +44,17 @@ class HubspotCrm(SourceApi):
         if status == 404:
             raise NotFoundError(failure.message, status=404, code=failure.code, request_id=failure.request_id)
         raise self.throttled(failure)
+
+    def quota_wait(self, response: requests.Response) -> float | None:
+        # HubSpot counts every call of the account (deliveries too) and says on each answer what
+        # is left; at 0 the next call would be a 429.
+        headers = response.headers
+        if headers.get("X-HubSpot-RateLimit-Daily-Remaining", "").strip() == "0":
+            return http.seconds_until_next_utc_midnight()
+        if headers.get("X-HubSpot-RateLimit-Remaining", "").strip() == "0":
+            interval = http.parse_interval_ms(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+            return DEFAULT_THROTTLE_SECONDS if interval is None else interval
+        return None
 
 
 _crm: HubspotCrm | None = None

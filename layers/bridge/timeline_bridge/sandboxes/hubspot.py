@@ -453,6 +453,18 @@ class HubspotSandbox(Sandbox):
 
     # --- throttling and failures ------------------------------------------------------------
 
+    def decorate(self, response: SandboxResponse, rate: RateState | None) -> SandboxResponse:
+        """HubSpot says on every answer how many calls the account has left in the window."""
+        if rate is not None:
+            response.headers.update(
+                {
+                    "X-HubSpot-RateLimit-Max": str(rate.limit),
+                    "X-HubSpot-RateLimit-Remaining": str(rate.remaining),
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(rate.window * 1000)),
+                }
+            )
+        return response
+
     def rate_limited(
         self, request: SandboxRequest, rate: RateState | None, params: dict[str, Any]
     ) -> SandboxResponse:
