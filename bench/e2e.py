@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,9 @@ def run() -> Figure:
             err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
             return fig.skip("runtime did not start: " + (err[-1] if err else f"exit {proc.poll()}"))
         ready = json.loads(line)
+        # Keep reading what the runtime prints: a full pipe would stall it mid-request.
+        for stream in (proc.stdout, proc.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()
         url = ready["webhooks"]["hubspot"]
         secret = ready["secrets"]["HUBSPOT_CLIENT_SECRET"]
         sandboxes = {k: v for k, v in ready["sandboxes"].items() if k != "slack"}

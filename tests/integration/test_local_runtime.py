@@ -4,6 +4,7 @@ the provider sandboxes; refusals show on the console; a second start begins from
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -203,3 +204,17 @@ def test_every_shipped_sample_reaches_its_mapped_sandboxes_when_sent_with_bridge
     assert delivered, local_runtime.console_state()["jobs"]
     local_runtime.wait_idle()
     assert {j["target"] for j in local_runtime.console_state()["jobs"]} == targets
+
+
+def test_handlers_log_at_the_runtime_level_when_the_logger_existed_before_the_start(tmp_path: Path) -> None:
+    from timeline_bridge.observability import logger
+
+    before = logger.log_level
+    logger.setLevel("INFO")  # as when a sandbox imported it first, under no log level setting
+    runtime = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="ERROR").start()
+    try:
+        assert logger.log_level == logging.ERROR
+    finally:
+        runtime.stop()
+        assert logger.log_level == logging.INFO  # given back: the process's other users keep theirs
+        logger.setLevel(before)

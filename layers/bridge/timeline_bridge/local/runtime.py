@@ -244,6 +244,7 @@ class LocalRuntime:
         self._moto: Any = None
         self._http: LocalHttpServer | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._saved_log_level: int | None = None
         self._user_env: dict[str, str] = {}
         self._roles: dict[str, _QueueRole] = {}
         self._current: _Invocation | None = None
@@ -298,6 +299,13 @@ class LocalRuntime:
         self.region = tpl.PSEUDO_PARAMETERS["AWS::Region"]
         self._start_moto()
         self._set_process_env()
+        if self.log_level:
+            # The handlers share this process's Powertools logger, which reads its level from the
+            # environment only when first imported (a sandbox may have imported it already).
+            from timeline_bridge.observability import logger
+
+            self._saved_log_level = logger.log_level
+            logger.setLevel(self.log_level)
         reset_core_caches()
         self._install_hooks()
         refs = self._create_resources(template)
@@ -338,6 +346,11 @@ class LocalRuntime:
                 self._moto.stop()
             self._moto = None
         self._restore_process_env()
+        if self._saved_log_level is not None:
+            from timeline_bridge.observability import logger
+
+            logger.setLevel(self._saved_log_level)
+            self._saved_log_level = None
         reset_core_caches()
         if self.write_state_file:
             state_files.remove_state(self.state_root)
