@@ -369,18 +369,22 @@ def test_f7_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and_r
 
 def test_f8_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sandboxes, monkeypatch):
     monkeypatch.setenv("STORA_TOKEN", "a-rotated-token")
+    monkeypatch.setenv("DELIVERY_CREDENTIALS_PAUSE_SECONDS", "2")
     client_for.cache_clear()
-    [job] = jobs_for("stora", 1, "f8")
+    first, *rest = jobs_for("stora", 3, "f8")
     d, queues = deliverer("stora")
-    d.process(records([job]), context())
-    [(retry, _)] = queues.requeued
-    assert retry.retries == 1 and dlq(aws, "stora") == []  # not dead-lettered on the first 401
+    d.process(records([first, *rest]), context())
+    retries = {j.key: j for j, _ in queues.requeued}
+    assert retries[first.key].retries == 1 and dlq(aws, "stora") == []  # not dead-lettered on a 401
+    # The target is paused for every worker: one request found the bad token, the rest wait unsent.
     assert len(sandboxes["stora"].requests) == 1
+    assert all(retries[j.key].attempts == 0 for j in rest)
+    assert d.gate.paused_until() > time.time()
 
     monkeypatch.setenv("STORA_TOKEN", "stora-sandbox-token")  # the operator fixed the secret
     client_for.cache_clear()
     Pipeline(aws).run(timeout=60)
-    assert stored(sandboxes, "stora") == {job.key: 1}
+    assert stored(sandboxes, "stora") == {j.key: 1 for j in (first, *rest)}
 
 
 F9_STORA_MAPPING = """\

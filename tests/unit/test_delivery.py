@@ -326,15 +326,56 @@ def test_credentials_failures_keep_retrying_within_the_budget_when_the_provider_
         lambda j: RetryLaterError("invalid token", status=401, code="invalid_token"), policy=policy
     )
     current = job(1)
-    for attempt in range(1, 5):
+    for _ in range(20):  # each 401 also pauses the target: the job then waits unsent, no attempt
         w.queues.requeued.clear()
         w.deliverer.process(batch(current), Context())
-        if attempt < 4:
-            [(current, _)] = w.queues.requeued
-            w.clock.now = parse_iso(current.not_before) or w.clock.now
+        if w.queues.dead:
+            break
+        [(current, _)] = w.queues.requeued
+        w.clock.now = parse_iso(current.not_before) or w.clock.now
     [dead] = w.queues.dead
     assert dead.dead_letter and dead.dead_letter["category"] == "credentials"
     assert dead.dead_letter["reason"] == "retries_exhausted" and dead.attempts == 4
+    assert len(w.client.sent) == 4
+
+
+def test_target_pauses_and_the_rest_waits_unsent_when_the_provider_rejects_the_credential(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    w = make_world(lambda j: RetryLaterError("invalid token", status=401, code="invalid_token"))
+    jobs = [job(n) for n in range(1, 5)]
+
+    response = w.deliverer.process(batch(*jobs), Context())
+
+    assert failed_ids(response) == []
+    assert w.client.sent == [jobs[0].key]  # one request finds out; the others are not wasted on it
+    assert w.gate.pauses == [NOW + RetryPolicy().credentials_pause]
+    requeued = {j.key: (j, d) for j, d in w.queues.requeued}
+    assert requeued[jobs[0].key][0].retries == 1
+    for waiting in jobs[1:]:
+        untouched, delay = requeued[waiting.key]
+        assert untouched.attempts == 0 and untouched.retries == 0
+        assert 60.0 <= delay <= 61.0
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(m.get("TargetCredentialsRejected") == [1.0] and m.get("target") == "stora" for m in metrics)
+
+
+def test_target_pauses_when_no_credential_is_configured() -> None:
+    w = make_world(lambda j: RetryLaterError("STORA_TOKEN is not configured", code="credentials_missing"))
+
+    w.deliverer.process(batch(job(1), job(2)), Context())
+
+    assert len(w.client.sent) == 1 and w.gate.pauses == [NOW + 60.0]
+
+
+def test_target_keeps_sending_when_one_job_is_refused_for_its_own_content() -> None:
+    answers = iter([PermanentDeliveryError("bad", status=422, code="invalid_content"), Delivered("b", 201)])
+    w = make_world(lambda j: next(answers))
+
+    w.deliverer.process(batch(job(1), job(2)), Context())
+
+    assert len(w.client.sent) == 2 and w.gate.pauses == []
 
 
 # --- throttling --------------------------------------------------------------------------------

@@ -235,15 +235,41 @@ def test_idempotency_table_matches_the_powertools_schema(template):
         assert uses_table == (logical_id != "RouteFunction")
 
 
-def test_one_alarm_per_dead_letter_queue_when_any_message_arrives(template):
-    alarms = [
-        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+def _alarms(template, namespace):
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["Namespace"] == namespace
     ]
+
+
+def test_one_alarm_per_dead_letter_queue_when_any_message_arrives(template):
+    alarms = _alarms(template, "AWS/SQS")
     watched = [a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms]
     assert sorted(watched) == sorted(_dead_letter_queues(template))
     for alarm in alarms:
         assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_one_alarm_per_target_when_its_credential_is_rejected(template):
+    from timeline_bridge.delivery import METRIC_CREDENTIALS_REJECTED
+
+    alarms = _alarms(
+        template, template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    )
+    assert sorted(a["Dimensions"][0]["Value"] for a in alarms) == sorted(TARGETS)
+    every = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(every) == len(alarms) + len(_dead_letter_queues(template))
+    for alarm in alarms:
+        assert (
+            alarm["MetricName"] == METRIC_CREDENTIALS_REJECTED and alarm["Dimensions"][0]["Name"] == "target"
+        )
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+        )
 
 
 def test_outputs_name_every_queue_the_dlq_command_reads(template):

@@ -13,7 +13,9 @@ One SQS record holds one `DeliveryJob`. For each record of a batch:
   * `RetryLaterError` → re-enqueued with its retry state updated and `not_before` set to the
     provider's requested delay, else exponential backoff with full jitter (capped). Throttling
     (429) does not spend the retry budget, pauses the target for every worker and stops this
-    batch: the rest of it is put back, never sent into the 429. Budget spent → DLQ
+    batch: the rest of it is put back, never sent into the 429. A rejected credential (401, or
+    none configured) pauses the target the same way: until an operator fixes it, one request per
+    pause finds out, instead of every job spending its budget on it. Budget spent → DLQ
     (`retries_exhausted`).
   * `PermanentDeliveryError` → DLQ at once (`permanent_failure`).
   Nothing else ends a job.
@@ -69,6 +71,7 @@ METRIC_DELIVERED = "TimelineEventDelivered"
 METRIC_RETRIED = "TimelineEventRetried"
 METRIC_DEAD_LETTERED = "TimelineEventDeadLettered"
 METRIC_DUPLICATE = "TimelineEventDuplicateSuppressed"
+METRIC_CREDENTIALS_REJECTED = "TargetCredentialsRejected"
 
 # Documented rate limits per target as (requests, window seconds), all enforced at once.
 # Paced at DELIVERY_PACE_FRACTION of each, split across DELIVER_MAX_CONCURRENCY workers.
@@ -111,6 +114,7 @@ class RetryPolicy:
     backoff_cap: float = 900.0  # DELIVERY_BACKOFF_CAP_SECONDS
     max_delay: float = 86_400.0  # DELIVERY_MAX_DELAY_SECONDS: longest provider-requested wait honoured
     throttle_pause: float = 10.0  # DELIVERY_THROTTLE_PAUSE_SECONDS: a 429 that names no delay
+    credentials_pause: float = 60.0  # DELIVERY_CREDENTIALS_PAUSE_SECONDS: after a rejected credential
     time_margin: float = 15.0  # DELIVERY_TIME_MARGIN_SECONDS: stop sending this close to the timeout
     max_pace_sleep: float = 2.0  # DELIVERY_MAX_PACE_SLEEP_SECONDS: longer pacing waits re-enqueue
     busy_recheck: float = 10.0  # DELIVERY_BUSY_RECHECK_SECONDS: look again at a job another worker holds
@@ -126,6 +130,7 @@ class RetryPolicy:
             backoff_cap=max(0.0, _env_float("DELIVERY_BACKOFF_CAP_SECONDS", d.backoff_cap)),
             max_delay=max(0.0, _env_float("DELIVERY_MAX_DELAY_SECONDS", d.max_delay)),
             throttle_pause=max(0.0, _env_float("DELIVERY_THROTTLE_PAUSE_SECONDS", d.throttle_pause)),
+            credentials_pause=max(0.0, _env_float("DELIVERY_CREDENTIALS_PAUSE_SECONDS", d.credentials_pause)),
             time_margin=max(0.0, _env_float("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin)),
             max_pace_sleep=max(0.0, _env_float("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep)),
             busy_recheck=max(0.0, _env_float("DELIVERY_BUSY_RECHECK_SECONDS", d.busy_recheck)),
@@ -528,6 +533,14 @@ def parse_iso(value: str | None) -> float | None:
         return None
 
 
+def stops_target(outcome: Any) -> bool:
+    """An answer that holds for every job of the target, not just this one: a 429, or a rejected
+    or missing credential that will be retried. Sending more jobs into it only wastes them."""
+    return isinstance(outcome, RetryLaterError) and (
+        outcome.throttled or failure_category(outcome) == "credentials"
+    )
+
+
 def failure_category(failure: DeliveryFailure) -> str:
     """What kind of trouble a failure is, for the dead-letter record and the logs."""
     if isinstance(failure, RetryLaterError) and failure.throttled:
@@ -719,12 +732,12 @@ class Deliverer:
                 for item in due[position:]:
                     batch.fail(item.message_id)
                 return
-            throttle = next((o for o in outcomes if isinstance(o, RetryLaterError) and o.throttled), None)
+            stop = next((o for o in outcomes if stops_target(o)), None)
             # Pause first: the other workers must stop sending now, not after this chunk is settled.
-            wait = self._pause(throttle) if throttle is not None else 0.0
+            wait = self._pause(stop, batch) if stop is not None else 0.0
             self._settle(chunk, outcomes, batch)
-            if throttle is not None:
-                self._defer_all(due[position:], wait + self._spread(wait), "target_throttled", batch)
+            if stop is not None:
+                self._defer_all(due[position:], wait + self._spread(wait), "target_paused", batch)
                 return
 
     def _pace(self, rest: list[_Item], context: Any, batch: _Batch) -> bool:
@@ -929,18 +942,25 @@ class Deliverer:
                 exc_info=True,
             )
 
-    def _pause(self, throttle: RetryLaterError) -> float:
+    def _pause(self, failure: RetryLaterError, batch: _Batch) -> float:
         """Pause the target for every worker; returns the pause in seconds."""
-        wait = (
-            min(max(float(throttle.retry_after), 0.0), self.policy.max_delay)
-            if throttle.retry_after is not None
-            else self.policy.throttle_pause
-        )
-        self.gate.pause(self.clock() + wait, reason=f"{throttle.status} {throttle.code or ''}".strip())
-        logger.warning(
-            "target throttled; pausing",
-            extra={"target": self.target, "pause_seconds": round(wait, 3), "code": throttle.code},
-        )
+        if failure.retry_after is not None:
+            wait = min(max(float(failure.retry_after), 0.0), self.policy.max_delay)
+        else:
+            wait = self.policy.throttle_pause if failure.throttled else self.policy.credentials_pause
+        self.gate.pause(self.clock() + wait, reason=f"{failure.status or ''} {failure.code or ''}".strip())
+        extra = {
+            "target": self.target,
+            "pause_seconds": round(wait, 3),
+            "status": failure.status,
+            "code": failure.code,
+        }
+        if failure.throttled:
+            logger.warning("target throttled; pausing", extra=extra)
+        else:
+            # Nothing for this target gets through until someone fixes the credential: say so loudly.
+            logger.error("target credentials rejected; pausing", extra={**extra, "error": failure.message})
+            batch.counts[METRIC_CREDENTIALS_REJECTED] += 1
         return wait
 
     # -- putting jobs back without an attempt ---------------------------------------------------
