@@ -1,12 +1,21 @@
-"""Where `bridge dlq redrive` sends each kind of dead letter, and where it finds the queues."""
+"""Where `bridge dlq redrive` sends each kind of dead letter, where it finds the queues, and which
+dead letters a filter picks."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from timeline_bridge.dlq import DeadLetter, QueuePair, destination, stack_queues
+from timeline_bridge.dlq import (
+    DeadLetter,
+    DeadLetterFilter,
+    QueuePair,
+    destination,
+    parse_since,
+    stack_queues,
+)
 from timeline_bridge.models import DeliveryJob
 
 PAIRS = {
@@ -110,3 +119,78 @@ def test_queue_urls_come_from_the_stack_outputs_when_a_stack_is_named():
     assert pairs == {"stora": QueuePair("stora", "q", "d"), "events": QueuePair("events", "e", "ed")}
     with pytest.raises(RuntimeError):
         stack_queues("other", FakeCloudFormation({}))
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+DELIVERY = letter(
+    "stora",
+    dead_job(
+        reason="permanent_failure",
+        stage="deliver",
+        status=422,
+        provider_code="invalid_content",
+        dead_lettered_at="2026-11-23T11:00:00.000Z",
+    ).to_json(),
+)
+ROUTE = letter(
+    "stora",
+    dead_job(
+        reason="mapping_error",
+        stage="route",
+        field="body.contact",
+        at="2026-11-20T09:00:00.000Z",
+        envelope={},
+    ).to_json(),
+)
+EVENTS_LETTER = letter("events", '{"source": "slack", "event_type": "block_actions", "event_id": "e-1"}')
+UNREADABLE = letter("stora", "{not json")
+
+
+@pytest.mark.parametrize(
+    ("where", "matched"),
+    [
+        (DeadLetterFilter(), {"delivery", "route", "events", "unreadable"}),
+        (DeadLetterFilter(mapping="m"), {"delivery", "route"}),
+        (DeadLetterFilter(mapping="other"), set()),
+        (DeadLetterFilter(code="INVALID_CONTENT"), {"delivery"}),
+        (DeadLetterFilter(code="permanent_failure"), {"delivery"}),
+        (DeadLetterFilter(code="mapping_error"), {"route"}),
+        (DeadLetterFilter(code="body.contact"), set()),
+        (DeadLetterFilter(code="unreadable"), {"unreadable"}),
+        (DeadLetterFilter(status=422), {"delivery"}),
+        (DeadLetterFilter(status=500), set()),
+        (DeadLetterFilter(since=NOW - timedelta(hours=2)), {"delivery"}),
+        (DeadLetterFilter(since=NOW - timedelta(days=7)), {"delivery", "route"}),
+        (DeadLetterFilter(mapping="m", status=422, since=NOW - timedelta(hours=2)), {"delivery"}),
+        (DeadLetterFilter(mapping="m", status=404), set()),
+    ],
+)
+def test_a_filter_matches_only_the_dead_letters_carrying_every_field_it_names(where, matched):
+    letters = {"delivery": DELIVERY, "route": ROUTE, "events": EVENTS_LETTER, "unreadable": UNREADABLE}
+    assert {name for name, dl in letters.items() if where.matches(dl)} == matched
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", NOW - timedelta(minutes=30)),
+        ("2h", NOW - timedelta(hours=2)),
+        ("7d", NOW - timedelta(days=7)),
+        ("90s", NOW - timedelta(seconds=90)),
+        ("2w", NOW - timedelta(weeks=2)),
+        ("2026-11-23T09:00:00Z", datetime(2026, 11, 23, 9, tzinfo=UTC)),
+        ("2026-11-23T10:00:00+01:00", datetime(2026, 11, 23, 9, tzinfo=UTC)),
+        ("2026-11-23T09:00", datetime(2026, 11, 23, 9, tzinfo=UTC)),  # no zone: UTC
+        ("2026-11-23", datetime(2026, 11, 23, tzinfo=UTC)),
+    ],
+)
+def test_since_is_a_time_or_a_duration_back_from_now_when_parsed(text, expected):
+    assert parse_since(text, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2 hours", "0m", "-2h", "3y", "2026-13-01"])
+def test_since_is_refused_when_it_is_neither_a_time_nor_a_duration(text):
+    with pytest.raises(ValueError):
+        parse_since(text, now=NOW)

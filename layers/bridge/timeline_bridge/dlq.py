@@ -14,13 +14,20 @@ Redrive puts each dead letter back where it can succeed after a fix:
 - anything else (unreadable messages, events DLQ) → back to its source queue unchanged.
 Each message is sent first and deleted from the DLQ only after, so a failure loses nothing; both
 go ten at a time (SendMessageBatch, DeleteMessageBatch).
+
+A `DeadLetterFilter` narrows list and redrive to some dead letters (by mapping, code, HTTP status,
+failure time). A filtered redrive holds the letters it does not move out of sight until the pass is
+over, so it reads each one once, then makes them visible again; a dry run holds every letter and
+moves none.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from timeline_bridge import TARGETS, aws, config
@@ -32,6 +39,8 @@ QUEUE_NAMES = (*TARGETS, EVENTS)
 PEEK_VISIBILITY = 30  # seconds a listed message stays hidden before it is released again
 MOVE_VISIBILITY = 120  # seconds a message being redriven stays hidden (a failed move comes back)
 OUTPUT_PREFIX = {"stora": "Stora", "hubspot": "Hubspot", "matter": "Matter", "applied": "Applied"}
+DURATION = re.compile(r"(\d+)\s*([smhdw])")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +126,84 @@ class DeadLetter:
         }
 
 
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time as an aware datetime (UTC when it names no zone); None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """`--since`: an ISO 8601 time, or a duration (`90s`, `30m`, `2h`, `7d`, `2w`) meaning that long
+    before `now`. Raises ValueError for anything else."""
+    value = text.strip()
+    duration = DURATION.fullmatch(value.lower())
+    if duration:
+        amount, unit = int(duration.group(1)), duration.group(2)
+        if amount <= 0:
+            raise ValueError(f"{text!r}: a duration must be more than 0")
+        return (now or datetime.now(UTC)) - timedelta(**{DURATION_UNITS[unit]: amount})
+    when = parse_time(value)
+    if when is None:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time (2026-11-23T09:00:00Z) nor a duration (30m, 2h, 7d)"
+        )
+    return when
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters to list or redrive; every field given must hold, none given matches all.
+
+    Read from the reason record, as `DeadLetter.summary()` shows it: `mapping` is the mapping name,
+    `code` the provider's error code or the reason (`invalid_content`, `retries_exhausted`,
+    `mapping_error`; any case), `status` the provider's HTTP status, `since` the earliest time the
+    letter was dead-lettered. A letter without the field (an events-queue or unreadable message has
+    no mapping, status or time) does not match a filter on it.
+    """
+
+    mapping: str | None = None
+    code: str | None = None
+    status: int | None = None
+    since: datetime | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.mapping is None and self.code is None and self.status is None and self.since is None
+
+    def matches(self, dead_letter: DeadLetter) -> bool:
+        """True when `dead_letter` carries every field this filter names, with the value asked for."""
+        if self.everything:
+            return True
+        summary = dead_letter.summary()
+        if self.mapping is not None and summary["mapping"] != self.mapping:
+            return False
+        if self.code is not None:
+            reason = (dead_letter.data or {}).get("dead_letter") or {}
+            codes = {str(c).lower() for c in (summary["reason"], reason.get("provider_code")) if c}
+            if self.code.lower() not in codes:
+                return False
+        if self.status is not None and str(summary["status"]) != str(self.status):
+            return False
+        if self.since is not None:
+            failed_at = parse_time(summary["dead_lettered_at"])
+            if failed_at is None or failed_at < self.since:
+                return False
+        return True
+
+
 @dataclass
 class RedriveReport:
     queue: str
-    moved: int = 0
+    moved: int = 0  # in a dry run: would move
     to_events: int = 0  # route-stage dead letters sent back through routing
     failed: int = 0
+    skipped: int = 0  # not matching the filter: left in the DLQ
+    dry_run: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -238,21 +319,29 @@ def _release(pair: QueuePair, sqs: Any, letters: list[DeadLetter]) -> None:
             sqs.change_message_visibility_batch(QueueUrl=pair.dlq_url, Entries=entries)
 
 
-def peek(pair: QueuePair, *, limit: int = 100, sqs: Any = None) -> list[DeadLetter]:
-    """Up to `limit` dead letters, without removing them (they are hidden briefly, then released)."""
+def peek(
+    pair: QueuePair, *, limit: int = 100, sqs: Any = None, where: DeadLetterFilter | None = None
+) -> list[DeadLetter]:
+    """Up to `limit` dead letters (those `where` matches, if given), without removing them (they
+    are hidden briefly, then released)."""
     client = sqs or aws.client("sqs")
+    filtering = where is not None and not where.everything
     seen: dict[str, DeadLetter] = {}
+    found: list[DeadLetter] = []
     try:
-        while len(seen) < limit:
-            batch = _receive(pair, client, PEEK_VISIBILITY, limit - len(seen))
+        while len(found) < limit:
+            # A filter may skip any number of letters: read full batches until the queue runs dry.
+            batch = _receive(pair, client, PEEK_VISIBILITY, 10 if filtering else limit - len(found))
             fresh = [dl for dl in batch if dl.message_id not in seen]
             if not fresh:
                 break
             for dl in fresh:
                 seen[dl.message_id] = dl
+                if len(found) < limit and (where is None or where.matches(dl)):
+                    found.append(dl)
     finally:
         _release(pair, client, list(seen.values()))
-    return list(seen.values())
+    return found
 
 
 def find(pairs: list[QueuePair], ident: str, *, sqs: Any = None, limit: int = 1000) -> DeadLetter | None:
@@ -298,54 +387,117 @@ def destination(dl: DeadLetter, pair: QueuePair, pairs: dict[str, QueuePair]) ->
 
 
 def redrive(
-    pair: QueuePair, pairs: dict[str, QueuePair], *, limit: int | None = None, sqs: Any = None
+    pair: QueuePair,
+    pairs: dict[str, QueuePair],
+    *,
+    limit: int | None = None,
+    sqs: Any = None,
+    where: DeadLetterFilter | None = None,
+    dry_run: bool = False,
 ) -> RedriveReport:
     """Move up to `limit` (default: every message there now) dead letters of `pair` back, ten at a
-    time: one SendMessageBatch per destination, then one DeleteMessageBatch for those sent."""
+    time: one SendMessageBatch per destination, then one DeleteMessageBatch for those sent.
+
+    With `where`, only the letters it matches move; the others are counted as skipped and stay in
+    the DLQ. With `dry_run`, nothing moves: `moved` counts what would. Letters read but not moved
+    are made visible again when the pass ends."""
     client = sqs or aws.client("sqs")
-    report = RedriveReport(pair.name)
-    budget = depth(pair, client) if limit is None else limit
-    # Jobs that fail again while this runs come back to the DLQ: the budget keeps this finite.
-    while report.moved + report.failed < budget:
-        batch = _receive(pair, client, MOVE_VISIBILITY, budget - report.moved - report.failed)
-        if not batch:
-            break
-        by_url: dict[str, list[tuple[DeadLetter, dict[str, Any], str]]] = {}
-        for dl in batch:
-            try:
-                url, body, kind = destination(dl, pair, pairs)
-            except Exception as exc:
-                report.failed += 1
-                report.errors.append(f"{dl.message_id}: {exc}")
-                continue
-            entry: dict[str, Any] = {"MessageBody": body}
-            kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
-            if kept and kind != "events":
-                entry["MessageAttributes"] = {
-                    k: {key: v[key] for key in ("DataType", "StringValue", "BinaryValue") if key in v}
-                    for k, v in kept.items()
-                }
-            by_url.setdefault(url, []).append((dl, entry, kind))
-        sent: list[tuple[DeadLetter, str]] = []
-        for url, moves in by_url.items():
-            unsent = set(aws.send_message_batches(client, url, [entry for _, entry, _ in moves]))
-            for position, (dl, _, kind) in enumerate(moves):
-                if position in unsent:
-                    report.failed += 1
-                    report.errors.append(f"{dl.message_id}: not accepted by {url}")
+    report = RedriveReport(pair.name, dry_run=dry_run)
+    filtering = where is not None and not where.everything
+    there = depth(pair, client) if limit is None or filtering else 0
+    budget = there if limit is None else limit  # letters to move
+    # Letters to read: a filter may skip any of them, so every one there now. Jobs that fail again
+    # while this runs come back to the DLQ as new messages: the bound keeps this finite.
+    scan = there if filtering else budget
+    held: dict[str, DeadLetter] = {}  # read, not moved: hidden until the pass is over
+    received = 0
+    try:
+        while received < scan and report.moved + report.failed < budget:
+            batch = _receive(pair, client, MOVE_VISIBILITY, scan - received)
+            if not batch:
+                break
+            received += len(batch)
+            movable: list[DeadLetter] = []
+            for dl in batch:
+                if dl.message_id in held:  # hidden longer than MOVE_VISIBILITY: already counted
+                    held[dl.message_id] = dl
+                    continue
+                if where is not None and not where.matches(dl):
+                    report.skipped += 1
+                    held[dl.message_id] = dl
+                elif report.moved + report.failed + len(movable) >= budget:
+                    held[dl.message_id] = dl  # matches, but over --limit
                 else:
-                    sent.append((dl, kind))
-        # Deleted only once it is on its queue: a failure here leaves a copy in the DLQ, never none.
-        deleted = _delete(pair, client, [dl for dl, _ in sent])
-        for dl, kind in sent:
-            if dl.message_id not in deleted:
-                report.failed += 1
-                report.errors.append(f"{dl.message_id}: sent, but not deleted from the DLQ")
-                continue
-            report.moved += 1
-            if kind == "events":
-                report.to_events += 1
+                    movable.append(dl)
+            if dry_run:
+                _count(pair, pairs, movable, report)
+                held.update((dl.message_id, dl) for dl in movable)
+            else:
+                _move(pair, pairs, client, movable, report)
+    finally:
+        _release(pair, client, list(held.values()))
     return report
+
+
+def _count(
+    pair: QueuePair, pairs: dict[str, QueuePair], letters: list[DeadLetter], report: RedriveReport
+) -> None:
+    """A dry run's tally: where each letter would go, and which could not go anywhere."""
+    for dl in letters:
+        try:
+            _, _, kind = destination(dl, pair, pairs)
+        except Exception as exc:
+            report.failed += 1
+            report.errors.append(f"{dl.message_id}: {exc}")
+            continue
+        report.moved += 1
+        if kind == "events":
+            report.to_events += 1
+
+
+def _move(
+    pair: QueuePair,
+    pairs: dict[str, QueuePair],
+    client: Any,
+    letters: list[DeadLetter],
+    report: RedriveReport,
+) -> None:
+    """Send `letters` to their destinations (one SendMessageBatch per queue), then delete those sent."""
+    by_url: dict[str, list[tuple[DeadLetter, dict[str, Any], str]]] = {}
+    for dl in letters:
+        try:
+            url, body, kind = destination(dl, pair, pairs)
+        except Exception as exc:
+            report.failed += 1
+            report.errors.append(f"{dl.message_id}: {exc}")
+            continue
+        entry: dict[str, Any] = {"MessageBody": body}
+        kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
+        if kept and kind != "events":
+            entry["MessageAttributes"] = {
+                k: {key: v[key] for key in ("DataType", "StringValue", "BinaryValue") if key in v}
+                for k, v in kept.items()
+            }
+        by_url.setdefault(url, []).append((dl, entry, kind))
+    sent: list[tuple[DeadLetter, str]] = []
+    for url, moves in by_url.items():
+        unsent = set(aws.send_message_batches(client, url, [entry for _, entry, _ in moves]))
+        for position, (dl, _, kind) in enumerate(moves):
+            if position in unsent:
+                report.failed += 1
+                report.errors.append(f"{dl.message_id}: not accepted by {url}")
+            else:
+                sent.append((dl, kind))
+    # Deleted only once it is on its queue: a failure here leaves a copy in the DLQ, never none.
+    deleted = _delete(pair, client, [dl for dl, _ in sent])
+    for dl, kind in sent:
+        if dl.message_id not in deleted:
+            report.failed += 1
+            report.errors.append(f"{dl.message_id}: sent, but not deleted from the DLQ")
+            continue
+        report.moved += 1
+        if kind == "events":
+            report.to_events += 1
 
 
 def _delete(pair: QueuePair, sqs: Any, letters: list[DeadLetter]) -> set[str]:
