@@ -844,6 +844,8 @@ class Deliverer:
                 extra={
                     "target": self.target,
                     "key": job.key,
+                    "source": job.source,
+                    "event_id": job.event_id,
                     "mapping": job.mapping,
                     "provider_id": outcome.provider_id,
                     "status": outcome.status,
@@ -875,6 +877,8 @@ class Deliverer:
                 extra={
                     "target": self.target,
                     "key": job.key,
+                    "source": job.source,
+                    "event_id": job.event_id,
                     "mapping": job.mapping,
                     "status": failure.status,
                     "code": failure.code,
@@ -920,6 +924,8 @@ class Deliverer:
                 extra={
                     "target": self.target,
                     "key": job.key,
+                    "source": job.source,
+                    "event_id": job.event_id,
                     "reason": record.get("reason"),
                     "mapping": job.mapping,
                     "mapping_file": job.mapping_file,
@@ -949,17 +955,23 @@ class Deliverer:
         else:
             wait = self.policy.throttle_pause if failure.throttled else self.policy.credentials_pause
         self.gate.pause(self.clock() + wait, reason=f"{failure.status or ''} {failure.code or ''}".strip())
-        extra = {
-            "target": self.target,
-            "pause_seconds": round(wait, 3),
-            "status": failure.status,
-            "code": failure.code,
-        }
         if failure.throttled:
-            logger.warning("target throttled; pausing", extra=extra)
+            logger.warning(
+                "target throttled; pausing",
+                extra={"target": self.target, "pause_seconds": round(wait, 3), "code": failure.code},
+            )
         else:
             # Nothing for this target gets through until someone fixes the credential: say so loudly.
-            logger.error("target credentials rejected; pausing", extra={**extra, "error": failure.message})
+            logger.error(
+                "target credentials rejected; pausing",
+                extra={
+                    "target": self.target,
+                    "pause_seconds": round(wait, 3),
+                    "status": failure.status,
+                    "code": failure.code,
+                    "error": failure.message,
+                },
+            )
             batch.counts[METRIC_CREDENTIALS_REJECTED] += 1
         return wait
 

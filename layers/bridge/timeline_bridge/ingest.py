@@ -410,6 +410,8 @@ def _ingest(
             "ignored": outcome.ignored,
             "rejected": outcome.rejected,
             "event_types": sorted({e.event_type for e in sent}),
+            # The ids the route and deliver logs carry too: one Logs Insights filter follows an event.
+            "event_ids": [e.event_id for e in sent],
         },
     )
     if unsent:

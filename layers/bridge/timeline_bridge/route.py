@@ -188,6 +188,7 @@ class Router:
                     "source": result.envelope.source,
                     "event_id": result.envelope.event_id,
                     "jobs": [f"{j.target}:{j.mapping}" for j in result.jobs],
+                    "keys": [j.key for j in result.jobs],
                     "dead_lettered": len(result.dead_letters),
                 },
             )
