@@ -439,17 +439,26 @@ def redrive(
     return report
 
 
+def _routed(
+    pair: QueuePair, pairs: dict[str, QueuePair], letters: list[DeadLetter], report: RedriveReport
+) -> list[tuple[DeadLetter, str, str, str]]:
+    """Each letter with its destination `(letter, queue URL, body, kind)`; a letter that can go
+    nowhere is counted as failed, with the reason."""
+    routed = []
+    for dl in letters:
+        try:
+            routed.append((dl, *destination(dl, pair, pairs)))
+        except Exception as exc:
+            report.failed += 1
+            report.errors.append(f"{dl.message_id}: {exc}")
+    return routed
+
+
 def _count(
     pair: QueuePair, pairs: dict[str, QueuePair], letters: list[DeadLetter], report: RedriveReport
 ) -> None:
     """A dry run's tally: where each letter would go, and which could not go anywhere."""
-    for dl in letters:
-        try:
-            _, _, kind = destination(dl, pair, pairs)
-        except Exception as exc:
-            report.failed += 1
-            report.errors.append(f"{dl.message_id}: {exc}")
-            continue
+    for _dl, _url, _body, kind in _routed(pair, pairs, letters, report):
         report.moved += 1
         if kind == "events":
             report.to_events += 1
@@ -464,13 +473,7 @@ def _move(
 ) -> None:
     """Send `letters` to their destinations (one SendMessageBatch per queue), then delete those sent."""
     by_url: dict[str, list[tuple[DeadLetter, dict[str, Any], str]]] = {}
-    for dl in letters:
-        try:
-            url, body, kind = destination(dl, pair, pairs)
-        except Exception as exc:
-            report.failed += 1
-            report.errors.append(f"{dl.message_id}: {exc}")
-            continue
+    for dl, url, body, kind in _routed(pair, pairs, letters, report):
         entry: dict[str, Any] = {"MessageBody": body}
         kept = {k: v for k, v in dl.message_attributes.items() if k not in ("reason",)}
         if kept and kind != "events":
