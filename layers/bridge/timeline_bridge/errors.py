@@ -21,6 +21,7 @@ class BridgeError(Exception):
 class IngestError(BridgeError):
     status = 400
     reason = "bad_request"
+    retry_after: int | None = None  # seconds, for a `Retry-After` header on answers worth retrying
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -40,6 +41,7 @@ class SecretNotConfiguredError(IngestError):
 
     status = 503
     reason = "secret_not_configured"
+    retry_after = 60  # an operator has to set it
 
 
 class NotFoundError(IngestError):
@@ -64,6 +66,7 @@ class EnqueueError(IngestError):
 
     status = 503
     reason = "enqueue_failed"
+    retry_after = 5  # a passing AWS hiccup
 
 
 # --- mapping -----------------------------------------------------------------------------------

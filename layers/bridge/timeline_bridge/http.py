@@ -76,4 +76,5 @@ def text_response(status: int, text: str, content_type: str = "text/plain") -> d
 
 def error_response(error: IngestError) -> dict[str, Any]:
     """The sender's answer for an ingest error. Says why, never echoes secrets or the body."""
-    return json_response(error.status, {"error": error.reason, "message": str(error)})
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after is not None else None
+    return json_response(error.status, {"error": error.reason, "message": str(error)}, headers)

@@ -198,6 +198,7 @@ def test_every_request_gets_503_when_secret_not_configured(monkeypatch, source):
     answer = run(signed(source, GOOD_BODIES[source]), source)
     assert answer["statusCode"] == 503
     assert json.loads(answer["body"])["error"] == "secret_not_configured"
+    assert answer["headers"]["retry-after"] == "60"  # senders that read it wait for the operator
 
 
 @pytest.mark.parametrize("source", list(SECRETS))
@@ -229,7 +230,7 @@ def test_only_failed_events_released_when_queue_fails_part_of_a_batch():
     events = [GOOD_BODIES["hubspot"][0] | {"eventId": i} for i in range(12)]
     store, queue = FakeStore(), FakeQueue(fail_positions={3, 11})
     answer = run(signed("hubspot", events), "hubspot", store, queue)
-    assert answer["statusCode"] == 503
+    assert answer["statusCode"] == 503 and answer["headers"]["retry-after"] == "5"
     assert len(queue.sent) == 10
     assert sorted(store.released) == sorted(f"3:2:{i}:4:1763899315724" for i in (3, 11))
     retry = run(signed("hubspot", events), "hubspot", store, FakeQueue())
