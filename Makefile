@@ -60,7 +60,8 @@ format: $(STAMP)  ## apply ruff formatting and fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-build: $(STAMP) $(SAM_VENV)/.installed  ## sam build (layer with hash-based .pyc)
+build: $(STAMP) $(SAM_VENV)/.installed  ## validate the mappings, then sam build (layer with hash-based .pyc)
+	$(BIN)/bridge validate mappings/
 	$(SAM_VENV)/bin/sam build --template template.yaml
 
 # No sam here: the package figure builds the layers through their Makefile, as sam build does.
