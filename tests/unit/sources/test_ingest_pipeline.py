@@ -1,5 +1,5 @@
-"""The ingest pipeline with in-memory fakes for the dedupe table and the queue (F14: oversized
-and malformed bodies are answered 413 and 400 before anything else).
+"""The ingest pipeline with in-memory fakes for the dedupe table and the queue (F14: an
+oversized body is answered 413 before anything else, a malformed one 400 once it is verified).
 
 What is checked here is the order of the gates (413 → 503 → 401 → 400 → dedupe → enqueue) and
 what happens to claims when the queue fails. The real Powertools/DynamoDB/SQS path runs in
