@@ -14,7 +14,7 @@ from timeline_bridge.cli import main
 from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.mapping.contracts import ContractViolation, validate_body
 from timeline_bridge.targets.base import Delivered
-from timeline_bridge.targets.hubspot import HubspotClient, build_client
+from timeline_bridge.targets.hubspot import APIS, HubspotClient, build_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hubspot-sandbox-token"
@@ -154,6 +154,15 @@ def test_contract_follows_the_configured_api_when_bodies_are_checked(monkeypatch
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "v3")
     with pytest.raises(ContractViolation, match="eventTemplateId"):
         validate_body("hubspot", OCCURRENCE)
+
+
+def test_every_api_the_setting_accepts_has_its_paths_and_contract_when_listed():
+    from timeline_bridge.mapping.contracts import ENDPOINTS
+
+    assert set(APIS) == set(config.HUBSPOT_TIMELINE_APIS)
+    for name, api in APIS.items():
+        contract = "hubspot" if name == "v3" else f"hubspot-{name}"
+        assert ENDPOINTS[contract] == ("POST", api.single)
 
 
 def test_unknown_timeline_api_refused_when_the_client_is_built(monkeypatch):

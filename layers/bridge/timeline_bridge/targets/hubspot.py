@@ -69,7 +69,6 @@ APIS = {
         string_properties="properties",
     ),
 }
-assert set(APIS) == set(config.HUBSPOT_TIMELINE_APIS)
 # Item categories worth another try; anything else in a 207 `errors[]` is the input's fault.
 RETRYABLE_CATEGORIES = ("RATE_LIMIT", "INTERNAL", "UNAVAILABLE", "TIMEOUT")
 
@@ -160,7 +159,7 @@ class _Item:
 
 
 class HubspotClient(TargetClient):
-    """Timeline v3 events, batched per template."""
+    """Timeline events (v3, or 2026-03 app events), batched per template or event type."""
 
     name = "hubspot"
     credential = "HUBSPOT_ACCESS_TOKEN"
