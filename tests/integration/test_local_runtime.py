@@ -135,6 +135,18 @@ def test_bad_signature_gets_401_and_shows_as_rejected_when_signed_with_another_s
     assert "rejected" in page
 
 
+def test_console_names_a_paused_target_when_a_deliverer_pauses_it(local_runtime: LocalRuntime) -> None:
+    from timeline_bridge.delivery import ThrottleGate
+
+    assert local_runtime.console_state()["paused"] == {}
+    ThrottleGate(local_runtime.table_name, "stora").pause(time.time() + 30, reason="401 invalid_token")
+
+    paused = local_runtime.console_state()["paused"]
+    assert list(paused) == ["stora"] and paused["stora"]["reason"] == "401 invalid_token"
+    page = requests.get(local_runtime.url + "/", timeout=5).text
+    assert 'id="paused"' in page and "401 invalid_token" in page
+
+
 def test_body_over_lambdas_6mb_gets_413_when_posted_to_a_webhook_url(local_runtime: LocalRuntime) -> None:
     answer = requests.post(
         local_runtime.webhook_urls["hubspot"],

@@ -90,3 +90,12 @@ def test_development_secrets_are_reused_when_generated_before(tmp_path: Path) ->
     assert first["GENERIC_WEBHOOK_SECRET"].startswith("whsec_")
     assert ":" in first["PIPEDRIVE_BASIC_AUTH"]
     assert (tmp_path / ".bridge" / "secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_paused_targets_are_shown_with_their_reason_when_a_deliverer_holds_one_back() -> None:
+    quiet = render({"paused": {}})
+    page = render({"paused": {"stora": {"until": "2026-11-23T10:00:05.000Z", "reason": f"401 {HOSTILE}"}}})
+
+    assert 'id="paused"' not in quiet
+    assert 'id="paused"' in page and "10:00:05.000" in page
+    assert "401 &lt;script&gt;" in page and "<script>alert" not in page

@@ -266,8 +266,7 @@ class ThrottleGate:
             stale = now - self._read_at >= self._cache_seconds
         if stale and self.table:
             try:
-                item = self.dynamodb.get_item(TableName=self.table, Key={"id": {"S": self.key}}).get("Item")
-                remote = float(item["until"]["N"]) if item else 0.0
+                remote, _reason = self.shared_pause()
             except Exception:
                 # The pause is an optimisation: the provider's next 429 re-establishes it.
                 logger.warning("throttle pause unreadable", extra={"target": self.target}, exc_info=True)
@@ -276,6 +275,13 @@ class ThrottleGate:
                 self._remote_until, self._read_at = remote, now
         with self._lock:
             return max(self._local_until, self._remote_until)
+
+    def shared_pause(self) -> tuple[float, str]:
+        """The pause every worker sees, read now: (until, reason), `(0.0, "")` when none was set."""
+        item = self.dynamodb.get_item(TableName=self.table, Key={"id": {"S": self.key}}).get("Item")
+        if not item:
+            return 0.0, ""
+        return float(item["until"]["N"]), item.get("reason", {}).get("S", "")
 
     def pause(self, until: float, reason: str = "") -> None:
         """Pause the target until `until` (epoch seconds) for every worker."""

@@ -155,6 +155,15 @@ def _dead_letters(groups: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _paused(targets: dict[str, dict[str, Any]]) -> str:
+    """A notice while a target is held back: nothing reaches it until the time shown."""
+    if not targets:
+        return ""
+    rows = [(_e(t), _time(p.get("until")), _e(p.get("reason"))) for t, p in targets.items()]
+    table = _table(("target", "paused until", "why (status, code)"), rows, "")
+    return f'<section id="paused"><h2>Paused targets <span class="count">{len(rows)}</span></h2>{table}</section>'
+
+
 def _first(event: dict[str, Any], names: Sequence[str]) -> Any:
     for name in names:
         value = event.get(name)
@@ -209,6 +218,7 @@ def render(state: dict[str, Any]) -> str:
     webhook_urls = " · ".join(f"{_e(name)} <code>{_e(url)}</code>" for name, url in urls.items())
     sections = "\n".join(
         (
+            _paused(state.get("paused") or {}),
             _webhooks(state.get("webhooks") or []),
             _dead_letters(state.get("dead_letters") or {}),
             _jobs(state.get("jobs") or []),

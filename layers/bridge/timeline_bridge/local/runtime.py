@@ -1105,6 +1105,7 @@ class LocalRuntime:
             webhook["jobs"] = [j for e in webhook["events"] for j in by_event.get((webhook["source"], e), [])]
         timelines = {t: list(reversed(self.sandboxes[t].events())) for t in TARGETS if t in self.sandboxes}
         return {
+            "paused": self.paused_targets() if self._running else {},
             "generated_at": utc_now_iso(),
             "url": self.url,
             "webhook_urls": self.webhook_urls,
@@ -1114,6 +1115,21 @@ class LocalRuntime:
             "timelines": timelines,
             "send_example": "bridge send hubspot events/hubspot/deal-stage-change.json",
         }
+
+    def paused_targets(self) -> dict[str, dict[str, Any]]:
+        """Targets the deliverers are holding back now (a 429, a rejected credential): until when, why."""
+        from timeline_bridge.delivery import ThrottleGate, iso
+
+        paused: dict[str, dict[str, Any]] = {}
+        for target in TARGETS:
+            try:
+                until, reason = ThrottleGate(self.table_name, target).shared_pause()
+            except Exception:  # the console shows what it can
+                log.debug("pause of %s unreadable", target, exc_info=True)
+                continue
+            if until > time.time():
+                paused[target] = {"until": iso(until), "reason": reason}
+        return paused
 
     def console_html(self) -> str:
         from timeline_bridge.local.console import render
