@@ -46,6 +46,7 @@ from timeline_bridge.mapping.expressions import (
     _equals,
     _is_comparable,
     checked_function,
+    has_non_finite,
     lookup_key,
     split_template,
     stringify,
@@ -84,16 +85,8 @@ def _text(value: Any) -> str:
 
 def _finite(value: Any) -> Any:
     """Whole-expression results other than plain scalars: no NaN or Infinity anywhere."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float and not math.isfinite(item):
-            raise _Fallback
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
+    if has_non_finite(value):
+        raise _Fallback
     return value
 
 

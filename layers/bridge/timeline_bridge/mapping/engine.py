@@ -26,6 +26,7 @@ from timeline_bridge.mapping.expressions import (
     Getter,
     compile_expression,
     function_calls,
+    has_non_finite,
     is_false,
     referenced_roots,
     split_template,
@@ -182,26 +183,11 @@ def _whole(getter: Getter, text: str, path: Path_) -> Callable[[Any], Any]:
             raise RenderError(path, f"${{{{ {text} }}}}: {_describe(exc)}") from exc
         kind = type(value)
         # NaN and Infinity parse from webhook JSON in Python but are not JSON: never send them.
-        if (kind is float and not math.isfinite(value)) or (kind in (dict, list) and _non_finite(value)):
+        if (kind is float and not math.isfinite(value)) or (kind in (dict, list) and has_non_finite(value)):
             raise RenderError(path, f"${{{{ {text} }}}} is not valid JSON (NaN or Infinity)")
         return value
 
     return whole
-
-
-def _non_finite(value: Any) -> bool:
-    """A NaN or Infinity anywhere inside a container (iterative: any depth)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float and not math.isfinite(item):
-            return True
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-    return False
 
 
 def _interpolated(parts: list[str | tuple[Getter, str]], path: Path_) -> Callable[[Any], Any]:

@@ -9,6 +9,7 @@ shorter getter. Nothing here evaluates code: JMESPath only.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import re
 import uuid
@@ -106,6 +107,21 @@ def iso8601(moment: datetime) -> str:
     )
     millis = moment.microsecond // 1000
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+def has_non_finite(value: Any) -> bool:
+    """A NaN or Infinity anywhere inside a container (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float and not math.isfinite(item):
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
 
 
 def _type_name(value: Any) -> str:
