@@ -19,10 +19,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse, utc_iso
+from timeline_bridge.sandboxes.base import (
+    RateState,
+    Sandbox,
+    SandboxRequest,
+    SandboxResponse,
+    parses_as_datetime,
+    utc_iso,
+)
 
 EVENTS = "/v2026-04/events/"
 DEFAULT_SHOP_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -224,7 +230,7 @@ def _validate(body: Any) -> list[tuple[str, str, str]]:
     if body.get("description") is not None and not isinstance(body["description"], str):
         problems.append(("description", "invalid", "Not a valid string."))
     event_time = body.get("event_time")
-    if event_time is not None and not _is_datetime(event_time):
+    if event_time is not None and not parses_as_datetime(event_time):
         problems.append(("event_time", "invalid", "Datetime has wrong format."))
     contact, metric = body.get("contact"), body.get("metric")
     if not contact and not metric:
@@ -267,13 +273,3 @@ def _validate_metric(metric: dict[str, Any]) -> list[tuple[str, str, str]]:
     ):
         problems.append(("metric.additional_properties", "invalid", "Must be an object of strings."))
     return problems
-
-
-def _is_datetime(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True

@@ -486,3 +486,14 @@ def new_request_id() -> str:
 
 def utc_iso(ts: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if ts is None else ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parses_as_datetime(value: Any) -> bool:
+    """An ISO 8601 date or date-time (`Z` allowed), as Python reads it; each provider adds its rules."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

@@ -23,10 +23,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
-from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse, utc_iso
+from timeline_bridge.sandboxes.base import (
+    RateState,
+    Sandbox,
+    SandboxRequest,
+    SandboxResponse,
+    parses_as_datetime,
+    utc_iso,
+)
 from timeline_bridge.sandboxes.hubspot_crm import HubspotCrmRoutes
 from timeline_bridge.targets.http import scalar_text
 
@@ -562,10 +568,5 @@ def _object_id_for(event: dict[str, Any]) -> int:
 
 
 def _is_iso8601(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return "T" in value or " " in value
+    """A date-time: a date alone is not a position on the timeline."""
+    return parses_as_datetime(value) and ("T" in value or " " in value)

@@ -22,10 +22,15 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse
+from timeline_bridge.sandboxes.base import (
+    RateState,
+    Sandbox,
+    SandboxRequest,
+    SandboxResponse,
+    parses_as_datetime,
+)
 
 EVENTS = "/v1/timeline_events"
 KINDS = ("formation", "governance", "equity", "filing", "personnel", "banking", "compliance", "mail", "audit")
@@ -292,10 +297,4 @@ def _validate(body: Any) -> list[dict[str, str]]:
 
 
 def _is_rfc3339(value: Any) -> bool:
-    if not isinstance(value, str) or not RFC3339.match(value):
-        return False
-    try:
-        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and bool(RFC3339.match(value)) and parses_as_datetime(value.upper())
