@@ -346,18 +346,7 @@ def _ingest(
         _count(src.name, outcome)
         return outcome
 
-    envelopes = [
-        Envelope(
-            source=src.name,
-            event_type=e.event_type,
-            event_id=e.event_id or "",
-            occurred_at=e.occurred_at,
-            received_at=received_at,
-            event=e.event,
-            name=src.endpoint_name,
-        )
-        for e in events
-    ]
+    envelopes = [e.envelope(src.name, src.endpoint_name, received_at) for e in events]
     if any(len(env.to_json().encode("utf-8")) > SQS_MAX_BYTES for env in envelopes):
         raise PayloadTooLargeError(f"an event exceeds the queue's {SQS_MAX_BYTES} bytes")
 

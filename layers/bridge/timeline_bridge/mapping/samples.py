@@ -62,19 +62,7 @@ def envelopes_from_request(
         parsed = src.parse(request)
     except (IngestError, ValueError) as exc:
         raise SampleError(f"cannot parse the {source} request: {exc}") from exc
-    return [
-        Envelope(
-            source=source,
-            event_type=event.event_type,
-            event_id=event.event_id or "",
-            occurred_at=event.occurred_at,
-            received_at=received_at,
-            event=event.event,
-            name=src.endpoint_name,
-        )
-        for event in parsed.events
-        if event.known
-    ]
+    return [e.envelope(source, src.endpoint_name, received_at) for e in parsed.events if e.known]
 
 
 def envelopes_from_file(source: str, path: str | Path) -> list[Envelope]:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from timeline_bridge import config
 from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, SignatureError
 from timeline_bridge.http import WebhookRequest
+from timeline_bridge.models import Envelope
 
 Clock = Callable[[], float]
 
@@ -46,6 +47,18 @@ class SourceEvent:
     # counters (HubSpot attemptNumber, Pipedrive attempt/retry), which change on every retry.
     fingerprint: Any = None
     known: bool = True  # False: acknowledged with a log line, never enqueued
+
+    def envelope(self, source: str, name: str | None, received_at: str) -> Envelope:
+        """What ingest puts on the events queue for this event (and `bridge map` renders)."""
+        return Envelope(
+            source=source,
+            event_type=self.event_type,
+            event_id=self.event_id or "",
+            occurred_at=self.occurred_at,
+            received_at=received_at,
+            event=self.event,
+            name=name,
+        )
 
 
 @dataclass(slots=True)
