@@ -1,6 +1,7 @@
-"""HubSpot's 2026-03 app events API (reference/targets.md §2), chosen by HUBSPOT_TIMELINE_API:
-occurrences are immutable, a known id is a 409, a batch is atomic. Client against the sandbox over
-real HTTP, and mappings checked against the 2026-03 contract by `bridge validate` / `bridge map`."""
+"""HubSpot's 2026-03 app events API, chosen per mapping by its body (`eventTypeName`; the tests
+here also make it the default, HUBSPOT_TIMELINE_API=2026-03): occurrences are immutable, a known
+id is a 409, a batch is atomic. Client against the sandbox over real HTTP, and mappings checked
+against the 2026-03 contract by `bridge validate` / `bridge map`."""
 
 from __future__ import annotations
 
@@ -129,8 +130,18 @@ def test_only_the_bad_occurrence_dead_letters_when_one_input_sinks_the_atomic_ba
     assert {e["id"] for e in hubspot.events()} == {good.key, other.key}
 
 
-def test_v3_body_refused_unsent_when_the_2026_03_api_is_configured(hubspot, make_job):
-    [outcome] = HubspotClient().send([make_job("hubspot")])
+def test_v3_body_goes_to_v3_when_the_default_api_is_2026_03(hubspot, make_job):
+    job = make_job("hubspot")  # names an eventTemplateId: a v3 event, whatever the default
+
+    [outcome] = HubspotClient().send([job])
+
+    assert isinstance(outcome, Delivered)
+    assert [r["path"] for r in hubspot.requests] == ["/integrators/timeline/v3/events"]
+    assert hubspot.event("1001298", job.key) is not None
+
+
+def test_body_naming_neither_api_refused_unsent_when_the_default_is_2026_03(hubspot, make_job):
+    [outcome] = HubspotClient().send([make_job("hubspot", {"objectId": "98442", "properties": {}})])
 
     assert isinstance(outcome, PermanentDeliveryError) and outcome.code == "missing_event_type_name"
     assert hubspot.requests == []
@@ -146,14 +157,20 @@ def test_sandbox_refuses_non_string_properties_and_repeated_ids_when_posted_dire
     assert answer.status_code == 409 and hubspot.events() == []
 
 
-def test_contract_follows_the_configured_api_when_bodies_are_checked(monkeypatch):
-    validate_body("hubspot", OCCURRENCE)
+def test_contract_follows_the_api_the_body_names_when_bodies_are_checked(monkeypatch):
+    occurrence = {**OCCURRENCE, "id": "o-1", "properties": {"stage": "closedwon"}}
+    v3_event = {"eventTemplateId": "1001298", "id": "e-1", "objectId": "1", "tokens": {}}
+    validate_body("hubspot", occurrence)
+    validate_body("hubspot", v3_event)
+    with pytest.raises(ContractViolation, match="tokens"):
+        validate_body("hubspot", {**occurrence, "tokens": {}})
     with pytest.raises(ContractViolation, match="eventTypeName"):
-        validate_body("hubspot", {"eventTemplateId": "1001298", "objectId": "1", "tokens": {}})
+        validate_body("hubspot", {"objectId": "1", "id": "x", "properties": {}})  # neither: the default
 
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "v3")
+    validate_body("hubspot", occurrence)
     with pytest.raises(ContractViolation, match="eventTemplateId"):
-        validate_body("hubspot", OCCURRENCE)
+        validate_body("hubspot", {"objectId": "1", "id": "x", "tokens": {}})
 
 
 def test_every_api_the_setting_accepts_has_its_paths_and_contract_when_listed():
@@ -180,8 +197,8 @@ def test_mapping_for_app_events_validates_maps_and_delivers_when_2026_03_is_conf
     (tmp_path / "app-events.yaml").write_text(APP_EVENTS_MAPPING)
 
     assert main(["validate", str(tmp_path)]) == 0
-    assert main(["validate", "mappings/"]) == 1  # the shipped v3 mapping breaks the 2026-03 contract
-    assert "hubspot-deal-stage-to-hubspot-timeline.yaml" in capsys.readouterr().out
+    assert main(["validate", "mappings/"]) == 0  # the shipped v3 mapping keeps its own contract
+    assert "hubspot-deal-stage-to-hubspot-timeline" in capsys.readouterr().out
 
     code = main(["map", "hubspot", "events/hubspot/deal-stage-change.json", "--mappings", str(tmp_path)])
     out, err = capsys.readouterr()

@@ -55,7 +55,7 @@ def requests_for(
             if isinstance(outcome, RenderFailure):
                 failures.append(outcome)
                 continue
-            method, path = ENDPOINTS[contract_name(outcome.target)]
+            method, path = ENDPOINTS[contract_name(outcome.target, outcome.body)]
             requests.append(
                 {
                     "mapping": outcome.mapping,

@@ -42,21 +42,51 @@ class ContractViolation(ValueError):
         self.reason = reason
 
 
-def contract_name(target: str) -> str:
-    """The contract a target's bodies follow: HubSpot's depends on the timeline API in use."""
+# Targets with more than one API, and the field that only one API's body has: the body says which
+# API it writes. HubSpot: a v3 event names its template, a 2026-03 app event occurrence its type.
+API_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "hubspot": (("eventTemplateId", "hubspot"), ("eventTypeName", "hubspot-2026-03")),
+}
+
+
+def contract_name(target: str, body: Any = None) -> str:
+    """The contract a target's bodies follow. For a target with several APIs (`API_FIELDS`) the
+    body's own field names it; a body naming none follows the default API (HubSpot:
+    HUBSPOT_TIMELINE_API), so its errors say what that API needs."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
+    if isinstance(body, dict):
+        for name, contract in API_FIELDS.get(target, ()):
+            if name in body:
+                return contract
     if target == "hubspot" and config.hubspot_timeline_api() != "v3":
         return f"hubspot-{config.hubspot_timeline_api()}"
     return target
+
+
+def api_fields_named(target: str, body: Any) -> list[str]:
+    """The API-naming fields (`API_FIELDS`) a body holds: more than one is a body no API takes."""
+    if not isinstance(body, dict):
+        return []
+    return [name for name, _ in API_FIELDS.get(target, ()) if name in body]
 
 
 def schema_path(contract: str) -> Path:
     return SCHEMAS_DIR / "targets" / f"{contract}.schema.json"
 
 
-def target_schema(target: str) -> dict[str, Any]:
-    return contract_schema(contract_name(target))
+def target_schema(target: str, body: Any = None) -> dict[str, Any]:
+    return contract_schema(contract_name(target, body))
+
+
+def text_fields(target: str, body: Any = None) -> tuple[str, ...]:
+    """Top-level object fields whose values the provider takes as strings only, marked
+    `"x-bridge-text": true` in the contract: the bridge writes their numbers and booleans as text
+    (3 → "3", true → "true") before the body is checked, so what is checked is what is sent."""
+    properties = target_schema(target, body).get("properties", {})
+    return tuple(
+        name for name, sub in properties.items() if isinstance(sub, dict) and sub.get("x-bridge-text")
+    )
 
 
 @cache
@@ -69,8 +99,8 @@ def mapping_schema() -> dict[str, Any]:
     return json.loads((SCHEMAS_DIR / "mapping.schema.json").read_text())
 
 
-def _validator(target: str) -> Callable[[Any], Any]:
-    return _contract_validator(contract_name(target))
+def _validator(target: str, body: Any = None) -> Callable[[Any], Any]:
+    return _contract_validator(contract_name(target, body))
 
 
 @cache
@@ -83,7 +113,7 @@ def validate_body(target: str, body: Any) -> None:
     import fastjsonschema
 
     try:
-        _validator(target)(body)
+        _validator(target, body)(body)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _violation(exc) from None
 
@@ -104,9 +134,10 @@ def _violation(exc: Any) -> ContractViolation:
     return ContractViolation(field, custom or message)
 
 
-def top_level_fields(target: str) -> frozenset[str] | None:
-    """The fields a target's body may have at the top, or None when it allows any."""
-    schema = target_schema(target)
+def top_level_fields(target: str, body: Any = None) -> frozenset[str] | None:
+    """The fields a target's body (of the API `body` writes) may have at the top, or None when it
+    allows any."""
+    schema = target_schema(target, body)
     if schema.get("additionalProperties", True) is not False:
         return None
     return frozenset(schema.get("properties", {}))
@@ -123,7 +154,9 @@ def top_level_fields(target: str) -> frozenset[str] | None:
 _OBJECT_KEYWORDS = frozenset(
     {"type", "properties", "additionalProperties", "required", "anyOf", "minProperties", "propertyNames"}
 )
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "$id", "$schema", "definitions", "x-messages"})
+_ANNOTATIONS = frozenset(
+    {"title", "description", "$comment", "$id", "$schema", "definitions", "x-messages", "x-bridge-text"}
+)
 _STRING_ONLY = frozenset({"type"}) | _ANNOTATIONS
 
 Check = Callable[[Any], None]
@@ -491,7 +524,7 @@ def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:
     """Plan the contract check of `target` for a body template (None: check in full each time)."""
     from timeline_bridge.mapping.expressions import split_template
 
-    root = target_schema(target)
+    root = target_schema(target, template)
     try:
         schema = _resolve(root, root)
     except _Unplannable:

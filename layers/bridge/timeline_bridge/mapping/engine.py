@@ -31,6 +31,7 @@ from timeline_bridge.mapping.expressions import (
     referenced_roots,
     split_template,
     stringify,
+    to_text,
 )
 from timeline_bridge.mapping.yaml_lines import Path_, dotted, line_of
 from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
@@ -404,7 +405,7 @@ def compile_mapping(
     compiler = _Compiler(mapping_file, lines, BridgeFunctions(lookups))
     target = data.get("target", "")
     body_value = data.get("body")
-    body_raw: dict[str, Any] = body_value if isinstance(body_value, dict) else {}
+    body_raw: dict[str, Any] = _with_text_values(target, body_value if isinstance(body_value, dict) else {})
 
     when_text = data.get("when")
     when_getter = None
@@ -516,6 +517,36 @@ def _with_bridge_fields(target: str, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _with_text_values(target: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The body template with the values of the maps its contract takes as strings only
+    (`contracts.text_fields`: HubSpot's tokens and properties) written as text: constants now,
+    each whole `${{ expr }}` through to_text() per event. What the contract checks, and what
+    `bridge map` shows, is then what the provider gets."""
+    if target not in TARGETS:
+        return body
+    fields = [name for name in contracts.text_fields(target, body) if isinstance(body.get(name), dict)]
+    if not fields:
+        return body
+    return {**body, **{name: {k: _as_text(v) for k, v in body[name].items()} for name in fields}}
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        return to_text(value)
+    if not isinstance(value, str) or "${{" not in value:
+        return value  # text, null, objects and arrays: the contract says what is wrong with them
+    try:
+        parts = split_template(value)
+        if parts is None or len(parts) != 1 or not isinstance(parts[0], tuple):
+            return value  # text with `${{ }}` inside renders text already
+        wrapped = f"${{{{ to_text({parts[0][0]}) }}}}"
+        if split_template(wrapped) != [(f"to_text({parts[0][0]})",)]:
+            return value
+    except jp_exceptions.JMESPathError:
+        return value  # compiling the original reports it
+    return wrapped
+
+
 def _safe_roots(expression: str) -> set[str]:
     try:
         return referenced_roots(expression)
@@ -527,7 +558,13 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
     """Static checks of the body against its target, before any event arrives."""
     if target not in TARGETS:
         return  # the schema already says so
-    allowed = contracts.top_level_fields(target)
+    named = contracts.api_fields_named(target, body)
+    if len(named) > 1:
+        compiler.error(
+            ("body", named[1]),
+            f"{' and '.join(named)} name different {target} APIs: a mapping writes one (keep one of them)",
+        )
+    allowed = contracts.top_level_fields(target, body)
     if allowed is not None:
         for key in body:
             if key not in allowed:
@@ -545,6 +582,15 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
             )
         elif "{{uuid}}" in value.replace(" ", ""):
             compiler.error(("body", "id"), "{{uuid}} makes HubSpot ids random, so retries create duplicates")
+        elif (
+            contracts.contract_name(target, body) == "hubspot-2026-03"
+            and value.replace(" ", "") != "${{meta.key}}"
+        ):
+            compiler.error(
+                ("body", "id"),
+                "app event occurrences are immutable and HubSpot answers 409 for an id it holds: an id "
+                "that repeats across events would lose them. Leave id out (the bridge sets the job key)",
+            )
     if target == "applied":
         metric = body.get("metric")
         if (

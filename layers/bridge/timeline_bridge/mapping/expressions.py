@@ -138,6 +138,17 @@ def to_string(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def to_text(value: Any) -> Any:
+    """A number or boolean as an API that takes strings spells it (3, 2.5, 1200.0, true → "3",
+    "2.5", "1200", "true"). Anything else is given back as it is: null (the field is left out),
+    text, objects, arrays, NaN and Infinity (for the contract or the JSON check to refuse)."""
+    kind = type(value)
+    if kind is str or value is None or (kind is float and not math.isfinite(value)):
+        return value
+    text = lookup_key(value)
+    return value if text is None else text
+
+
 def lookup_key(key: Any) -> str | None:
     """Table keys are strings: numbers and booleans are looked up by their JSON text (3 → "3")."""
     if isinstance(key, str):
@@ -155,7 +166,7 @@ def lookup_key(key: Any) -> str | None:
 
 
 class BridgeFunctions(jp_functions.Functions):
-    """JMESPath's built-ins plus lookup, to_epoch_ms, to_iso8601, default, lower, upper, uuid5."""
+    """JMESPath's built-ins plus lookup, to_text, to_epoch_ms, to_iso8601, default, lower, upper, uuid5."""
 
     def __init__(self, lookups: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
@@ -178,6 +189,10 @@ class BridgeFunctions(jp_functions.Functions):
     @jp_functions.signature({"types": []})
     def _func_to_string(self, value: Any) -> str:
         return to_string(value)
+
+    @jp_functions.signature({"types": []})
+    def _func_to_text(self, value: Any) -> Any:
+        return to_text(value)
 
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_to_epoch_ms(self, value: Any) -> int | None:

@@ -1,13 +1,16 @@
-"""HubSpot timeline events: single create and batch create (chunks of at most 100, one event
-template or type per batch), with the job's deterministic `id` on every event.
+"""HubSpot timeline events: single create and batch create (chunks of at most 100, one API and
+one event template or type per batch), with the job's deterministic `id` on every event.
 
-Contract: reference/targets.md §2. Two APIs, chosen by HUBSPOT_TIMELINE_API:
-- `v3` (default): HubSpot upserts on (eventTemplateId, id), last write wins, so a re-sent event
-  replaces itself: retrying the uncertain part of a batch is harmless. 207 answers carry
-  `errors[]` without an input index; they are matched back to jobs by our own `id`.
-- `2026-03` (app events): occurrences (eventTypeName, id, string properties) are immutable. A
-  known id is a 409, which for our deterministic id means "already delivered"; a batch is atomic,
-  so a refused batch is sent again one event at a time.
+Two APIs side by side; each job's body says which it writes (`api_for`): a body naming an
+`eventTemplateId` goes to v3, one naming an `eventTypeName` to the 2026-03 app events API (the
+mapping chose when it was written; HUBSPOT_TIMELINE_API only decides for a body naming neither).
+- `v3`: HubSpot upserts on (eventTemplateId, id), last write wins, so a re-sent event replaces
+  itself: retrying the uncertain part of a batch is harmless. 207 answers carry `errors[]`
+  without an input index; they are matched back to jobs by our own `id`.
+- `2026-03` (app events): occurrences (eventTypeName, id, properties) are immutable. A known id is
+  a 409, which for the job's own key means "already delivered"; a batch is atomic, so a refused
+  batch is sent again one event at a time.
+Both take `tokens` / `properties` as maps of strings only: numbers and booleans go as text.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs ca
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimelineApi:
-    """One of HubSpot's timeline APIs (HUBSPOT_TIMELINE_API): where events go and how it dedupes."""
+    """One of HubSpot's timeline APIs: where events go, what names their kind, how it dedupes."""
 
+    name: str
     single: str
     batch: str
     type_field: str  # what names the event's kind: a template (v3) or an app event type (2026-03)
@@ -49,18 +53,21 @@ class TimelineApi:
     # v3 upserts on (template, id): a re-sent event replaces itself. 2026-03 occurrences are
     # immutable: a known (type, id) is a 409, and one such input refuses a whole batch.
     upserts: bool
-    string_properties: str | None = None  # a field whose values the API takes as strings only
+    string_properties: str  # the field whose values the API takes as strings only
 
 
 APIS = {
     "v3": TimelineApi(
+        name="v3",
         single="/integrators/timeline/v3/events",
         batch="/integrators/timeline/v3/events/batch/create",
         type_field="eventTemplateId",
         missing_type_code="missing_event_template_id",
         upserts=True,
+        string_properties="tokens",
     ),
     "2026-03": TimelineApi(
+        name="2026-03",
         single="/integrators/timeline/2026-03/events",
         batch="/integrators/timeline/2026-03/events/batch",
         type_field="eventTypeName",
@@ -74,7 +81,18 @@ RETRYABLE_CATEGORIES = ("RATE_LIMIT", "INTERNAL", "UNAVAILABLE", "TIMEOUT")
 
 
 def timeline_api() -> TimelineApi:
+    """The default API (HUBSPOT_TIMELINE_API): for a body that names neither a template nor a type."""
     return APIS[config.hubspot_timeline_api()]
+
+
+def api_for(body: Any) -> TimelineApi:
+    """The API a body writes: the one whose type field it holds (v3 `eventTemplateId`, 2026-03
+    `eventTypeName`), as `mapping.contracts.API_FIELDS` reads it; else the default."""
+    if isinstance(body, dict):
+        for api in APIS.values():
+            if api.type_field in body:
+                return api
+    return timeline_api()
 
 
 def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any]:
@@ -151,6 +169,7 @@ def _ids_named(error: dict[str, Any], candidates: Sequence[str]) -> set[str]:
 @dataclasses.dataclass(slots=True)
 class _Item:
     index: int
+    key: str  # the job key
     event: dict[str, Any]
 
     @property
@@ -159,7 +178,7 @@ class _Item:
 
 
 class HubspotClient(TargetClient):
-    """Timeline events (v3, or 2026-03 app events), batched per template or event type."""
+    """Timeline events, v3 and 2026-03 app events side by side, batched per API and template or type."""
 
     name = "hubspot"
     credential = "HUBSPOT_ACCESS_TOKEN"
@@ -168,9 +187,11 @@ class HubspotClient(TargetClient):
     # --- request building -------------------------------------------------------------------
 
     @staticmethod
-    def prepare(job: DeliveryJob, api: TimelineApi) -> dict[str, Any]:
-        """The event for `job`: its body with a deterministic `id` (the job key unless the mapping
-        set one). Raises PermanentDeliveryError for a body that cannot be sent idempotently."""
+    def prepare(job: DeliveryJob, api: TimelineApi | None = None) -> dict[str, Any]:
+        """The event for `job`, for the API its body writes (`api_for`): its body with a
+        deterministic `id` (the job key unless the mapping set one) and string token or property
+        values. Raises PermanentDeliveryError for a body that cannot be sent idempotently."""
+        api = api or api_for(job.body)
         event = dict(job.body)
         event_id = event.get("id") or job.key
         if "{{uuid}}" in str(event_id):
@@ -182,7 +203,8 @@ class HubspotClient(TargetClient):
         if not event.get(api.type_field):
             raise PermanentDeliveryError(f"the event has no {api.type_field}", code=api.missing_type_code)
         event[api.type_field] = str(event[api.type_field])
-        if api.string_properties and isinstance(event.get(api.string_properties), dict):
+        # The mapping renders text already; a job queued before it did still goes out as the spec says.
+        if isinstance(event.get(api.string_properties), dict):
             event[api.string_properties] = {
                 name: scalar_text(value) for name, value in event[api.string_properties].items()
             }
@@ -198,21 +220,23 @@ class HubspotClient(TargetClient):
     # --- sending ----------------------------------------------------------------------------
 
     def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:
-        api = timeline_api()
         outcomes: list[Outcome | None] = [None] * len(jobs)
-        groups: dict[str, list[_Item]] = {}
+        groups: dict[tuple[str, str], list[_Item]] = {}
         for index, job in enumerate(jobs):
+            api = api_for(job.body)
             try:
                 event = self.prepare(job, api)
             except PermanentDeliveryError as failure:
                 outcomes[index] = failure
                 continue
-            groups.setdefault(event[api.type_field], []).append(_Item(index, event))
+            groups.setdefault((api.name, event[api.type_field]), []).append(_Item(index, job.key, event))
 
-        # Once HubSpot says "later" (429, 401, 5xx, no answer) the rest of this call waits too:
-        # hammering a throttled or failing account only burns retries.
+        # Once HubSpot says "later" (429, 401, 5xx, no answer) the rest of this call waits too, on
+        # either API (one account, one limit): hammering a throttled or failing account only burns
+        # retries.
         halt: RetryLaterError | None = None
-        for items in groups.values():
+        for (api_name, _), items in groups.items():
+            api = APIS[api_name]
             for start in range(0, len(items), MAX_BATCH):
                 chunk = items[start : start + MAX_BATCH]
                 if halt is None:
