@@ -270,19 +270,22 @@ class HubspotClient(TargetClient):
         if 200 <= response.status_code < 300:
             return Delivered(as_str(as_dict(json_body(response)).get("id")) or item.id, response.status_code)
         if response.status_code == 409 and not api.upserts:
-            # The occurrence id is this job's own, so HubSpot already holds this job's event: the
-            # answer to an earlier attempt was lost. Immutable occurrences make that a delivery.
-            return Delivered(item.id, response.status_code, replayed=True)
+            if item.id == item.key:
+                # The occurrence id is this job's own key, so HubSpot already holds this job's
+                # event: the answer to an earlier attempt was lost. Immutable occurrences make that
+                # a delivery.
+                return Delivered(item.id, response.status_code, replayed=True)
+            return _id_taken(response, item)
         return classify_error(response, now=self._clock())
 
     def _batch(self, api: TimelineApi, chunk: list[_Item]) -> list[Outcome]:
         response = self._post(api.batch, {"inputs": [item.event for item in chunk]})
         status = response.status_code
-        if status == 207:
-            return self._partial(response, chunk)
+        if status == 207 or (200 <= status < 300 and _reports_errors(response)):
+            return self._partial(api, response, chunk)
         if 200 <= status < 300:
             return [Delivered(item.id, status) for item in chunk]
-        if status == 400 or (status == 409 and not api.upserts):
+        if status in (400, 422) or (status == 409 and not api.upserts):
             # The whole batch was refused for something in it (a bad input; in 2026-03 also one
             # already stored): send each event alone, so one input does not sink the others and
             # each gets its own outcome.
@@ -303,8 +306,9 @@ class HubspotClient(TargetClient):
                 break
         return results
 
-    def _partial(self, response: requests.Response, chunk: list[_Item]) -> list[Outcome]:
-        """207: `results` holds what was stored, `errors[]` what was not, matched by our id."""
+    def _partial(self, api: TimelineApi, response: requests.Response, chunk: list[_Item]) -> list[Outcome]:
+        """A 207, or a 2xx that reports errors (a 2026-03 batch answers 200 with `numErrors` and
+        `errors[]`): `results` holds what was stored, `errors[]` what was not, matched by our id."""
         body = as_dict(json_body(response))
         request_id = as_str(body.get("correlationId"))
         stored = {as_str(as_dict(r).get("id")) for r in as_list(body.get("results"))}
@@ -323,14 +327,20 @@ class HubspotClient(TargetClient):
         outcomes: list[Outcome] = []
         for item in chunk:
             if item.id in failed:
-                outcomes.append(failed[item.id])
+                failure = failed[item.id]
+                if not api.upserts and failure.code == "CONFLICT" and item.id == item.key:
+                    # HubSpot holds this job's own occurrence already (see `_single`).
+                    outcomes.append(Delivered(item.id, response.status_code, replayed=True))
+                else:
+                    outcomes.append(failure)
             elif item.id in stored:
                 outcomes.append(Delivered(item.id, response.status_code))
             else:
-                # Neither confirmed nor named in an error: sending it again is an idempotent upsert.
+                # Neither confirmed nor named in an error: sending it again is safe (a v3 event
+                # replaces itself; a 2026-03 occurrence already stored answers 409 on its job key).
                 outcomes.append(
                     RetryLaterError(
-                        "HubSpot's 207 answer neither confirmed nor rejected this event"
+                        f"HubSpot's {response.status_code} answer neither confirmed nor rejected this event"
                         + (f" ({uncorrelated} error(s) named no id)" if uncorrelated else ""),
                         status=response.status_code,
                         code="batch_result_unconfirmed",
@@ -338,6 +348,26 @@ class HubspotClient(TargetClient):
                     )
                 )
         return outcomes
+
+
+def _reports_errors(response: requests.Response) -> bool:
+    """A batch answer that names inputs it did not store, whatever its status."""
+    body = as_dict(json_body(response))
+    count = body.get("numErrors")
+    return bool(as_list(body.get("errors"))) or (type(count) is int and count > 0)
+
+
+def _id_taken(response: requests.Response, item: _Item) -> PermanentDeliveryError:
+    """A 409 on an id the mapping chose: HubSpot holds an occurrence under it, maybe another event's."""
+    fields = _error_fields(json_body(response), response.status_code, "")
+    return PermanentDeliveryError(
+        f"HubSpot already holds an occurrence with id {item.id!r}. The id is the mapping's own, not "
+        "the job key, so it may belong to another event: this one is not counted as delivered",
+        status=response.status_code,
+        code="occurrence_id_taken",
+        request_id=fields["request_id"],
+        details=fields["details"],
+    )
 
 
 def build_client() -> HubspotClient:
