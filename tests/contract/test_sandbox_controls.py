@@ -44,6 +44,50 @@ def test_fault_queued_and_state_cleared_when_controlled_over_http(matter, matter
     assert matter.events() == [] and matter.requests == [] and matter.pending_faults() == 0
 
 
+def test_fault_and_reset_posts_refused_with_403_when_origin_is_another_site(stora, stora_client, make_job):
+    stora_client.send([make_job("stora")])
+    foreign = {"Origin": "http://evil.example"}
+    faults = requests.post(
+        stora.url + "/_sandbox/faults", json={"kind": "server_error"}, headers=foreign, timeout=5
+    )
+    reset = requests.post(stora.url + "/_sandbox/reset", headers=foreign, timeout=5)
+    other_port = {"Origin": f"http://127.0.0.1:{stora.port + 1}"}
+    assert (faults.status_code, reset.status_code) == (403, 403)
+    assert "cross-origin" in faults.json()["message"]
+    assert requests.post(stora.url + "/_sandbox/reset", headers=other_port, timeout=5).status_code == 403
+    assert stora.pending_faults() == 0 and len(stora.events()) == 1
+
+
+def test_sandbox_refuses_with_421_when_host_is_not_loopback_as_after_dns_rebinding(
+    stora, stora_client, make_job
+):
+    stora_client.send([make_job("stora")])
+    rebound = {"Host": f"evil.example:{stora.port}", "Origin": f"http://evil.example:{stora.port}"}
+    for method, path in (
+        ("GET", "/_sandbox/events"),
+        ("GET", "/_sandbox/requests"),
+        ("POST", "/_sandbox/reset"),
+    ):
+        answer = requests.request(method, stora.url + path, headers=rebound, timeout=5)
+        assert answer.status_code == 421, path
+        assert f"http://127.0.0.1:{stora.port}" in answer.json()["message"]
+    api = requests.get(f"{stora.url}{EVENTS_PATH}/any", headers=rebound, timeout=5)
+    assert api.status_code == 421  # the provider's API too: it serves what it stored
+    wrong_port = {"Host": f"127.0.0.1:{stora.port + 1}"}
+    assert requests.get(stora.url + "/_sandbox/events", headers=wrong_port, timeout=5).status_code == 421
+    assert len(stora.events()) == 1
+
+
+def test_sandbox_controls_answer_when_called_from_a_loopback_origin_of_its_port(stora):
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        headers = {"Host": f"{name}:{stora.port}", "Origin": f"http://{name}:{stora.port}"}
+        answer = requests.post(
+            stora.url + "/_sandbox/faults", json={"kind": "pass"}, headers=headers, timeout=5
+        )
+        assert answer.status_code == 200, name
+    assert stora.pending_faults() == 3
+
+
 def test_key_forgotten_when_sandbox_is_reset(stora, stora_client, make_job):
     job = make_job("stora")
     stora_client.send([job])

@@ -196,6 +196,33 @@ def test_bad_input_gets_its_status_and_enqueues_nothing(handler, aws, load_event
     assert aws.count() == 0
 
 
+def at_path(event: dict[str, Any], path: str, **headers: str) -> dict[str, Any]:
+    """`event` as a request to `path` of the same Function URL, with extra client headers."""
+    moved = copy.deepcopy(event)
+    moved["rawPath"] = moved["requestContext"]["http"]["path"] = path
+    moved["headers"].update(headers)
+    return moved
+
+
+def test_request_signed_for_another_stack_answers_401_when_x_forwarded_host_names_that_stack(
+    handler, aws, load_event
+):
+    # Same client secret on two stacks: a request signed for the other one, replayed here in time.
+    event = at_path(load_event(EVENT_FILE), "/hubspot", **{"x-forwarded-host": "other-stack.example"})
+    replayed = sign_event("hubspot", event, SECRET, url="https://other-stack.example/hubspot")
+    assert handler(replayed)["statusCode"] == 401
+    assert aws.count() == 0
+
+
+def test_request_signed_for_this_domain_name_accepted_when_x_forwarded_host_names_another(
+    handler, aws, load_event
+):
+    event = at_path(load_event(EVENT_FILE), "/hubspot", **{"x-forwarded-host": "other-stack.example"})
+    domain = event["requestContext"]["domainName"]
+    assert handler(sign_event("hubspot", event, SECRET, url=f"https://{domain}/hubspot"))["statusCode"] == 200
+    assert aws.count() == 1
+
+
 def test_stale_timestamp_answers_401(handler, aws, load_event):
     event = sign_event("hubspot", load_event(EVENT_FILE), SECRET, now=time.time() - 301)
     assert handler(event)["statusCode"] == 401

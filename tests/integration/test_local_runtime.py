@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,6 +84,15 @@ def test_sample_lands_in_stora_hubspot_and_matter_within_2s_when_sent_with_bridg
     assert {j["target"] for j in webhook["jobs"]} >= set(targets)
 
 
+def test_bridge_send_signs_the_url_the_emulator_rebuilds_when_url_names_the_host_another_way(
+    local_runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    url = f"http://LocalHost:{local_runtime.port}/hubspot"
+    sent = bridge_send(tmp_path, "hubspot", str(SAMPLE), "--url", url)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.startswith("200 ")
+
+
 def test_bridge_send_finds_the_runtime_through_dev_json_when_no_url_is_given(
     local_runtime: LocalRuntime, tmp_path: Path
 ) -> None:
@@ -145,6 +155,71 @@ def test_console_names_a_paused_target_when_a_deliverer_pauses_it(local_runtime:
     assert list(paused) == ["stora"] and paused["stora"]["reason"] == "401 invalid_token"
     page = requests.get(local_runtime.url + "/", timeout=5).text
     assert 'id="paused"' in page and "401 invalid_token" in page
+
+
+def console_token(runtime: LocalRuntime) -> str:
+    """The per-run token the console page embeds in its forms."""
+    page = requests.get(f"{runtime.url}/", timeout=10).text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert found, "the console page carries no token"
+    return found.group(1)
+
+
+def test_console_refuses_with_421_when_host_is_not_loopback_as_after_dns_rebinding(
+    local_runtime: LocalRuntime,
+) -> None:
+    port = local_runtime.port
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    for method, path in (
+        ("GET", "/"),
+        ("GET", "/_console/state.json"),
+        ("POST", "/_console/redrive?target=matter"),
+    ):
+        answer = requests.request(method, local_runtime.url + path, headers=rebound, timeout=10)
+        assert answer.status_code == 421, path
+        assert f"http://127.0.0.1:{port}" in answer.json()["message"]
+        assert local_runtime.console_token not in answer.text
+    wrong_port = {"Host": f"localhost:{port + 1}"}
+    assert requests.get(local_runtime.url + "/", headers=wrong_port, timeout=10).status_code == 421
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        here = {"Host": f"{name}:{port}"}
+        assert requests.get(local_runtime.url + "/_console/state.json", headers=here, timeout=10).ok, name
+
+
+def test_console_redrive_refused_with_403_when_the_page_token_is_missing_wrong_or_cross_origin(
+    local_runtime: LocalRuntime,
+) -> None:
+    url = f"{local_runtime.url}/_console/redrive?target=matter"
+    token = console_token(local_runtime)
+    json_answer = {"accept": "application/json"}
+
+    missing = requests.post(url, data={"redrive": "matter"}, headers=json_answer, timeout=10)
+    wrong = requests.post(url, data={"csrf_token": token[:-1] + "x"}, headers=json_answer, timeout=10)
+    foreign = requests.post(
+        url, data={"csrf_token": token}, headers={**json_answer, "Origin": "http://evil.example"}, timeout=10
+    )
+    assert (missing.status_code, wrong.status_code, foreign.status_code) == (403, 403, 403)
+    assert "token" in missing.json()["message"]
+
+    own = {**json_answer, "Origin": local_runtime.url}
+    form = requests.post(url, data={"csrf_token": token, "redrive": "matter"}, headers=own, timeout=10)
+    header = requests.post(url, headers={**json_answer, "X-CSRF-Token": token}, timeout=10)
+    assert (form.status_code, header.status_code) == (200, 200)
+    assert form.json() == {"target": "matter", "redriven": 0}
+
+
+def test_webhook_urls_answer_any_host_when_reached_through_a_tunnel(local_runtime: LocalRuntime) -> None:
+    # A tunnel forwards the sender's Host: HubSpot signed the tunnel's URL, which the emulator rebuilds.
+    body = signing.body_bytes(json.loads(SAMPLE.read_text()))
+    secret = local_runtime.secret_values["HUBSPOT_CLIENT_SECRET"]
+    headers = signing.sign_request("hubspot", body, secret, url="http://tunnel.example/hubspot")
+    answer = requests.post(
+        local_runtime.webhook_urls["hubspot"],
+        data=body,
+        headers={"content-type": "application/json", "Host": "tunnel.example", **headers},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
 
 
 def test_body_over_lambdas_6mb_gets_413_when_posted_to_a_webhook_url(local_runtime: LocalRuntime) -> None:

@@ -44,6 +44,16 @@ def test_untrusted_text_is_escaped_when_the_page_is_rendered() -> None:
     assert 'action="/_console/redrive?target=matter"' in page
 
 
+def test_redrive_form_and_page_carry_the_run_token_when_rendered() -> None:
+    state = {"dead_letters": {"matter": {"count": 1, "messages": [{"key": "k"}]}}}
+
+    page = render(state, csrf_token="tok-123")
+
+    form = page.split('<form method="post"', 1)[1].split("</form>", 1)[0]
+    assert '<input type="hidden" name="csrf_token" value="tok-123">' in form
+    assert '<meta name="csrf-token" content="tok-123">' in page
+
+
 def test_job_goes_dead_lettered_redriven_delivered_when_the_journal_follows_it() -> None:
     journal = Journal()
     journal.job_queued(job())

@@ -60,6 +60,15 @@ def test_core_rebuilds_the_called_url_when_parsing_the_emulated_event() -> None:
     assert parsed.url == "http://127.0.0.1:3000/hubspot?a=1&b=2"
 
 
+def test_domain_name_is_the_host_reached_when_the_client_names_another_in_x_forwarded_host() -> None:
+    event = build_event(request(b"{}", **{"X-Forwarded-Host": "other-stack.example"}))
+    parsed = WebhookRequest.from_function_url_event(event, max_body_bytes=1024)
+
+    assert event["requestContext"]["domainName"] == "127.0.0.1:3000"
+    assert event["headers"]["x-forwarded-host"] == "other-stack.example"  # passed through, as Lambda does
+    assert parsed.url == "http://127.0.0.1:3000/hubspot?a=1&b=2"
+
+
 def test_repeated_headers_are_joined_with_commas_when_built() -> None:
     event = build_event(request(b"{}", **{"X-Forwarded-For": "1.1.1.1"}))
     event2 = build_event(HttpRequest("POST", "/", "", [("X-Thing", "a"), ("x-thing", "b")], b"", "127.0.0.1"))

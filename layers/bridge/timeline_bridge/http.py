@@ -22,15 +22,23 @@ class WebhookRequest:
     headers: dict[str, str]  # lowercased names
     body: bytes
     path_params: dict[str, str] = field(default_factory=dict)
+    # requestContext.domainName: the Function URL's own domain, set by Lambda (never by the client).
+    domain_name: str = ""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
 
     @property
     def url(self) -> str:
-        """The URL the sender called, rebuilt from the event (see DESIGN: HubSpot signatures)."""
+        """The URL the sender called, rebuilt on this Function URL's own domain.
+
+        The host is `requestContext.domainName`, which Lambda sets. `X-Forwarded-Host` is the
+        client's to choose (a Function URL passes it through): trusting it would accept a request
+        signed for another host. `Host` stands in only when an event carries no domain name (one
+        built by hand). Behind a custom domain, configure the URL instead (`HUBSPOT_WEBHOOK_URL`).
+        """
         proto = (self.header("x-forwarded-proto") or "https").split(",")[0].strip()
-        host = self.header("x-forwarded-host") or self.header("host") or ""
+        host = self.domain_name or self.header("host") or ""
         query = f"?{self.raw_query}" if self.raw_query else ""
         return f"{proto}://{host}{self.raw_path}{query}"
 
@@ -51,7 +59,8 @@ class WebhookRequest:
             body = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
         if len(body) > max_body_bytes:
             raise PayloadTooLargeError(f"body exceeds {max_body_bytes} bytes")
-        http = (event.get("requestContext") or {}).get("http") or {}
+        context = event.get("requestContext") or {}
+        http = context.get("http") or {}
         return cls(
             method=str(http.get("method") or "POST").upper(),
             raw_path=event.get("rawPath") or http.get("path") or "/",
@@ -59,6 +68,7 @@ class WebhookRequest:
             headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
             body=body,
             path_params=dict(event.get("pathParameters") or {}),
+            domain_name=str(context.get("domainName") or ""),
         )
 
 

@@ -29,7 +29,8 @@ def function_url_event(
         "rawPath": path,
         "rawQueryString": query,
         "headers": {"host": host, "x-forwarded-proto": proto, **(headers or {})},
-        "requestContext": {"http": {"method": method, "path": path}},
+        # Lambda names the Function URL's own domain here, whatever headers the client sent.
+        "requestContext": {"domainName": host, "http": {"method": method, "path": path}},
         "body": base64.b64encode(raw).decode() if encode else raw.decode("utf-8", "surrogateescape"),
         "isBase64Encoded": encode,
     }

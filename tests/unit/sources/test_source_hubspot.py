@@ -111,13 +111,23 @@ def test_v3_vector_rejected_when_clock_is_real(make_request, timestamp, expected
     assert caught.value.reason == "timestamp_expired"
 
 
-def sign_v3(make_request, body: bytes, *, url_signed: str, now: float, secret: str = "s3cret", **where):  # noqa: S107
+def sign_v3(
+    make_request,
+    body: bytes,
+    *,
+    url_signed: str,
+    now: float,
+    secret: str = "s3cret",  # noqa: S107
+    headers: dict[str, str] | None = None,
+    **where,
+):
     millis = str(int(now * 1000))
-    headers = {
+    signed = {
         "X-HubSpot-Signature-v3": hubspot.v3_signature(secret, "POST", url_signed, body, millis),
         "X-HubSpot-Request-Timestamp": millis,
+        **(headers or {}),
     }
-    return make_request(body, headers, **where)
+    return make_request(body, signed, **where)
 
 
 def test_decode_table_applies_only_to_listed_escapes():
@@ -176,6 +186,34 @@ def test_v3_accepted_when_webhook_url_overrides_the_lambda_host(make_request, fr
     with pytest.raises(SignatureError):
         hubspot.verify(request, ["s3cret"], now=frozen)
     hubspot.verify(request, ["s3cret"], now=frozen, url="https://hooks.acme.example/crm/hubspot")
+
+
+def test_v3_rejected_when_signed_for_the_host_a_client_names_in_x_forwarded_host(make_request, frozen):
+    # Another stack with the same client secret: its signed request replayed here, its host claimed.
+    request = sign_v3(
+        make_request,
+        b"[]",
+        url_signed="https://other-stack.example/hubspot",
+        now=frozen(),
+        host="abc123.lambda-url.eu-west-1.on.aws",
+        path="/hubspot",
+        headers={"X-Forwarded-Host": "other-stack.example"},
+    )
+    with pytest.raises(SignatureError):
+        hubspot.verify(request, ["s3cret"], now=frozen)
+
+
+def test_v3_accepted_when_signed_for_this_domain_name_whatever_x_forwarded_host_says(make_request, frozen):
+    request = sign_v3(
+        make_request,
+        b"[]",
+        url_signed="https://abc123.lambda-url.eu-west-1.on.aws/hubspot",
+        now=frozen(),
+        host="abc123.lambda-url.eu-west-1.on.aws",
+        path="/hubspot",
+        headers={"X-Forwarded-Host": "other-stack.example"},
+    )
+    hubspot.verify(request, ["s3cret"], now=frozen)
 
 
 def test_v3_override_url_keeps_the_request_query_when_it_has_none(make_request, frozen):

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE = Path("events/hubspot/deal-stage-change.json")
+# How much of a generated secret the banner shows: enough to tell values apart, never the secret.
+SHOWN_SECRET_CHARS = 12
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +51,14 @@ def _program() -> str:
     return str(relative) if relative.name == "bridge" else "bridge"
 
 
+def shown_secret(value: str) -> str:
+    """`value` cut for the terminal: its first characters (at most a third of it), then "…".
+
+    Terminals are scrolled back, shared and recorded; the full value stays in the owner-only
+    `.bridge/secrets.json`, where a developer configuring a real sender reads it."""
+    return value[: min(SHOWN_SECRET_CHARS, len(value) // 3)] + "…"
+
+
 def banner(runtime: Any) -> str:
     """What `bridge dev` prints once it is ready."""
     from timeline_bridge.local.state import SECRETS_FILE, STATE_DIR
@@ -60,10 +70,10 @@ def banner(runtime: Any) -> str:
     lines += ["", f"Console        {runtime.url}/", ""]
     if runtime.generated_secrets:
         lines.append(
-            f"Development secrets (generated now, kept in {STATE_DIR}/{SECRETS_FILE}; shown only this once):"
+            f"Development secrets (generated now; full values in {STATE_DIR}/{SECRETS_FILE}, mode 0600):"
         )
         for name in runtime.generated_secrets:
-            lines.append(f"  {name:<24} {runtime.secret_values.get(name, '')}")
+            lines.append(f"  {name:<24} {shown_secret(runtime.secret_values.get(name, ''))}")
     else:
         lines.append(f"Webhook secrets: {STATE_DIR}/{SECRETS_FILE} (or your environment/.env)")
     lines += ["", "Targets"]

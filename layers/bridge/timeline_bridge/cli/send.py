@@ -80,6 +80,22 @@ def load_sample(path: Path) -> tuple[bytes, dict[str, str], str | None]:
     return raw, {}, None
 
 
+def called_url(url: str) -> str:
+    """The URL a receiver rebuilds for a POST to `url`: the scheme, the `Host` header this client
+    sends (lowercased, without a default port or credentials), the path and query as sent.
+
+    `bridge dev`, like Lambda, rebuilds the URL HubSpot signed from the host the request reached,
+    so this is the URL to sign."""
+    from requests import Request
+    from urllib3.util import parse_url
+
+    sent = parse_url(Request("POST", url).prepare().url or url)
+    default = {"http": 80, "https": 443}.get(sent.scheme or "")
+    port = f":{sent.port}" if sent.port and sent.port != default else ""
+    query = f"?{sent.query}" if sent.query else ""
+    return f"{sent.scheme}://{sent.host}{port}{sent.path or '/'}{query}"
+
+
 def _guess_content_type(source: str, body: bytes) -> str:
     if source == "slack":
         return "application/json" if body.lstrip().startswith(b"{") else "application/x-www-form-urlencoded"
@@ -118,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.source == "hubspot":
         # HubSpot signs the URL it calls; behind a public URL the bridge checks that one instead.
-        options["url"] = os.environ.get("HUBSPOT_WEBHOOK_URL") or url
+        options["url"] = os.environ.get("HUBSPOT_WEBHOOK_URL") or called_url(url)
     if args.source == "generic":
         options["name"] = name
         options["webhook_id"] = headers.pop("webhook-id", None)

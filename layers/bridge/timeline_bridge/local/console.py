@@ -2,6 +2,9 @@
 
 Everything shown comes from webhooks and providers, i.e. untrusted input: every value goes
 through `html.escape` (the only way text reaches the page is `_e`).
+
+Every action (a form) carries the run's token in `CSRF_FIELD`; the runtime refuses actions without
+it, so a page on another site cannot submit them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from urllib.parse import quote
 _SUMMARY_FIELDS = ("description", "title", "text", "name", "message", "headline")
 _TIME_FIELDS = ("occurred_at", "occurredAt", "timestamp", "created_at", "createdAt", "time", "received_at")
 _ID_FIELDS = ("id", "external_id", "idempotency_key", "key")
+# The form field (or `X-CSRF-Token` header) that carries the run's token with a console action.
+CSRF_FIELD = "csrf_token"
 
 
 def _e(value: Any) -> str:
@@ -119,7 +124,7 @@ def _attempts(items: list[dict[str, Any]]) -> str:
     return f'<section id="deliveries"><h2>Delivery attempts <span class="count">{len(items)}</span></h2>{table}</section>'
 
 
-def _dead_letters(groups: dict[str, dict[str, Any]]) -> str:
+def _dead_letters(groups: dict[str, dict[str, Any]], csrf_token: str) -> str:
     parts = []
     total = 0
     for target, group in groups.items():
@@ -130,6 +135,7 @@ def _dead_letters(groups: dict[str, dict[str, Any]]) -> str:
         action = f"/_console/redrive?target={quote(target)}"
         button = (
             f'<form method="post" action="{_e(action)}" style="display:inline">'
+            f'<input type="hidden" name="{CSRF_FIELD}" value="{_e(csrf_token)}">'
             f'<button type="submit" name="redrive" value="{_e(target)}" id="redrive-{_e(target)}">'
             f"Redrive {_e(count)}</button></form>"
         )
@@ -212,15 +218,16 @@ def _timelines(sandboxes: dict[str, dict[str, Any]], timelines: dict[str, list[d
     return f'<section id="timelines" class="wide"><h2>Timelines (newest first)</h2>{body}</section>'
 
 
-def render(state: dict[str, Any]) -> str:
-    """The whole page for a console state (what `GET /_console/state.json` returns)."""
+def render(state: dict[str, Any], csrf_token: str = "") -> str:
+    """The whole page for a console state (what `GET /_console/state.json` returns), its forms
+    carrying `csrf_token`."""
     urls = state.get("webhook_urls") or {}
     webhook_urls = " · ".join(f"{_e(name)} <code>{_e(url)}</code>" for name, url in urls.items())
     sections = "\n".join(
         (
             _paused(state.get("paused") or {}),
             _webhooks(state.get("webhooks") or []),
-            _dead_letters(state.get("dead_letters") or {}),
+            _dead_letters(state.get("dead_letters") or {}, csrf_token),
             _jobs(state.get("jobs") or []),
             _timelines(state.get("sandboxes") or {}, state.get("timelines") or {}),
             _attempts(state.get("attempts") or []),
@@ -231,4 +238,5 @@ def render(state: dict[str, Any]) -> str:
         sections=sections,
         refreshed=_e(f"updated {state.get('generated_at', '')}"),
         send_example=_e(state.get("send_example") or ""),
+        csrf_token=_e(csrf_token),
     )

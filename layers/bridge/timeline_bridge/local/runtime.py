@@ -24,10 +24,12 @@ the core caches per target (clients, deliverers) is built by the one function th
 from __future__ import annotations
 
 import contextlib
+import hmac
 import importlib.util
 import json
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -39,7 +41,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from timeline_bridge import TARGETS
+from timeline_bridge.local import loopback
 from timeline_bridge.local import state as state_files
+from timeline_bridge.local.console import CSRF_FIELD
 from timeline_bridge.local.function_url import (
     HttpRequest,
     HttpResponse,
@@ -252,6 +256,8 @@ class LocalRuntime:
         self._session: Any = None
         self._dlq_lock = threading.Lock()
         self._running = False
+        # Proves a console action comes from a page this run served (see `_console_refusal`).
+        self.console_token = secrets.token_urlsafe(32)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -281,6 +287,7 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         """Bring everything up; on any failure, take down what was started and re-raise."""
         began = time.monotonic()
+        self.console_token = secrets.token_urlsafe(32)  # per run: a page of an earlier run is stale
         self._user_env = dict(os.environ if self._environ is None else self._environ)
         try:
             self._start()
@@ -876,6 +883,11 @@ class LocalRuntime:
     def _app(self, request: HttpRequest) -> HttpResponse:
         segments = [s for s in request.path.split("/") if s]
         first = segments[0] if segments else ""
+        if request.path == "/" or first == "_console":
+            # The webhook URLs answer any Host (a tunnel forwards the sender's); the console does not.
+            refused = loopback.refusal(request.header("host"), None, self.port, "the console")
+            if refused is not None:
+                return HttpResponse.json(refused[0], {"message": refused[1]})
         if request.path == "/" and request.method in ("GET", "HEAD"):
             return HttpResponse.text(200, self.console_html(), "text/html; charset=utf-8")
         if request.path == "/_console/state.json" and request.method == "GET":
@@ -959,10 +971,27 @@ class LocalRuntime:
             + (f" → {len(record.events)} event(s)" if record.events else "")
         )
 
+    def _console_refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """The refusal of a console action (421 for a foreign Host, 403 otherwise), unless it
+        carries this run's token and, when a browser sent it, the console's own origin. The
+        token is what a cross-site form cannot know: only pages this run served hold it."""
+        origin = request.header("origin") or None
+        refused = loopback.refusal(request.header("host"), origin, self.port, "the console")
+        if refused is not None:
+            return HttpResponse.json(refused[0], {"message": refused[1]})
+        given = request.header("x-csrf-token")
+        if not given and "application/x-www-form-urlencoded" in request.header("content-type"):
+            form = parse_qs(request.body.decode("utf-8", "replace"))
+            given = (form.get(CSRF_FIELD) or [""])[0]
+        if not hmac.compare_digest(given.encode(), self.console_token.encode()):
+            message = "missing or wrong console token: reload the console page and try again"
+            return HttpResponse.json(403, {"message": message})
+        return None
+
     def _console_redrive(self, request: HttpRequest) -> HttpResponse:
-        origin = request.header("origin")
-        if origin and origin != f"http://{request.header('host')}":
-            return HttpResponse.json(403, {"message": "cross-origin request refused"})
+        refused = self._console_refusal(request)
+        if refused is not None:
+            return refused
         target = (parse_qs(request.query).get("target") or [""])[0]
         if target not in self.queue_pairs():
             return HttpResponse.json(400, {"message": f"unknown target {target!r}"})
@@ -1134,7 +1163,7 @@ class LocalRuntime:
     def console_html(self) -> str:
         from timeline_bridge.local.console import render
 
-        return render(self.console_state())
+        return render(self.console_state(), csrf_token=self.console_token)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Block until every queue is empty and no function is running (tests)."""

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from timeline_bridge.local import loopback
+
 FAULT_KINDS = frozenset(
     {"pass", "rate_limit", "server_error", "slow", "drop_connection", "lose_response", "redirect", "respond"}
 )
@@ -360,8 +362,22 @@ class Sandbox:
     # --- serving ----------------------------------------------------------------------------
 
     def serve(self, request: SandboxRequest) -> SandboxResponse | _Drop:
-        """One request through faults, rate limits and the provider's `handle`."""
-        if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
+        """One request through faults, rate limits and the provider's `handle`.
+
+        Only requests addressed to this loopback server are served, and control requests only
+        from its own origin (`local.loopback`): a web page must not read what the sandbox stored
+        or queue faults."""
+        control = request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/")
+        refused = loopback.refusal(
+            request.header("host"),
+            request.header("origin") if control else None,
+            self.port,
+            f"the {self.name} sandbox",
+        )
+        if refused is not None:
+            status, message = refused
+            return SandboxResponse.json(status, {"error": "refused", "message": message})
+        if control:
             return self._control(request)
         entry: dict[str, Any] = {
             "at": time.time(),

@@ -6,8 +6,9 @@ timestamp in epoch milliseconds from `X-HubSpot-Request-Timestamp`.
 - Window: HubSpot documents "older than 5 minutes" only. We also refuse timestamps more than
   5 minutes in the future: HubSpot's clocks are NTP-synced, so a far-future stamp is a forgery or a
   replay prepared in advance, and a symmetric window is what every other source here uses.
-- URI: the URL HubSpot called, rebuilt from the request (or `HUBSPOT_WEBHOOK_URL` behind a custom
-  domain), with HubSpot's documented decode table applied. HubSpot's own SDKs hash the URL
+- URI: the URL HubSpot called, rebuilt on the Function URL's own domain (`requestContext.domainName`,
+  never the client's `X-Forwarded-Host`), or `HUBSPOT_WEBHOOK_URL` behind a custom domain or
+  CloudFront, with HubSpot's documented decode table applied. HubSpot's own SDKs hash the URL
   verbatim, so both forms are accepted; they differ only in the escapes of that table.
 - Version choice: the highest enabled version whose header is present is the one checked, with
   no fallback when it fails. Otherwise a stale v3 request could pass as v1, which has no timestamp.
