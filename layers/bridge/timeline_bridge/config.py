@@ -40,6 +40,9 @@ class Settings:
     hubspot_webhook_url: str | None
     hubspot_signature_versions: tuple[str, ...]
     secrets_max_age: int
+    # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
+    # limit resets at midnight; UTC unless set
+    hubspot_account_timezone: str = "UTC"
 
     @staticmethod
     def from_env() -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             hubspot_webhook_url=os.environ.get("HUBSPOT_WEBHOOK_URL") or None,
             hubspot_signature_versions=tuple(v.strip().lower() for v in versions.split(",") if v.strip()),
             secrets_max_age=_env_int("SECRETS_MAX_AGE", 300),
+            hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
         )
 
 
@@ -79,12 +83,15 @@ def base_url(target: str) -> str:
 
 # HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and
 # its successor `2026-03`, the app events API (event types and properties; occurrences are
-# immutable). v3 is open only to app partners that already have v3 templates.
+# immutable). v3 is open only to app partners that already have v3 templates. Each mapping's body
+# says which it writes (`eventTemplateId` or `eventTypeName`); the setting is the default for a
+# body that names neither.
 HUBSPOT_TIMELINE_APIS = ("v3", "2026-03")
 
 
 def hubspot_timeline_api() -> str:
-    """The HubSpot timeline API the bridge writes to (`HUBSPOT_TIMELINE_API`, default v3)."""
+    """The default HubSpot timeline API (`HUBSPOT_TIMELINE_API`, v3 unless set): the one a body
+    naming neither a template nor an app event type is checked against."""
     api = os.environ.get("HUBSPOT_TIMELINE_API", "").strip() or "v3"
     if api not in HUBSPOT_TIMELINE_APIS:
         supported = ", ".join(HUBSPOT_TIMELINE_APIS)

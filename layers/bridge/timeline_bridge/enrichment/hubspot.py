@@ -50,7 +50,9 @@ class HubspotCrm(SourceApi):
         # is left; at 0 the next call would be a 429.
         headers = response.headers
         if headers.get("X-HubSpot-RateLimit-Daily-Remaining", "").strip() == "0":
-            return http.seconds_until_next_utc_midnight()
+            from timeline_bridge.targets.hubspot import seconds_until_daily_reset
+
+            return seconds_until_daily_reset()  # midnight in the account's time zone
         if headers.get("X-HubSpot-RateLimit-Remaining", "").strip() == "0":
             interval = http.parse_interval_ms(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
             return DEFAULT_THROTTLE_SECONDS if interval is None else interval

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
@@ -199,10 +199,17 @@ def parse_interval_ms(value: str | None) -> float | None:
     return None if number is None or number < 0 else number / 1000.0
 
 
+def seconds_until_next_midnight(now: float | None = None, zone: tzinfo = UTC) -> float:
+    """Seconds until the next midnight on the clocks of `zone`, where a provider's daily limit
+    resets (measured on the timeline, so a daylight saving change in between counts as it is)."""
+    current = datetime.fromtimestamp(time.time() if now is None else now, zone)
+    tomorrow = current.date() + timedelta(days=1)
+    midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=zone)
+    return max(midnight.timestamp() - current.timestamp(), 0.0)
+
+
 def seconds_until_next_utc_midnight(now: float | None = None) -> float:
-    current = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-    midnight = (current + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (midnight - current).total_seconds()
+    return seconds_until_next_midnight(now, UTC)
 
 
 # --- requests exceptions -> delivery errors ----------------------------------------------------

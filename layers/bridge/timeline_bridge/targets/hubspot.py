@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
@@ -35,7 +37,7 @@ from timeline_bridge.targets.http import (
     parse_retry_after,
     redirect_error,
     scalar_text,
-    seconds_until_next_utc_midnight,
+    seconds_until_next_midnight,
 )
 
 MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
@@ -111,8 +113,31 @@ def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any
     }
 
 
-def classify_error(response: requests.Response, *, now: float | None = None) -> DeliveryFailure:
-    """A non-2xx answer to a single or whole-batch request."""
+def account_zone(name: str | None = None) -> tzinfo:
+    """The HubSpot account's time zone: `name`, else HUBSPOT_ACCOUNT_TIMEZONE (an IANA name such
+    as Europe/Berlin; UTC unless set). Raises ValueError for a name no time zone has."""
+    name = config.settings().hubspot_account_timezone if name is None else name
+    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"HUBSPOT_ACCOUNT_TIMEZONE={name!r} is not a time zone (an IANA name: Europe/Berlin, "
+            "America/New_York, UTC)"
+        ) from None
+
+
+def seconds_until_daily_reset(now: float | None = None, zone: tzinfo | None = None) -> float:
+    """HubSpot's DAILY limit resets at midnight in the account's time zone (`account_zone`)."""
+    return seconds_until_next_midnight(now, account_zone() if zone is None else zone)
+
+
+def classify_error(
+    response: requests.Response, *, now: float | None = None, zone: tzinfo | None = None
+) -> DeliveryFailure:
+    """A non-2xx answer to a single or whole-batch request. `zone`: the account's time zone, where
+    a DAILY limit resets (None: HUBSPOT_ACCOUNT_TIMEZONE)."""
     status = response.status_code
     if 300 <= status < 400:
         return redirect_error(response, "hubspot")
@@ -121,7 +146,7 @@ def classify_error(response: requests.Response, *, now: float | None = None) -> 
     if status == 429:
         policy = (as_str(body.get("policyName")) or "").upper()
         if policy == "DAILY":
-            delay: float | None = seconds_until_next_utc_midnight(now)
+            delay: float | None = seconds_until_daily_reset(now, zone)
         else:
             delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
             if delay is None:
@@ -183,6 +208,11 @@ class HubspotClient(TargetClient):
     name = "hubspot"
     credential = "HUBSPOT_ACCESS_TOKEN"
     max_batch_size = MAX_BATCH
+
+    def __init__(self, *, account_timezone: tzinfo | None = None, **options: Any) -> None:
+        """`account_timezone`: where the account's DAILY limit resets (None: HUBSPOT_ACCOUNT_TIMEZONE)."""
+        super().__init__(**options)
+        self._zone = account_zone() if account_timezone is None else account_timezone
 
     # --- request building -------------------------------------------------------------------
 
@@ -276,7 +306,7 @@ class HubspotClient(TargetClient):
                 # a delivery.
                 return Delivered(item.id, response.status_code, replayed=True)
             return _id_taken(response, item)
-        return classify_error(response, now=self._clock())
+        return classify_error(response, now=self._clock(), zone=self._zone)
 
     def _batch(self, api: TimelineApi, chunk: list[_Item]) -> list[Outcome]:
         response = self._post(api.batch, {"inputs": [item.event for item in chunk]})
@@ -290,7 +320,7 @@ class HubspotClient(TargetClient):
             # already stored): send each event alone, so one input does not sink the others and
             # each gets its own outcome.
             return self._one_by_one(api, chunk)
-        failure = classify_error(response, now=self._clock())
+        failure = classify_error(response, now=self._clock(), zone=self._zone)
         return [failure] * len(chunk)
 
     def _one_by_one(self, api: TimelineApi, chunk: list[_Item]) -> list[Outcome]:
@@ -371,6 +401,7 @@ def _id_taken(response: requests.Response, item: _Item) -> PermanentDeliveryErro
 
 
 def build_client() -> HubspotClient:
-    """The HubSpot client; checks the timeline API setting now, reads the token on each send."""
+    """The HubSpot client; checks the timeline API and time zone settings now, reads the token
+    on each send."""
     timeline_api()
     return HubspotClient()
