@@ -22,7 +22,7 @@ class Envelope:
     occurred_at: str | None  # ISO 8601 from the source, when it says
     received_at: str  # ISO 8601, when ingest accepted it
     event: Any  # the raw source event: one HubSpot array element, the Slack payload, ...
-    name: str | None = None  # generic sources: the <name> of /generic/<name>
+    name: str | None = None  # generic sources: the <name> of /generic/<name> (canonical spelling)
 
     def to_json(self) -> str:
         return _dumps(self, _ENVELOPE_FIELDS)

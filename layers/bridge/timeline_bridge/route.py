@@ -6,10 +6,11 @@ field, wrong type, empty required value, a body that breaks the target's contrac
 that job to its target's DLQ with the file, line, field and reason; the event's other jobs still
 go out. An event no mapping wants is logged and dropped.
 
-Idempotency: a job's key is derived from (source, source event id, mapping name), so routing
-the same envelope again (an SQS redelivery, a retry after a failed send) produces the same jobs
-with the same keys. The deliver stage dedupes on the key and the providers dedupe on the
-idempotency fields built from it, so this stage needs no store of its own: re-routing is safe.
+Idempotency: a job's key is derived from (source, or generic endpoint: `keys.event_scope`; source
+event id; mapping name), so routing the same envelope again (an SQS redelivery, a retry after a
+failed send) produces the same jobs with the same keys. The deliver stage dedupes on the key and
+the providers dedupe on the idempotency fields built from it, so this stage needs no store of its
+own: re-routing is safe.
 
 The jobs of every record of an SQS batch are sent together: one SendMessageBatch per queue and
 ten messages (or 256 KiB), not one per event and target. Failures of a whole record (an

@@ -196,7 +196,7 @@ def test_expressions_see_event_meta_and_enrichment_when_rendering(make_envelope,
             "occurred_at": "2026-01-02T00:00:00Z",
             "received_at": "2026-01-01T00:00:00.000Z",
             "name": "billing",
-            "key": job_key("generic", "e-9", "sees-everything"),
+            "key": job_key("generic.billing", "e-9", "sees-everything"),
         },
         "enrichment": "Ada",
     }

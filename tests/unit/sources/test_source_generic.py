@@ -156,7 +156,7 @@ def test_hmac_base64_encoding_accepted(make_request):
     [
         ("/generic/billing", "billing"),
         ("/generic/billing/", "billing"),
-        ("/generic/a-b_9", "a-b_9"),
+        ("/generic/a-b-9", "a-b-9"),
         ("/", "default"),
         ("/generic", "default"),
     ],
@@ -165,7 +165,17 @@ def test_endpoint_name_taken_from_path(path, name):
     assert generic.endpoint_name(path) == name
 
 
-@pytest.mark.parametrize("path", ["/hubspot", "/generic/a/b", "/generic/bad.name", "/generic/" + "x" * 65])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/hubspot",
+        "/generic/a/b",
+        "/generic/bad.name",
+        "/generic/" + "x" * 65,
+        "/generic/a-b_9",
+        "/generic/Billing",
+    ],
+)
 def test_endpoint_name_rejected_when_path_not_generic(path):
     with pytest.raises(NotFoundError):
         generic.endpoint_name(path)

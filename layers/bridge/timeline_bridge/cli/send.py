@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--url", help="where to POST (default: the running bridge dev's URL for SOURCE)")
     parser.add_argument(
-        "--name", help="generic: the endpoint name, /generic/<name> (default: from the event)"
+        "--name",
+        help="generic: the endpoint name of /generic/<name>, lowercase letters, digits and '-' "
+        "(default: from the event)",
     )
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the answer (15)")
 
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import requests
 
     from timeline_bridge import signing
+    from timeline_bridge.errors import IngestError
     from timeline_bridge.local.state import read_state
     from timeline_bridge.sources import generic
 
@@ -116,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     name = None
     if args.source == "generic":
-        name = args.name or generic.endpoint_name(raw_path or "/")
+        # The bridge serves one spelling of each endpoint name: say which, rather than post a 404.
+        try:
+            name = generic.endpoint_name(f"/generic/{args.name}" if args.name else raw_path or "/")
+        except IngestError as exc:
+            where = f"--name {args.name}" if args.name else f"{args.file} (rawPath {raw_path})"
+            print(f"{where}: {exc}", file=sys.stderr)
+            return 2
     url = args.url
     if not url:
         state = read_state()

@@ -951,8 +951,11 @@ class LocalRuntime:
             outcome, reason = "answered", "no event in it (a handshake or an acknowledgement)"
         name = None
         if fn.route == "generic":
-            parts = [s for s in request.path.split("/") if s]
-            name = parts[1] if len(parts) > 1 else "default"
+            from timeline_bridge.errors import NotFoundError
+            from timeline_bridge.sources.generic import endpoint_name
+
+            with contextlib.suppress(NotFoundError):  # refused: no endpoint has that name
+                name = endpoint_name(request.path)
         record = self.journal.webhook(
             WebhookRecord(
                 request_id=event["requestContext"]["requestId"],

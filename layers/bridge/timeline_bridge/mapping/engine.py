@@ -17,13 +17,14 @@ from jmespath import exceptions as jp_exceptions
 
 from timeline_bridge import TARGETS
 from timeline_bridge.errors import MappingError
-from timeline_bridge.keys import job_key
+from timeline_bridge.keys import event_scope, job_key
 from timeline_bridge.mapping import contracts
 from timeline_bridge.mapping.codegen import compile_body, compile_checked_body, compile_when
 from timeline_bridge.mapping.expressions import (
     BridgeFunctions,
     ExpressionError,
     Getter,
+    compared_literals,
     compile_expression,
     function_calls,
     has_non_finite,
@@ -48,6 +49,25 @@ class RenderError(Exception):
         super().__init__(reason)
         self.path = path
         self.reason = reason
+
+
+def _endpoint_name_problems(text: str) -> list[str]:
+    """`meta.name` compared with a name no endpoint is recorded under: it would never match."""
+    literals = [v for v in compared_literals(text, ("meta", "name")) if isinstance(v, str)]
+    if not literals:
+        return []
+    from timeline_bridge.sources import generic
+
+    problems = []
+    for literal in literals:
+        canonical = generic.canonical_name(literal)
+        if canonical is None:
+            problems.append(f"meta.name is never {literal!r} in {text!r}: {generic.NAME_RULE}")
+        elif canonical != literal:
+            problems.append(
+                f"meta.name is never {literal!r} in {text!r}: {generic.SPELLING_RULE}; write {canonical!r}"
+            )
+    return problems
 
 
 def _describe(exc: BaseException) -> str:
@@ -114,6 +134,7 @@ class _Compiler:
                 table_name = args[0]["value"]
                 if isinstance(table_name, str) and table_name not in self.functions.lookups:
                     problems.append(f"lookup table {table_name!r} is not defined in lookups")
+        problems.extend(_endpoint_name_problems(text))
         return problems
 
     def value(self, value: Any, path: Path_, roots: frozenset[str] = CONTEXT_ROOTS) -> Callable[[Any], Any]:
@@ -278,7 +299,8 @@ class Mapping:
         return MappingError(reason, mapping_file=self.file, field=dotted(path), line=self.line(path))
 
     def key(self, envelope: Envelope) -> str:
-        return job_key(envelope.source, envelope.event_id, self.name)
+        """The job key: source event (within its source, or its generic endpoint) and mapping."""
+        return job_key(event_scope(envelope.source, envelope.name), envelope.event_id, self.name)
 
     def context(
         self, envelope: Envelope, enrichment: dict[str, Any] | None = None, key: str | None = None

@@ -651,6 +651,62 @@ def function_calls(text: str) -> list[tuple[str, list[dict[str, Any]]]]:
     return found
 
 
+def _field_path(node: Any) -> tuple[str, ...] | None:
+    """`a.b.c` as ("a", "b", "c"); None for any other node."""
+    kind = node.get("type") if isinstance(node, dict) else None
+    if kind == "field":
+        return (node["value"],)
+    if kind == "subexpression":
+        parts: list[str] = []
+        for child in node["children"]:
+            part = _field_path(child)
+            if part is None:
+                return None
+            parts.extend(part)
+        return tuple(parts)
+    return None
+
+
+# Nodes whose children after the first are evaluated against something else than the context.
+_RELATIVE_AFTER_FIRST = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "pipe",
+        "projection",
+        "value_projection",
+        "flatten",
+        "filter_projection",
+    }
+)
+
+
+def compared_literals(text: str, path: tuple[str, ...]) -> list[Any]:
+    """The literals an expression compares (`==`, `!=`) with the context's field `path`: every `x`
+    of `meta.name == 'x'`, for load-time checks. Comparisons inside a projection or a filter are
+    about the projected items, not the context, and are left out."""
+    found: list[Any] = []
+
+    def walk(node: Any, at_root: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        kind = node.get("type")
+        children = node.get("children", ())
+        if at_root and kind == "comparator" and node.get("value") in ("eq", "ne"):
+            for one, other in ((children[0], children[1]), (children[1], children[0])):
+                if _field_path(one) == path and other.get("type") == "literal":
+                    found.append(other["value"])
+        if kind in _RELATIVE_AFTER_FIRST:
+            for i, child in enumerate(children):
+                walk(child, at_root and i == 0)
+        elif kind != "expref":
+            for child in children:
+                walk(child, at_root)
+
+    walk(jmespath.compile(text.strip()).parsed, True)
+    return found
+
+
 def referenced_roots(text: str) -> set[str]:
     """Top-level names an expression reads from the context (`event`, `meta`, `enrichment`)."""
     roots: set[str] = set()

@@ -75,11 +75,22 @@ def envelopes_from_file(source: str, path: str | Path) -> list[Envelope]:
 
 
 def envelope_from_dict(data: dict[str, Any], *, source: str, default_id: str) -> Envelope:
-    """An inline envelope (mapping cases): `event` plus any of the envelope's fields."""
+    """An inline envelope (mapping cases): `event` plus any of the envelope's fields. A generic
+    endpoint `name` must be spelled as ingest spells it, or the case tests an event that never comes."""
     if "event" not in data:
         raise SampleError("an inline input needs `event` (and optionally event_type, event_id, ...)")
+    source = str(data.get("source", source))
+    name = data.get("name")
+    if source == "generic" and name is not None:
+        from timeline_bridge.sources import generic
+
+        canonical = generic.canonical_name(str(name))
+        if canonical is None:
+            raise SampleError(f"name {name!r}: {generic.NAME_RULE}")
+        if canonical != name:
+            raise SampleError(f"name {name!r}: {generic.SPELLING_RULE}, so ingest names it {canonical!r}")
     return Envelope(
-        source=str(data.get("source", source)),
+        source=source,
         event_type=str(data.get("event_type", "")),
         event_id=str(data.get("event_id", default_id)),
         occurred_at=data.get("occurred_at"),

@@ -1,8 +1,11 @@
 """Generic senders on `/generic/<name>`: Standard Webhooks by default, plain HMAC when configured.
 
 `<name>` comes from the request path (`/generic/<name>`; `/` or `/generic` mean `default`):
-letters, digits, `-` and `_`, at most 64. Its settings are environment variables with
-`<NAME>` = the name upper-cased, `-` turned into `_`:
+lowercase letters, digits and `-`, at most 64. Its settings are environment variables with
+`<NAME>` = the name upper-cased, `-` turned into `_`. Spellings that read the same variables
+(`ACME`, `Acme_EU` for `acme`, `acme-eu`) are refused with a 404 naming the one path served, so
+an endpoint has one dedupe scope and one job-key scope, and a captured request cannot be replayed
+at another spelling to pass dedupe again:
 
 | variable | meaning | default |
 |---|---|---|
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from timeline_bridge import config
 from timeline_bridge.errors import MalformedBodyError, NotFoundError, SecretNotConfiguredError, SignatureError
 from timeline_bridge.http import WebhookRequest
+from timeline_bridge.keys import event_scope
 from timeline_bridge.sources.base import (
     Clock,
     ParsedRequest,
@@ -64,18 +68,32 @@ WEBHOOK_ID = "webhook-id"
 WEBHOOK_TIMESTAMP = "webhook-timestamp"
 WEBHOOK_SIGNATURE = "webhook-signature"
 
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# What spells a name (the characters GENERIC_<NAME>_* variables can come from); only the
+# canonical spelling of each is served.
+_SPELLING = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PATH = re.compile(r"^/(?:generic(?:/(?P<name>[^/]*))?)?/?$")
+NAME_RULE = "generic endpoint names are lowercase letters, digits and '-' (at most 64)"
+SPELLING_RULE = "generic endpoint names are lowercase, with '-' for '_'"
+
+
+def canonical_name(name: str) -> str | None:
+    """The one spelling of the endpoint `name` stands for: lowercase, `-` for `_` (every spelling
+    of it reads the same `GENERIC_<NAME>_*` settings). None when `name` spells no endpoint."""
+    return name.lower().replace("_", "-") if _SPELLING.fullmatch(name) else None
 
 
 def endpoint_name(raw_path: str) -> str:
-    """`<name>` of `/generic/<name>`; NotFoundError for any other path or an invalid name."""
+    """`<name>` of `/generic/<name>`; NotFoundError for any other path, an invalid name, or
+    another spelling of an endpoint's name (the message names the path to use)."""
     match = _PATH.match(raw_path or "/")
     if not match:
         raise NotFoundError("generic webhooks are posted to /generic/<name>")
     name = match.group("name") or DEFAULT_ENDPOINT
-    if not _NAME.fullmatch(name):
-        raise NotFoundError("a generic endpoint name is letters, digits, '-' or '_' (at most 64)")
+    canonical = canonical_name(name)
+    if canonical is None:
+        raise NotFoundError(NAME_RULE)
+    if canonical != name:
+        raise NotFoundError(f"use /generic/{canonical}: {SPELLING_RULE}")
     return name
 
 
@@ -254,7 +272,7 @@ class GenericSource(Source):
     def __init__(self, settings: GenericConfig | None = None) -> None:
         self.settings = settings or GenericConfig()
         self.endpoint_name = self.settings.name
-        self.scope = f"{NAME}.{self.settings.name}"
+        self.scope = event_scope(NAME, self.settings.name)
 
     @classmethod
     def for_request(cls, request: WebhookRequest) -> GenericSource:
