@@ -7,7 +7,8 @@ mappings. Anything else escaping is a finding, and so is a broken property (an o
 - verifiers: a request signed exactly as the sender signs it, unmutated and within the window,
   must verify (so the fuzzer also hunts false rejections, not only crashes);
 - parsers: every event parsed must travel: its envelope serialises to UTF-8 JSON;
-- ingest: every request gets an HTTP answer (never an exception);
+- ingest: every request gets an HTTP answer (never an exception), also when a sender's own time
+  field holds a time no datetime can (huge, negative, 1e400, past the year 9999);
 - mapping evaluator: arbitrary events and enrichment results rendered through every shipped
   mapping give a job whose body is strict JSON, or a MappingError;
 - target answers: any status, headers and body from a provider classify into an outcome.
@@ -32,7 +33,7 @@ from urllib.parse import quote_plus
 
 import atheris
 from timeline_bridge import config
-from timeline_bridge.errors import DeliveryFailure, IngestError, MappingError
+from timeline_bridge.errors import DeliveryFailure, IngestError, MappingError, TimestampOutOfRangeError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.sources import generic, hubspot, pipedrive, slack
@@ -43,6 +44,26 @@ from timeline_bridge.targets.base import Delivered
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1763900000.0
 HOST = "hooks.example.com"
+
+
+# Times out of every range (datetime's, the epoch's), for the senders' own time fields. `RAW_1E400`
+# becomes the JSON number `1e400` (Python reads it as infinity; json.dumps could only write the
+# non-JSON `Infinity`).
+RAW_1E400 = "<raw 1e400>"
+OUT_OF_RANGE_TIMES: tuple[Any, ...] = (
+    10**400,
+    -(10**400),
+    10**18,  # microseconds: the year 33658
+    1.7976931348623157e308,
+    -1e300,
+    -1,
+    "1" + "0" * 400,
+    "1e400",
+    "-inf",
+    "9999-12-31T23:59:59-01:00",
+    "0001-01-01T00:00:00+01:00",
+    RAW_1E400,
+)
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,8 @@ class Gen:
                 return self.fdp.ConsumeUnicode(self.int(0, 12))
             return self.word()
         if kind == 6:
+            if self.bool():
+                return self.pick(OUT_OF_RANGE_TIMES)
             return self.pick(["1763899315724", "1763900000.123456", "2026-01-01T00:00:00Z", "-1", "1e400", "NaN", ""])  # fmt: skip
         if kind in (7, 8):
             return {self.word(): self.value(depth + 1, surrogates=surrogates) for _ in range(self.int(0, 5))}
@@ -200,7 +223,32 @@ def _places(value: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def _dumps(g: Gen, value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=g.bool()).encode("utf-8", "surrogatepass")
+    text = json.dumps(value, ensure_ascii=g.bool()).replace(json.dumps(RAW_1E400), "1e400")
+    return text.encode("utf-8", "surrogatepass")
+
+
+def with_time(g: Gen, source: str, document: Any) -> Any:
+    """`document` with the sender's own time field (one it always sends, or an informative one)
+    set to a time out of range, or now and then to any generated value."""
+    value = g.pick(OUT_OF_RANGE_TIMES) if g.int(0, 3) else g.value()
+    if source == "hubspot":
+        for event in document if isinstance(document, list) else [document]:
+            if isinstance(event, dict):
+                event["occurredAt"] = value
+    elif source == "pipedrive" and isinstance(document, dict):
+        meta = document.setdefault("meta", {})
+        if isinstance(meta, dict):
+            meta[g.pick(["timestamp", "timestamp_micro"])] = value
+    elif source == "slack" and isinstance(document, dict):
+        actions = document.get("actions")
+        if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+            actions[0]["action_ts"] = value
+        else:  # an Events API callback (the samples hold none)
+            document = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
+            document["event_time"] = value
+    elif source == "generic" and isinstance(document, dict):
+        document["timestamp"] = value
+    return document
 
 
 def body_for(g: Gen, source: str) -> bytes:
@@ -214,6 +262,8 @@ def body_for(g: Gen, source: str) -> bytes:
     mutated = g.mutate(g.pick(bodies), surrogates=True)
     if source == "hubspot" and g.bool():
         mutated = [mutated, *(g.mutate(g.pick(bodies)) for _ in range(g.int(0, 3)))]
+    if g.int(0, 2) == 0:
+        mutated = with_time(g, source, mutated)
     raw = _dumps(g, mutated)
     if source == "slack" and mode == 3:
         return b"payload=" + quote_plus(raw.decode("utf-8", "surrogatepass"), errors="surrogatepass").encode()
@@ -478,7 +528,9 @@ def request_parts(data: bytes) -> None:
         pass
     with contextlib.suppress(IngestError):
         generic.endpoint_name(event["rawPath"])
-    iso_from_epoch(g.value())
+    iso_from_epoch(g.value())  # an informative time: None when unreadable or out of range
+    with contextlib.suppress(TimestampOutOfRangeError):  # a required one may be refused, no more
+        iso_from_epoch(g.value(), field="fuzz.time")
     for value in config.parse_secret_value(
         g.pick([g.text(60), g.bytes(60).decode("utf-8", "replace"), None])
     ):

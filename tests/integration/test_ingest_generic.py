@@ -111,3 +111,47 @@ def test_event_without_type_acknowledged_and_not_enqueued(handler, aws, load_eve
 def test_missing_secret_answers_503(handler, aws, load_event, monkeypatch):
     monkeypatch.delenv("GENERIC_WEBHOOK_SECRET")
     assert handler(sign_event("generic", load_event(FILE), SECRET))["statusCode"] == 503
+
+
+# Times no datetime holds (or before the epoch, for an epoch number), as JSON text.
+OUT_OF_RANGE_TIMES = [
+    pytest.param("1" + "0" * 400, id="huge-integer"),
+    pytest.param("-1" + "0" * 400, id="negative-huge-integer"),
+    pytest.param("1e400", id="float-overflowing-to-infinity"),
+    pytest.param("1000000000000000000", id="past-year-9999"),
+    pytest.param('"9999-12-31T23:59:59-01:00"', id="iso-past-year-9999-in-utc"),
+    pytest.param('"0001-01-01T00:00:00+01:00"', id="iso-before-year-1-in-utc"),
+]
+
+
+def with_timestamp(event: dict, value: str) -> dict:
+    body = json.loads(event["body"])
+    body["timestamp"] = "<time>"
+    event["body"] = json.dumps(body).replace('"<time>"', value)
+    return event
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_out_of_range_body_timestamp_answers_400_naming_the_field(handler, aws, load_event, value):
+    # Standard Webhooks payloads always carry `timestamp`: a broken one is the sender's bug.
+    answer = handler(sign_event("generic", with_timestamp(load_event(FILE), value), SECRET))
+    assert answer["statusCode"] == 400
+    refusal = json.loads(answer["body"])
+    assert refusal["error"] == "timestamp_out_of_range"
+    assert "timestamp " in refusal["message"]
+    assert aws.count() == 0
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_hmac_endpoint_enqueues_without_occurred_at_when_body_timestamp_is_out_of_range(
+    handler, aws, load_event, monkeypatch, value
+):
+    # A plain HMAC sender documents no `timestamp`: the field is informative there, so null.
+    monkeypatch.setenv("GENERIC_PLAIN_SCHEME", "hmac")
+    monkeypatch.setenv("GENERIC_PLAIN_SECRET", "plain-secret")
+    event = with_timestamp(load_event(FILE), value)
+    event["rawPath"] = "/generic/plain"
+    event["headers"] = {k: v for k, v in event["headers"].items() if k != "webhook-id"}
+    assert handler(sign_event("generic", event, "plain-secret"))["statusCode"] == 200
+    [envelope] = aws.receive()
+    assert envelope["occurred_at"] is None

@@ -267,3 +267,29 @@ def test_public_url_setting_used_when_behind_a_custom_domain(handler, aws, load_
     config.settings.cache_clear()
     event = sign_event("hubspot", load_event(EVENT_FILE), SECRET, url="https://hooks.acme.example/hubspot")
     assert handler(event)["statusCode"] == 200
+
+
+# Times no datetime holds (or before the epoch, for an epoch number), as JSON text.
+OUT_OF_RANGE_TIMES = [
+    pytest.param("1" + "0" * 400, id="huge-integer"),
+    pytest.param("-1" + "0" * 400, id="negative-huge-integer"),
+    pytest.param("1e400", id="float-overflowing-to-infinity"),
+    pytest.param("1000000000000000000", id="past-year-9999"),
+    pytest.param('"9999-12-31T23:59:59-01:00"', id="iso-past-year-9999-in-utc"),
+    pytest.param('"0001-01-01T00:00:00+01:00"', id="iso-before-year-1-in-utc"),
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_out_of_range_occurred_at_answers_400_naming_the_field(handler, aws, load_event, value):
+    event = load_event(EVENT_FILE)
+    good = json.loads(event["body"])[0]
+    changed = with_body(event, [good, good | {"eventId": 4000000001, "occurredAt": "<time>"}])
+    changed["body"] = changed["body"].replace('"<time>"', value)
+    answer = handler(sign_event("hubspot", changed, SECRET))
+    assert answer["statusCode"] == 400
+    body = json.loads(answer["body"])
+    assert body["error"] == "timestamp_out_of_range"
+    assert "[1].occurredAt" in body["message"]
+    assert value.strip('"') not in body["message"]  # the answer never echoes the body
+    assert aws.count() == 0

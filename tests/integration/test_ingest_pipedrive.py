@@ -98,3 +98,41 @@ def test_malformed_body_answers_400(handler, aws, load_event):
     event["body"] = event["body"][:-10]
     assert handler(sign_event("pipedrive", event, CREDENTIALS))["statusCode"] == 400
     assert aws.count() == 0
+
+
+# Times no datetime holds (or before the epoch, for an epoch number), as JSON text.
+OUT_OF_RANGE_TIMES = [
+    pytest.param("1" + "0" * 400, id="huge-integer"),
+    pytest.param("-1" + "0" * 400, id="negative-huge-integer"),
+    pytest.param("1e400", id="float-overflowing-to-infinity"),
+    pytest.param("1000000000000000000", id="past-year-9999"),
+    pytest.param('"9999-12-31T23:59:59-01:00"', id="iso-past-year-9999-in-utc"),
+    pytest.param('"0001-01-01T00:00:00+01:00"', id="iso-before-year-1-in-utc"),
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+@pytest.mark.parametrize(
+    ("file", "field", "drop"),
+    [
+        ("pipedrive/deal-stage-change-v2.json", "timestamp", None),
+        ("pipedrive/deal-updated-v1.json", "timestamp_micro", None),
+        ("pipedrive/deal-updated-v1.json", "timestamp", "timestamp_micro"),
+    ],
+    ids=["v2-timestamp", "v1-timestamp_micro", "v1-timestamp"],
+)
+def test_out_of_range_meta_timestamp_answers_400_naming_the_field(
+    handler, aws, load_event, file, field, drop, value
+):
+    event = load_event(file)
+    body = json.loads(event["body"])
+    body["meta"][field] = "<time>"
+    if drop:
+        body["meta"].pop(drop)
+    event["body"] = json.dumps(body).replace('"<time>"', value)
+    answer = handler(sign_event("pipedrive", event, CREDENTIALS))
+    assert answer["statusCode"] == 400
+    refusal = json.loads(answer["body"])
+    assert refusal["error"] == "timestamp_out_of_range"
+    assert f"meta.{field} " in refusal["message"]
+    assert aws.count() == 0

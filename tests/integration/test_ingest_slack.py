@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote_plus
 
 import pytest
 from botocore.exceptions import ClientError
@@ -171,3 +171,43 @@ def test_slash_command_acknowledged_and_not_enqueued(handler, aws, load_event):
     event["body"] = "token=x&team_id=T1&command=%2Fdeal&text=status&trigger_id=1.2.3"
     assert handler(sign_event("slack", event, SECRET))["statusCode"] == 200
     assert aws.count() == 0
+
+
+# Times no datetime holds (or before the epoch, for an epoch number), as JSON text.
+OUT_OF_RANGE_TIMES = [
+    pytest.param("1" + "0" * 400, id="huge-integer"),
+    pytest.param("-1" + "0" * 400, id="negative-huge-integer"),
+    pytest.param("1e400", id="float-overflowing-to-infinity"),
+    pytest.param("1000000000000000000", id="past-year-9999"),
+    pytest.param('"9999-12-31T23:59:59-01:00"', id="iso-past-year-9999-in-utc"),
+    pytest.param('"0001-01-01T00:00:00+01:00"', id="iso-before-year-1-in-utc"),
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_out_of_range_event_time_answers_400_naming_the_field(handler, aws, load_event, value):
+    event = load_event("slack/url-verification.json")
+    body = {
+        "type": "event_callback",
+        "event_id": "Ev08MFMKH7",
+        "event": {"type": "app_mention", "text": "<@U05BOT> status"},
+        "event_time": "<time>",
+    }
+    event["body"] = json.dumps(body).replace('"<time>"', value)
+    answer = handler(sign_event("slack", event, SECRET))
+    assert answer["statusCode"] == 400
+    refusal = json.loads(answer["body"])
+    assert refusal["error"] == "timestamp_out_of_range"
+    assert "event_time " in refusal["message"]
+    assert aws.count() == 0
+
+
+def test_click_enqueued_without_occurred_at_when_action_ts_is_out_of_range(handler, aws, load_event):
+    # Only some interactivity payloads carry actions[].action_ts: informative, so null.
+    event = load_event("slack/approve-button.json")
+    payload = payload_of(event)
+    payload["actions"][0]["action_ts"] = "1" + "0" * 400
+    event["body"] = "payload=" + quote_plus(json.dumps(payload))
+    assert handler(sign_event("slack", event, SECRET))["statusCode"] == 200
+    [envelope] = aws.receive()
+    assert envelope["occurred_at"] is None

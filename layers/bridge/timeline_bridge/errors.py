@@ -56,6 +56,16 @@ class MalformedBodyError(IngestError):
     reason = "malformed_body"
 
 
+class TimestampOutOfRangeError(MalformedBodyError):
+    """A time the sender always sends lies outside what a datetime holds (a 400, not a crash)."""
+
+    reason = "timestamp_out_of_range"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class PayloadTooLargeError(IngestError):
     status = 413
     reason = "payload_too_large"

@@ -58,6 +58,23 @@ def test_time_functions_raise_when_the_value_is_not_a_time(value) -> None:
         evaluate("to_iso8601(@)", value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59-01:00",  # past the year 9999 once in UTC
+        "0001-01-01T00:00:00+01:00",  # before the year 1 once in UTC
+        10**400,
+        -(10**400),
+        1e308,
+        "1" + "0" * 400,
+    ],
+)
+@pytest.mark.parametrize("function", ["to_iso8601", "to_epoch_ms"])
+def test_time_functions_raise_out_of_range_when_the_time_leaves_years_1_to_9999(function, value) -> None:
+    with pytest.raises(ExpressionError, match="time out of range"):
+        evaluate(f"{function}(@)", value)
+
+
 @pytest.mark.parametrize("value", [True, [1], {"a": 1}])
 def test_time_functions_raise_a_type_error_when_given_a_non_time_type(value) -> None:
     with pytest.raises(jp_exceptions.JMESPathTypeError):

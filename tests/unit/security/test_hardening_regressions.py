@@ -5,6 +5,9 @@
   JSON either and would reach a target's body. Both are refused as malformed (400).
 - A Slack interactivity payload whose `type` is an object crashed the parser (unhashable).
 - A Standard Webhooks secret of just `whsec_` is an empty HMAC key anyone can sign with.
+- A time no datetime holds (an integer of 400 digits, 1e400, past the year 9999, an ISO offset
+  that leaves the years 1 to 9999) crashed ingest with a 5xx the sender retried forever. A time
+  the sender always sends is refused (400, the field named); an informative one is null.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import json
 
 import pytest
 from timeline_bridge import config, ingest
-from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError
+from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, TimestampOutOfRangeError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.observability import metrics
 from timeline_bridge.signing import sign_request
 from timeline_bridge.sources import generic, hubspot, pipedrive, slack
+from timeline_bridge.sources.base import iso_from_epoch
 
 NOW = 1763900000.0
 BODIES = {
@@ -98,3 +102,48 @@ def test_standard_webhooks_fail_closed_when_the_secret_holds_no_key(secret):
         generic.verify_standard(
             WebhookRequest("POST", "/generic/x", "", headers, body), [secret], now=lambda: NOW
         )
+
+
+OUT_OF_RANGE_TIMES = [
+    10**400,
+    -(10**400),
+    float("inf"),
+    1e308,
+    10**18,  # read as microseconds: the year 33658
+    -1,  # epoch numbers start at 1970
+    "1" + "0" * 400,
+    "1e400",
+    "9999-12-31T23:59:59-01:00",
+    "0001-01-01T00:00:00+01:00",
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_iso_from_epoch_names_the_field_when_a_required_time_is_out_of_range(value):
+    with pytest.raises(TimestampOutOfRangeError, match=r"^occurredAt is out of range") as caught:
+        iso_from_epoch(value, field="occurredAt")
+    assert (caught.value.status, caught.value.reason, caught.value.field) == (
+        400,
+        "timestamp_out_of_range",
+        "occurredAt",
+    )
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_iso_from_epoch_gives_null_when_an_optional_time_is_out_of_range(value):
+    assert iso_from_epoch(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (253402300799, "1978-01-11T21:31:40.799Z"),  # >= 10^11: milliseconds
+        (253402300799000000, "9999-12-31T23:59:59.000Z"),  # microseconds: the last second of 9999
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59.000Z"),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),
+        ("yesterday", None),  # unreadable, not out of range: null either way
+    ],
+)
+def test_iso_from_epoch_reads_the_edges_when_a_required_time_is_in_range(value, expected):
+    assert iso_from_epoch(value, field="occurredAt") == expected

@@ -65,7 +65,12 @@ def parse_time(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ExpressionError(f"not a time: {value[:60]!r}") from exc
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:  # the offset moves it before year 1 or past 9999 in UTC
+            raise ExpressionError(f"time out of range: {value[:60]!r}") from exc
     raise ExpressionError(f"not a time: {_type_name(value)}")
 
 

@@ -25,7 +25,12 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from timeline_bridge import config
-from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, SignatureError
+from timeline_bridge.errors import (
+    MalformedBodyError,
+    SecretNotConfiguredError,
+    SignatureError,
+    TimestampOutOfRangeError,
+)
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.models import Envelope
 
@@ -151,37 +156,75 @@ def load_json(body: bytes, what: str) -> Any:
         raise MalformedBodyError(f"{what} is not valid JSON") from exc
 
 
-def iso_from_epoch(value: Any) -> str | None:
+# Epoch numbers from 10^14 are microseconds; the last one a datetime holds ends the year 9999.
+_MICROS_LIMIT = 253_402_300_800 * 10**6
+
+
+class _OutOfRangeError(ValueError):
+    """The value reads as a time, but one no datetime holds (in UTC)."""
+
+
+def iso_from_epoch(value: Any, *, field: str | None = None) -> str | None:
     """ISO 8601 (UTC, milliseconds) from epoch seconds, milliseconds or microseconds, a numeric
     string, Slack's "1548426417.840180" form, or an ISO 8601 string (returned normalised).
-    None when the value is missing or unreadable: occurred_at is informative, never required."""
+
+    None when the value is missing or unreadable: occurred_at is informative. A value that reads
+    as a time out of range (a negative or infinite epoch number, one past the year 9999, an ISO
+    time whose offset moves it out of the years 1 to 9999) is None as well, unless `field` names
+    it: a time the sender documents as always present. That raises TimestampOutOfRangeError (400)
+    naming the field, so the sender learns why instead of getting a 5xx it would retry forever."""
+    try:
+        return _read_time(value)
+    except _OutOfRangeError:
+        if field is None:
+            return None
+        raise TimestampOutOfRangeError(
+            f"{field} is out of range: not a time in the years 1 to 9999 (epoch numbers start at 1970)",
+            field=field,
+        ) from None
+
+
+def _read_time(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
-    number: float | None = None
+    number: int | float
     if isinstance(value, int | float):
-        number = float(value)
+        number = value
     elif isinstance(value, str):
         text = value.strip()
         try:
             number = float(text)
         except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return _iso(parsed)
-    if number is None or number != number or number < 0:  # NaN or negative
+            return _read_iso(text)
+    else:
         return None
-    if number >= 1e14:  # microseconds (Pipedrive v1 timestamp_micro)
-        number /= 1e6
-    elif number >= 1e11:  # milliseconds (HubSpot occurredAt)
-        number /= 1e3
+    if number != number:  # NaN: no time at all
+        return None
+    # Compared before any float conversion: an integer of 400 digits has no float.
+    if not 0 <= number < _MICROS_LIMIT:
+        raise _OutOfRangeError
+    seconds = float(number)
+    if seconds >= 1e14:  # microseconds (Pipedrive v1 timestamp_micro)
+        seconds /= 1e6
+    elif seconds >= 1e11:  # milliseconds (HubSpot occurredAt)
+        seconds /= 1e3
     try:
-        return _iso(datetime.fromtimestamp(number, UTC))
-    except (OverflowError, OSError, ValueError):
+        return _iso(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, OSError, ValueError) as exc:  # rounding at the very edge of year 9999
+        raise _OutOfRangeError from exc
+
+
+def _read_iso(text: str) -> str | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
         return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return _iso(parsed)
+    except OverflowError as exc:  # the offset moves it before year 1 or past 9999 in UTC
+        raise _OutOfRangeError from exc
 
 
 def _iso(moment: datetime) -> str:

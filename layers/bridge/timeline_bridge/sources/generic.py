@@ -249,7 +249,12 @@ def parse(request: WebhookRequest, settings: GenericConfig | None = None) -> Par
         event_id = request.header(settings.id_header)
     else:
         event_id = hashlib.sha256(request.body).hexdigest()
-    occurred = iso_from_epoch(body.get("timestamp")) or iso_from_epoch(request.header(WEBHOOK_TIMESTAMP))
+    # Standard Webhooks payloads always carry `timestamp`: required there. Plain HMAC senders
+    # document no such field, so a bad one is only informative (null).
+    required = "webhook body timestamp" if settings.scheme == "standard" else None
+    occurred = iso_from_epoch(body.get("timestamp"), field=required) or iso_from_epoch(
+        request.header(WEBHOOK_TIMESTAMP)
+    )
     known = isinstance(kind, str) and bool(kind)
     return ParsedRequest(
         events=[

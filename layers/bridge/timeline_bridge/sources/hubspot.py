@@ -207,8 +207,8 @@ def identity(event: dict[str, Any]) -> str | None:
     return ":".join(scalar(p) or "" for p in parts)
 
 
-def to_source_event(event: Any) -> SourceEvent:
-    """One array element as a source event."""
+def to_source_event(event: Any, index: int = 0) -> SourceEvent:
+    """One array element (at `index` of the batch) as a source event."""
     if not isinstance(event, dict):
         raise MalformedBodyError("each HubSpot event must be a JSON object")
     kind = event_type(event)
@@ -216,7 +216,8 @@ def to_source_event(event: Any) -> SourceEvent:
     return SourceEvent(
         event_type=kind or "unknown",
         event_id=identity(event),
-        occurred_at=iso_from_epoch(event.get("occurredAt")),
+        # HubSpot sends occurredAt with every event (it is part of the identity): required.
+        occurred_at=iso_from_epoch(event.get("occurredAt"), field=f"HubSpot event [{index}].occurredAt"),
         event=event,
         fingerprint=without(event, *VOLATILE_FIELDS),
         known=bool(kind) and "." in kind and action in KNOWN_ACTIONS,
@@ -230,7 +231,7 @@ def parse(request: WebhookRequest) -> ParsedRequest:
         raise MalformedBodyError("HubSpot body must be a JSON array of events")
     if len(data) > MAX_EVENTS:
         raise MalformedBodyError(f"HubSpot body has {len(data)} events (at most {MAX_EVENTS})")
-    return ParsedRequest(events=[to_source_event(e) for e in data])
+    return ParsedRequest(events=[to_source_event(e, i) for i, e in enumerate(data)])
 
 
 class HubSpotSource(Source):

@@ -91,7 +91,7 @@ def _v2(body: dict[str, Any], meta: dict[str, Any]) -> SourceEvent:
     return SourceEvent(
         event_type=f"{action}.{entity}" if action and entity else "unknown",
         event_id=scalar(meta.get("id")),
-        occurred_at=iso_from_epoch(meta.get("timestamp")),
+        occurred_at=iso_from_epoch(meta.get("timestamp"), field="Pipedrive meta.timestamp"),
         event=body,
         fingerprint=without(body, meta_keys=("attempt",)),
         known=action in V2_ACTIONS and bool(entity),
@@ -105,11 +105,18 @@ def _v1(body: dict[str, Any], meta: dict[str, Any]) -> SourceEvent:
     return SourceEvent(
         event_type=kind,
         event_id=":".join(p or "" for p in parts) if parts[2] is not None else None,
-        occurred_at=iso_from_epoch(meta.get("timestamp_micro") or meta.get("timestamp")),
+        occurred_at=_v1_time(meta),
         event=body,
         fingerprint=without(body, "retry"),
         known=kind.partition(".")[0] in V1_ACTIONS and bool(kind.partition(".")[2]),
     )
+
+
+def _v1_time(meta: dict[str, Any]) -> str | None:
+    """`meta.timestamp_micro`, else `meta.timestamp`: whichever is read is named when out of range."""
+    if meta.get("timestamp_micro"):
+        return iso_from_epoch(meta["timestamp_micro"], field="Pipedrive meta.timestamp_micro")
+    return iso_from_epoch(meta.get("timestamp"), field="Pipedrive meta.timestamp")
 
 
 class PipedriveSource(Source):

@@ -104,7 +104,8 @@ def parse(request: WebhookRequest) -> ParsedRequest:
                 SourceEvent(
                     event_type=inner_type if isinstance(inner_type, str) and inner_type else "event_callback",
                     event_id=scalar(body.get("event_id")),
-                    occurred_at=iso_from_epoch(body.get("event_time")),
+                    # Every event_callback carries event_time: required.
+                    occurred_at=iso_from_epoch(body.get("event_time"), field="Slack event_time"),
                     event=body,
                     fingerprint=body,
                 )
@@ -135,6 +136,7 @@ def _parse_form(raw: bytes) -> ParsedRequest:
             SourceEvent(
                 event_type=str(payload_type),
                 event_id=interaction_identity(payload),
+                # Not every interactivity payload has actions[].action_ts: informative, null when bad.
                 occurred_at=iso_from_epoch(dig(payload, "actions", 0, "action_ts")),
                 event=payload,
                 fingerprint=payload,
