@@ -8,6 +8,7 @@ rotation. Values are cached for `SECRETS_MAX_AGE` seconds, so a rotation needs n
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -25,10 +26,32 @@ DEFAULT_BASE_URLS = {
 
 ONE_MIB = 1024 * 1024
 
+# One outbound call (connect, send, the whole answer) ends within this many seconds, however slowly
+# the provider answers. A deliverer stops sending DELIVERY_TIME_MARGIN_SECONDS (15 s) before its
+# 60 s function timeout, so a call started just before that margin still ends in time; the route
+# function (30 s) makes a few enrichment reads per event.
+HTTP_DEADLINE_DEFAULT = 10.0
+HTTP_DEADLINE_MIN, HTTP_DEADLINE_MAX = 0.1, 14.0
+# The most of a provider's answer that is read (an answer is a few KiB; a bigger one is refused).
+HTTP_MAX_ANSWER_BYTES_DEFAULT = ONE_MIB
+HTTP_MAX_ANSWER_BYTES_MIN, HTTP_MAX_ANSWER_BYTES_MAX = 1024, 16 * ONE_MIB
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
+
+
+def _env_bounded(name: str, default: float, low: float, high: float) -> float:
+    """A number from env `name` within [low, high]; `default` when unset or not a finite number."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = default
+    if not math.isfinite(value):
+        value = default
+    return min(max(value, low), high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +63,10 @@ class Settings:
     hubspot_webhook_url: str | None
     hubspot_signature_versions: tuple[str, ...]
     secrets_max_age: int
+    # BRIDGE_HTTP_DEADLINE_SECONDS: total seconds for one outbound call (default 10, at most 14)
+    http_deadline: float = HTTP_DEADLINE_DEFAULT
+    # BRIDGE_HTTP_MAX_ANSWER_BYTES: the most of an answer read (default 1 MiB, at most 16 MiB)
+    http_max_answer_bytes: int = HTTP_MAX_ANSWER_BYTES_DEFAULT
     # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
     # limit resets at midnight; UTC unless set
     hubspot_account_timezone: str = "UTC"
@@ -55,6 +82,17 @@ class Settings:
             hubspot_webhook_url=os.environ.get("HUBSPOT_WEBHOOK_URL") or None,
             hubspot_signature_versions=tuple(v.strip().lower() for v in versions.split(",") if v.strip()),
             secrets_max_age=_env_int("SECRETS_MAX_AGE", 300),
+            http_deadline=_env_bounded(
+                "BRIDGE_HTTP_DEADLINE_SECONDS", HTTP_DEADLINE_DEFAULT, HTTP_DEADLINE_MIN, HTTP_DEADLINE_MAX
+            ),
+            http_max_answer_bytes=int(
+                _env_bounded(
+                    "BRIDGE_HTTP_MAX_ANSWER_BYTES",
+                    HTTP_MAX_ANSWER_BYTES_DEFAULT,
+                    HTTP_MAX_ANSWER_BYTES_MIN,
+                    HTTP_MAX_ANSWER_BYTES_MAX,
+                )
+            ),
             hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
         )
 

@@ -1,8 +1,9 @@
 """Calls to the source APIs enrichment reads (HubSpot CRM, Slack Web API, Stora contacts).
 
 They ride on the target clients' transport (`targets.http`: one pooled session, capped timeouts,
-no redirects, HTTPS or loopback only) and answer with the same two exception types as target
-calls: `RetryLaterError` (429, 5xx, timeouts, expired credentials) or `PermanentDeliveryError`.
+a total deadline and a cap on the answer read, no redirects, HTTPS or loopback only) and answer
+with the same two exception types as target calls: `RetryLaterError` (429, 5xx, timeouts,
+expired credentials) or `PermanentDeliveryError`.
 A 429 also closes a per-API gate for the delay the provider asked for, so the events behind the
 throttled one wait instead of hammering the API; so does an answer saying the quota is used up
 (HubSpot's `X-HubSpot-RateLimit-Remaining: 0`), before any 429.
@@ -116,20 +117,29 @@ class SourceApi:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = http.encode_json(body)
+        settings = config.settings()
+        timeout = http.bounded_timeouts(http.timeouts(), settings.http_deadline)
         try:
-            response = http.session().request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=http.timeouts(),
-                allow_redirects=False,
+            response = http.exchange(
+                self.name,
+                lambda: http.session().request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                ),
+                deadline=settings.http_deadline,
+                max_bytes=settings.http_max_answer_bytes,
             )
-        except requests.RequestException as exc:
-            failure = http.transport_error(exc, self.name)
+        except RetryLaterError as failure:
             # A read stores nothing: never ambiguous, whatever the transport saw.
-            raise RetryLaterError(failure.message, code=failure.code) from None
+            raise RetryLaterError(
+                failure.message, status=failure.status, code=failure.code, details=failure.details
+            ) from None
         if 300 <= response.status_code < 400:
             raise http.redirect_error(response, self.name)
         # A 429 closes the gate by its own delay (Retry-After first), in classify.

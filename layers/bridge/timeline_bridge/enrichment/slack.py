@@ -55,7 +55,13 @@ class SlackWebApi(SourceApi):
         status = response.status_code
         body = http.as_dict(http.json_body(response))
         code = http.as_str(body.get("error"))
-        retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
+        # Capped: a 429 (or Slack's 200 `ratelimited`) asks for at most `http.max_wait("slack")`.
+        retry_after = http.capped_wait(
+            "slack",
+            http.parse_retry_after(response.headers.get("Retry-After")),
+            throttled=status == 429 or code in ("ratelimited", "rate_limited"),
+            source="Retry-After",
+        )
         if status == 429 or code in ("ratelimited", "rate_limited"):
             raise self.throttled(
                 RetryLaterError(

@@ -38,14 +38,17 @@ class StoraContacts(SourceApi):
             "message": http.as_str(error.get("message")) or f"Stora answered {status}",
         }
         if status == 429:
-            delay = http.parse_ratelimit_reset(response.headers.get("RateLimit-Reset"))
+            delay = http.capped_wait(
+                "stora",
+                http.parse_ratelimit_reset(response.headers.get("RateLimit-Reset")),
+                throttled=True,
+                source="RateLimit-Reset",
+            )
             if delay is None:
-                delay = http.parse_retry_after(response.headers.get("Retry-After"))
+                delay = http.retry_after(response, "stora")
             raise self.throttled(RetryLaterError(**fields, retry_after=delay, throttled=True))
         if status >= 500 or status == 401:
-            raise RetryLaterError(
-                **fields, retry_after=http.parse_retry_after(response.headers.get("Retry-After"))
-            )
+            raise RetryLaterError(**fields, retry_after=http.retry_after(response, "stora"))
         if status == 404:
             raise NotFoundError(**fields)
         raise PermanentDeliveryError(**fields)

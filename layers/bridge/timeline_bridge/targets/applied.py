@@ -22,8 +22,8 @@ from timeline_bridge.targets.http import (
     as_list,
     as_str,
     json_body,
-    parse_retry_after,
     redirect_error,
+    retry_after,
 )
 
 EVENTS_PATH = "/v2026-04/events/"
@@ -86,15 +86,14 @@ def classify(response: requests.Response, job: DeliveryJob, *, now: float | None
         return redirect_error(response, "applied")
     fields = _error_fields(response)
     if status == 429:
-        delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
-        return RetryLaterError(**fields, retry_after=delay, throttled=True)
+        return RetryLaterError(
+            **fields, retry_after=retry_after(response, "applied", now=now), throttled=True
+        )
     if status == 504 and job.body.get("contact"):
         # A gateway timeout says nothing about whether Applied stored the activity.
         return PermanentDeliveryError(**{**fields, "code": "ambiguous_timeout", "message": AMBIGUOUS_MESSAGE})
     if status >= 500 or status == 401:
-        return RetryLaterError(
-            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
-        )
+        return RetryLaterError(**fields, retry_after=retry_after(response, "applied", now=now))
     return PermanentDeliveryError(**fields)
 
 
@@ -139,7 +138,10 @@ class AppliedClient(TargetClient):
             return failure  # metric-only: the deduping_key makes a retry count once
         except DeliveryFailure as failure:
             return failure
-        return classify(response, job, now=self._clock())
+        outcome = classify(response, job, now=self._clock())
+        if isinstance(outcome, Delivered) and outcome.provider_id is None:
+            self._note_unexpected_success(response, "id", [job.key])
+        return outcome
 
 
 def build_client() -> AppliedClient:

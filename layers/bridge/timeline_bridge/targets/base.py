@@ -7,10 +7,13 @@ from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import requests
+
 from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, RetryLaterError
 from timeline_bridge.models import DeliveryJob
-from timeline_bridge.targets.http import Clock, Transport
+from timeline_bridge.observability import logger
+from timeline_bridge.targets.http import Clock, Transport, answer_excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,31 @@ class TargetClient(ABC):
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
         raise NotImplementedError(f"{type(self).__name__} sends one job per request or overrides send")
+
+    def _note_unexpected_success(
+        self, response: requests.Response, expected: str, keys: Sequence[str]
+    ) -> None:
+        """A 2xx whose body is not the provider's success shape (an HTML page from a proxy, JSON
+        without the id): the provider said it stored the event, so it counts as delivered; the
+        warning quotes a bounded excerpt of the answer, the credential sent and anything that looks
+        like a credential or an e-mail address replaced."""
+        try:
+            sent = self._token()
+        except Exception:
+            excerpt = "(not quoted: the credential could not be read to hide it)"
+        else:
+            excerpt = answer_excerpt(response, hide=[sent] if sent else [])
+        logger.warning(
+            "target answered 2xx without its success shape; counted as delivered",
+            extra={
+                "target": self.name,
+                "status": response.status_code,
+                "expected": expected,
+                "content_type": response.headers.get("Content-Type"),
+                "keys": list(keys),
+                "answer_excerpt": excerpt,
+            },
+        )
 
     def _require_token(self) -> str:
         """The token, or RetryLaterError: a missing credential is the operator's to fix, not the job's."""

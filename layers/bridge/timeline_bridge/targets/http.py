@@ -1,19 +1,27 @@
 """The transport every target client shares: one pooled `requests` session, short timeouts, no
 redirects, HTTPS only, and the parsing of the providers' throttle headers.
 
+Every exchange is bounded twice: a total deadline (`BRIDGE_HTTP_DEADLINE_SECONDS`) and a cap on
+the answer read (`BRIDGE_HTTP_MAX_ANSWER_BYTES`). The timeouts of `requests` apply to each socket
+read, so a provider sending one byte a second would hold a deliverer forever; here a watchdog
+shuts the socket down when the deadline passes, and the answer is streamed and dropped at the cap.
+
 The host of every request comes from `config.base_url(target)` (operator configuration), never
 from a job: a mapping or a webhook cannot point the bridge at another host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import math
 import os
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -21,7 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from timeline_bridge import config
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
@@ -43,8 +54,107 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONFIGURED_HEADERS = frozenset({"authorization", "matter-version", "x-shop-id"})
 
 
+ANSWER_CHUNK_BYTES = 64 * 1024  # one read of a streamed answer: the cap is overshot by at most this
+EXCERPT_CHARS = 300  # the most of an answer a log line quotes
+
+
 class InsecureTargetError(ValueError):
     """The configured base URL is not HTTPS (and not a loopback sandbox)."""
+
+
+# --- the total deadline ------------------------------------------------------------------------
+
+
+class _Watch:
+    """The deadline of one exchange: when it passes, the socket in use is shut down, which ends
+    whatever read or write is blocked on it (a timeout cannot: it restarts with every byte)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.expired = False
+        self.finished = False
+        self.sent = False  # the request went out in full: the provider may act on it
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            late = self.expired and not self.finished
+        if late and sock is not None:
+            _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            _shut(sock)
+
+    def finish(self) -> bool:
+        """Stop watching; True when the deadline had passed."""
+        with self._lock:
+            self.finished = True
+            return self.expired
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would unwrap TLS state that
+    # the reading thread is still using.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_watching = threading.local()  # the `_Watch` of the exchange running on this thread
+
+
+def _current_watch() -> _Watch | None:
+    return getattr(_watching, "watch", None)
+
+
+class _WatchedConnection(HTTPConnection):
+    """Hands its socket to the exchange's watch: when connected, and again for each request on a
+    reused keep-alive connection."""
+
+    def connect(self) -> None:
+        super().connect()
+        watch = _current_watch()
+        if watch is not None:
+            watch.attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = _current_watch()
+        if watch is not None and self.sock is not None:
+            watch.attach(self.sock)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        watch = _current_watch()
+        if watch is not None:
+            watch.sent = True
+            watch.attach(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections report to the exchange's watch."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
 
 
 @cache
@@ -53,7 +163,7 @@ def session() -> requests.Session:
     s = requests.Session()
     # No transport-level retries: the delivery stage owns retries, and a blind POST retry could
     # double-post where the provider does not dedupe.
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+    adapter = _WatchedAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
     s.mount("https://", adapter)
     s.mount("http://", adapter)
     s.headers["User-Agent"] = USER_AGENT
@@ -193,6 +303,52 @@ def parse_ratelimit_reset(value: str | None, *, now: float | None = None) -> flo
     return max(number - current, 0.0)
 
 
+# The longest wait a throttled answer (429) of each provider may ask for: the longest window of
+# its documented rate limits (`delivery.DOCUMENTED_RATE_LIMITS`; HubSpot's burst limit is a rolling
+# 10 s window, its daily limit is waited out by `policyName: DAILY`, not by these headers). A
+# longer ask is a provider bug or a hostile answer: honoured, it would pause every worker of the
+# target for up to a day. Applied Labs and Slack document no window; they, and any answer that is
+# not a 429 (a 5xx in maintenance), get MAX_ASKED_WAIT.
+MAX_THROTTLE_WAIT: dict[str, float] = {
+    "hubspot": 10.0,
+    "stora": 60.0,  # 10/s and 60/min
+    "matter": 60.0,  # 100/s and 1000/min
+}
+# 15 min: the longest SQS delay, so the retried job goes back on its queue delayed, is never held
+# by visibility (and its receive count) for the wait, and an operator sees it move within minutes.
+MAX_ASKED_WAIT = 900.0
+
+
+def max_wait(target: str, *, throttled: bool) -> float:
+    """The longest delay `target` may ask for: its documented window for a 429, else 15 min."""
+    return MAX_THROTTLE_WAIT.get(target, MAX_ASKED_WAIT) if throttled else MAX_ASKED_WAIT
+
+
+def capped_wait(target: str, seconds: float | None, *, throttled: bool, source: str) -> float | None:
+    """`seconds` (a delay the provider asked for, read from `source`), at most `max_wait`; a longer
+    ask is capped and logged."""
+    if seconds is None:
+        return None
+    cap = max_wait(target, throttled=throttled)
+    if seconds <= cap:
+        return seconds
+    logger.warning(
+        "provider asked for a longer wait than its documented maximum; capped",
+        extra={"target": target, "header": source, "asked_seconds": seconds, "capped_seconds": cap},
+    )
+    return cap
+
+
+def retry_after(response: requests.Response, target: str, *, now: float | None = None) -> float | None:
+    """The answer's `Retry-After`, capped for `target` (the documented window when it is a 429)."""
+    return capped_wait(
+        target,
+        parse_retry_after(response.headers.get("Retry-After"), now=now),
+        throttled=response.status_code == 429,
+        source="Retry-After",
+    )
+
+
 def parse_interval_ms(value: str | None) -> float | None:
     """`X-HubSpot-RateLimit-Interval-Milliseconds` as seconds."""
     number = _number(value)
@@ -210,6 +366,45 @@ def seconds_until_next_midnight(now: float | None = None, zone: tzinfo = UTC) ->
 
 def seconds_until_next_utc_midnight(now: float | None = None) -> float:
     return seconds_until_next_midnight(now, UTC)
+
+
+# --- a bounded, safe excerpt of an answer, for a log line ----------------------------------------
+
+_REDACTIONS = (
+    # "Bearer <token>", "Basic <token>"
+    re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}"),
+    # a credential-looking name with its value: authorization: x, "api_key": "x", token=x
+    re.compile(
+        r"(?i)[\"']?\b(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[_-]?key|"
+        r"access[_-]?token|refresh[_-]?token|token|secret|client[_-]?secret|password)\b[\"']?\s*[:=]\s*"
+        r"[\"']?[^\s\"',;}&]*[\"']?"
+    ),
+    # token shapes of the providers and the webhooks (sk_live_..., xoxb-..., pat-eu1-..., whsec_...)
+    re.compile(r"\b(?:(?:sk|rk)_(?:test|live)_\w+|xox[abposr]-[\w-]+|pat-[a-z]{2}\d-[\w-]+|whsec_[\w+/=]+)"),
+    # an e-mail address
+    re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+)
+_SPACES = re.compile(r"\s+")
+_TRAILING_TOKEN = re.compile(r"[\w.~+/=-]*\Z")  # what a credential is made of, up to the end
+
+
+def answer_excerpt(response: requests.Response, *, hide: Iterable[str] = ()) -> str:
+    """The start of an answer, fit for a log line: at most EXCERPT_CHARS characters on one line,
+    with `hide` (the credentials sent), credential-looking values and e-mail addresses replaced by
+    `[redacted]`."""
+    content = response.content or b""
+    # A bounded piece keeps the patterns cheap on any answer; what it cuts in two at its end could
+    # be half a credential that neither `hide` nor a pattern recognises, so that goes.
+    text = content[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    if len(content) > EXCERPT_CHARS * 4:
+        text = _TRAILING_TOKEN.sub("", text)
+    for value in hide:
+        if value:
+            text = text.replace(value, "[redacted]")
+    for pattern in _REDACTIONS:
+        text = pattern.sub("[redacted]", text)
+    text = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
 # --- requests exceptions -> delivery errors ----------------------------------------------------
@@ -253,6 +448,119 @@ def transport_error(exc: requests.RequestException, target: str) -> RetryLaterEr
     )
 
 
+def deadline_error(target: str, deadline: float, *, sent: bool) -> RetryLaterError:
+    """The exchange outlived its deadline. Ambiguous once the request went out in full."""
+    if sent:
+        return RetryLaterError(
+            f"{target}: no complete answer within the {deadline:g} s deadline; "
+            "the provider may have stored the event",
+            code="deadline_exceeded",
+            ambiguous=True,
+        )
+    return RetryLaterError(
+        f"{target}: the request was not sent within the {deadline:g} s deadline", code="deadline_exceeded"
+    )
+
+
+def answer_too_large(
+    target: str, status: int, limit: int, *, read: int, declared: int | None = None
+) -> RetryLaterError:
+    """The answer is bigger than anything a provider sends: not read further. Unless it is a
+    refusal (4xx), the provider may have stored the event behind it."""
+    details: dict[str, Any] = {"read_bytes": read}
+    if declared is not None:
+        details["declared_bytes"] = declared
+    details["limit_bytes"] = limit
+    return RetryLaterError(
+        f"{target} answered {status} with more than {limit} bytes; the answer was not read",
+        status=status,
+        code="answer_too_large",
+        details=[details],
+        ambiguous=not 400 <= status < 500,
+    )
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
+def _read_capped(response: requests.Response, target: str, limit: int) -> None:
+    """Read the streamed answer into `response.content`, or raise `answer_too_large` once more
+    than `limit` bytes came (after decompression, so a small compressed answer cannot expand)."""
+    if response.raw is None:  # already in memory (an adapter that does not stream)
+        content = response.content or b""
+        if len(content) > limit:
+            raise answer_too_large(target, response.status_code, limit, read=len(content))
+        return
+    declared = _declared_length(response)
+    if declared is not None and declared > limit:
+        raise answer_too_large(target, response.status_code, limit, read=0, declared=declared)
+    parts: list[bytes] = []
+    received = 0
+    for chunk in response.iter_content(ANSWER_CHUNK_BYTES):
+        received += len(chunk)
+        if received > limit:
+            raise answer_too_large(target, response.status_code, limit, read=received)
+        parts.append(chunk)
+    response._content = b"".join(parts)
+
+
+def _close(response: requests.Response | None) -> None:
+    """Release the connection: back to the pool when the answer was read in full, else closed."""
+    if response is not None and response.raw is not None:
+        response.close()
+
+
+def exchange(
+    target: str, send: Callable[[], requests.Response], *, deadline: float, max_bytes: int
+) -> requests.Response:
+    """Run `send` (a call on `session()` with `stream=True`) and read its answer, all within
+    `deadline` seconds and at most `max_bytes` of answer. Returns the response with its content
+    read; raises RetryLaterError when there is no usable answer (`transport_error`,
+    `deadline_error`, `answer_too_large`)."""
+    watch = _Watch()
+    timer = threading.Timer(deadline, watch.expire)
+    timer.daemon = True
+    _watching.watch = watch
+    response: requests.Response | None = None
+    timer.start()
+    try:
+        response = send()
+        _read_capped(response, target, max_bytes)
+        late = watch.finish()
+    except RetryLaterError:
+        _close(response)  # unread bytes left: the connection is closed, not reused
+        if watch.finish():
+            raise deadline_error(target, deadline, sent=watch.sent) from None
+        raise
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        _close(response)
+        if watch.finish():
+            raise deadline_error(target, deadline, sent=watch.sent) from None
+        wrapped = exc if isinstance(exc, requests.RequestException) else requests.ConnectionError(exc)
+        raise transport_error(wrapped, target) from None
+    finally:
+        timer.cancel()
+        _watching.watch = None
+    if late:
+        # Cut off at the deadline (an answer without a declared length would look complete): its
+        # socket is shut down, so the connection is closed rather than pooled.
+        if response.raw is not None:
+            response.raw.close()
+        _close(response)
+        raise deadline_error(target, deadline, sent=watch.sent)
+    _close(response)
+    return response
+
+
+def bounded_timeouts(timeout: tuple[float, float], deadline: float) -> tuple[float, float]:
+    """No single connect or read may outlast the whole exchange."""
+    return min(timeout[0], deadline), min(timeout[1], deadline)
+
+
 class Transport:
     """POSTs JSON to one target's configured host."""
 
@@ -275,19 +583,31 @@ class Transport:
             # Configuration, not the job: retry so a fix (and a redrive) loses nothing.
             raise RetryLaterError(str(exc), code="target_misconfigured") from None
         check_headers(headers, self.target)
-        timeout = self._timeout or timeouts()
+        settings = config.settings()
+        deadline = settings.http_deadline
+        timeout = bounded_timeouts(self._timeout or timeouts(), deadline)
+        data = encode_json(body)
         started = time.monotonic()
         try:
-            response = session().post(
-                url, data=encode_json(body), headers=dict(headers), timeout=timeout, allow_redirects=False
+            response = exchange(
+                self.target,
+                lambda: session().post(
+                    url,
+                    data=data,
+                    headers=dict(headers),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                ),
+                deadline=deadline,
+                max_bytes=settings.http_max_answer_bytes,
             )
-        except requests.RequestException as exc:
-            error = transport_error(exc, self.target)
+        except RetryLaterError as error:
             logger.warning(
                 "target request failed",
                 extra={"target": self.target, "path": path, "code": error.code, "ambiguous": error.ambiguous},
             )
-            raise error from None
+            raise
         logger.debug(
             "target answered",
             extra={

@@ -34,8 +34,8 @@ from timeline_bridge.targets.http import (
     as_str,
     json_body,
     parse_interval_ms,
-    parse_retry_after,
     redirect_error,
+    retry_after,
     scalar_text,
     seconds_until_next_midnight,
 )
@@ -148,16 +148,14 @@ def classify_error(
         if policy == "DAILY":
             delay: float | None = seconds_until_daily_reset(now, zone)
         else:
-            delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
+            delay = retry_after(response, "hubspot", now=now)
             if delay is None:
                 delay = parse_interval_ms(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
         if policy:
             fields["details"].append({"policyName": policy})
         return RetryLaterError(**fields, retry_after=delay, throttled=True)
     if status >= 500:
-        return RetryLaterError(
-            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
-        )
+        return RetryLaterError(**fields, retry_after=retry_after(response, "hubspot", now=now))
     if status == 401:
         # "401 is not a valid indicator that a new access token must be retrieved": an operator
         # fixes credentials; the job waits.
@@ -298,7 +296,10 @@ class HubspotClient(TargetClient):
     def _single(self, api: TimelineApi, item: _Item) -> Outcome:
         response = self._post(api.single, item.event)
         if 200 <= response.status_code < 300:
-            return Delivered(as_str(as_dict(json_body(response)).get("id")) or item.id, response.status_code)
+            provider_id = as_str(as_dict(json_body(response)).get("id"))
+            if provider_id is None:
+                self._note_unexpected_success(response, "id", [item.id])
+            return Delivered(provider_id or item.id, response.status_code)
         if response.status_code == 409 and not api.upserts:
             if item.id == item.key:
                 # The occurrence id is this job's own key, so HubSpot already holds this job's
@@ -314,6 +315,8 @@ class HubspotClient(TargetClient):
         if status == 207 or (200 <= status < 300 and _reports_errors(response)):
             return self._partial(api, response, chunk)
         if 200 <= status < 300:
+            if not isinstance(as_dict(json_body(response)).get("results"), list):
+                self._note_unexpected_success(response, "results", [item.id for item in chunk])
             return [Delivered(item.id, status) for item in chunk]
         if status in (400, 422) or (status == 409 and not api.upserts):
             # The whole batch was refused for something in it (a bad input; in 2026-03 also one

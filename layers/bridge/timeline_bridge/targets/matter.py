@@ -20,9 +20,10 @@ from timeline_bridge.targets.http import (
     as_dict,
     as_list,
     as_str,
+    capped_wait,
     json_body,
-    parse_retry_after,
     redirect_error,
+    retry_after,
 )
 
 EVENTS_PATH = "/v1/timeline_events"
@@ -55,7 +56,7 @@ def base_url_for(api_key: str) -> str | None:
 def classify(response: requests.Response, *, now: float | None = None) -> Outcome:
     status = response.status_code
     body = as_dict(json_body(response))
-    if status in (200, 201, 202):
+    if 200 <= status < 300:  # documented: 200, 201, 202; any 2xx says Matter stored it
         return Delivered(as_str(body.get("id")), status)
     if 300 <= status < 400:
         return redirect_error(response, "matter")
@@ -68,14 +69,13 @@ def classify(response: requests.Response, *, now: float | None = None) -> Outcom
         "message": as_str(body.get("detail")) or as_str(body.get("title")) or f"Matter answered {status}",
     }
     if status == 429:
-        delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
-        if delay is None and isinstance(body.get("retry_after"), (int, float)):
-            delay = max(float(body["retry_after"]), 0.0)
+        delay = retry_after(response, "matter", now=now)
+        asked = body.get("retry_after")
+        if delay is None and isinstance(asked, (int, float)) and not isinstance(asked, bool):
+            delay = capped_wait("matter", max(float(asked), 0.0), throttled=True, source="retry_after")
         return RetryLaterError(**fields, retry_after=delay, throttled=True)
     if status >= 500:
-        return RetryLaterError(
-            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
-        )
+        return RetryLaterError(**fields, retry_after=retry_after(response, "matter", now=now))
     if status == 401 and code not in PERMANENT_AUTH_CODES:
         return RetryLaterError(**fields)  # a revoked or rotated key: an operator fixes it
     if status == 409 and (code in IDEMPOTENCY_CONFLICT_CODES or "idempotency" in str(body.get("type", ""))):
@@ -108,7 +108,10 @@ class MatterClient(TargetClient):
             response = self._transport.post(EVENTS_PATH, job.body, headers, base_url=base_url_for(api_key))
         except DeliveryFailure as failure:
             return failure
-        return classify(response, now=self._clock())
+        outcome = classify(response, now=self._clock())
+        if isinstance(outcome, Delivered) and outcome.provider_id is None:
+            self._note_unexpected_success(response, "id", [job.key])
+        return outcome
 
 
 def build_client() -> MatterClient:

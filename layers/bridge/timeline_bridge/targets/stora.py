@@ -17,10 +17,11 @@ from timeline_bridge.targets.http import (
     as_dict,
     as_list,
     as_str,
+    capped_wait,
     json_body,
     parse_ratelimit_reset,
-    parse_retry_after,
     redirect_error,
+    retry_after,
 )
 
 API_VERSION = "2025-09"
@@ -59,15 +60,18 @@ def classify(response: requests.Response, job: DeliveryJob, *, now: float | None
         return redirect_error(response, "stora")
     fields = _failure_fields(response)
     if status == 429:
-        delay = parse_ratelimit_reset(response.headers.get("RateLimit-Reset"), now=now)
+        delay = capped_wait(
+            "stora",
+            parse_ratelimit_reset(response.headers.get("RateLimit-Reset"), now=now),
+            throttled=True,
+            source="RateLimit-Reset",
+        )
         if delay is None:
-            delay = parse_retry_after(response.headers.get("Retry-After"), now=now)
+            delay = retry_after(response, "stora", now=now)
         return RetryLaterError(**fields, retry_after=delay, throttled=True)
     if status >= 500:
         job.key_generation += 1  # see idempotency_key: the old key now replays this 5xx
-        return RetryLaterError(
-            **fields, retry_after=parse_retry_after(response.headers.get("Retry-After"), now=now)
-        )
+        return RetryLaterError(**fields, retry_after=retry_after(response, "stora", now=now))
     if status == 401:
         # invalid_token: a rotated or expired token is fixed by an operator, not by the job.
         return RetryLaterError(**fields)
@@ -91,7 +95,10 @@ class StoraClient(TargetClient):
             response = self._transport.post(EVENTS_PATH, job.body, headers)
         except DeliveryFailure as failure:
             return failure
-        return classify(response, job, now=self._clock())
+        outcome = classify(response, job, now=self._clock())
+        if isinstance(outcome, Delivered) and outcome.provider_id is None:
+            self._note_unexpected_success(response, "event.id", [job.key])
+        return outcome
 
 
 def build_client() -> StoraClient:
