@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from timeline_bridge.errors import MappingLoadError
 from timeline_bridge.mapping import load_mapping, load_mappings
@@ -228,3 +232,100 @@ def test_load_mappings_raises_with_every_error_when_files_are_invalid(write_mapp
         ("a.yaml", "name"),
         ("b.yaml", "body.url"),
     ]
+
+
+# --- YAML anchors and aliases: a billion laughs ------------------------------------------------
+
+BOMB_LEVELS = 9  # ten aliases per level: 10^9 strings once expanded
+
+
+def billion_laughs(head: str, indent: str = "  ") -> tuple[str, int]:
+    """`head` plus nine nested levels of ten aliases each; also the line of the first anchor."""
+    lines = head.rstrip("\n").splitlines()
+    lines.append(f"{indent}l0: &l0 [{', '.join(['lol'] * 10)}]")
+    first_anchor = len(lines)
+    for level in range(1, BOMB_LEVELS):
+        lines.append(f"{indent}l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n", first_anchor
+
+
+BOUNDED_CHECK = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (512 * 2**20, 512 * 2**20))
+started = time.monotonic()
+{body}
+print(json.dumps({{"seconds": time.monotonic() - started, "result": result}}))
+"""
+
+
+def bounded(body: str, tmp_path) -> dict:
+    """Run `body` (which sets `result`) in a child limited to 512 MiB and 60 s: on a loader that
+    expands aliases the child fails (MemoryError or the timeout) instead of eating the machine."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", BOUNDED_CHECK.format(body=body)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the loader did not refuse the alias bomb within 60 s")
+    assert done.returncode == 0, f"the loader did not refuse the alias bomb:\n{done.stderr[-2000:]}"
+    return json.loads(done.stdout)
+
+
+def test_billion_laughs_refused_quickly_at_its_first_anchor_when_a_mapping_file_holds_one(tmp_path) -> None:
+    text, line = billion_laughs(VALID + "lookups:\n")
+    (tmp_path / "bomb.yaml").write_text(text)
+
+    outcome = bounded(
+        "from timeline_bridge.mapping.loader import check_file\n"
+        "mapping, errors = check_file('bomb.yaml')\n"
+        "result = [mapping is None, [str(e) for e in errors]]",
+        tmp_path,
+    )
+
+    assert outcome["result"] == [True, [f"bomb.yaml:{line}: YAML anchors (&l0) are not allowed: write each value out"]]  # fmt: skip
+    assert outcome["seconds"] < 2
+
+
+def test_billion_laughs_reported_with_file_and_line_when_bridge_validate_checks_it(tmp_path) -> None:
+    text, line = billion_laughs(VALID + "lookups:\n")
+    (tmp_path / "bomb.yaml").write_text(text)
+
+    outcome = bounded(
+        "import contextlib, io\n"
+        "from timeline_bridge.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    code = main(['validate', 'bomb.yaml'])\n"
+        "result = [code, out.getvalue(), err.getvalue()]",
+        tmp_path,
+    )
+
+    code, out, err = outcome["result"]
+    assert code == 1
+    assert out.startswith(f"bomb.yaml:{line}: YAML anchors (&l0) are not allowed")
+    assert "1 error(s) in 1 of 1 mapping file(s)" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        pytest.param(VALID + "  note: &n hello\n", 9, "YAML anchors (&n) are not allowed", id="anchor"),
+        pytest.param(VALID + "  note: *n\n", 9, "YAML aliases (*n) are not allowed", id="alias"),
+        pytest.param(
+            VALID.replace("body:\n", "base: &b {kind: audit}\nbody:\n  <<: *b\n"),
+            5,
+            "YAML anchors (&b) are not allowed",
+            id="merge-key",
+        ),
+    ],
+)
+def test_anchor_or_alias_is_an_error_at_its_line_when_a_mapping_uses_one(text, line, reason) -> None:
+    (error,) = errors_of(text)
+
+    assert (error[0], error[1]) == (line, "")
+    assert error[2].startswith(reason)

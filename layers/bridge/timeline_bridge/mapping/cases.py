@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping.engine import Mapping
 from timeline_bridge.mapping.samples import envelope_from_dict, envelopes_from_file
+from timeline_bridge.mapping.yaml_lines import AnchorError, DuplicateKeyError, dotted, load_with_lines
 from timeline_bridge.models import Envelope
 
 EXPECTATIONS = ("output", "contains", "skipped", "error")
@@ -52,8 +51,14 @@ def cases_path(mapping_path: Path) -> Path:
 
 
 def load_cases(path: Path) -> list[Case]:
-    """Read a cases file; raises ValueError describing the first malformed case."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """Read a cases file (the YAML of mapping files: no anchors or aliases, no repeated keys);
+    raises ValueError describing the first malformed case, as `file:line: reason` where it can."""
+    try:
+        data, _lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except AnchorError as exc:
+        raise ValueError(f"{path}:{exc.line}: {exc.reason}") from None
+    except DuplicateKeyError as exc:
+        raise ValueError(f"{path}:{exc.line}: {dotted(exc.path)}: duplicate key") from None
     if data is None:
         return []
     if isinstance(data, dict) and "cases" in data:

@@ -17,7 +17,14 @@ import yaml
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping.contracts import mapping_schema
 from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping
-from timeline_bridge.mapping.yaml_lines import DuplicateKeyError, Path_, dotted, line_of, load_with_lines
+from timeline_bridge.mapping.yaml_lines import (
+    AnchorError,
+    DuplicateKeyError,
+    Path_,
+    dotted,
+    line_of,
+    load_with_lines,
+)
 
 MAPPING_SUFFIXES = (".yaml", ".yml")
 CASES_SUFFIXES = (".cases.yaml", ".cases.yml")
@@ -81,6 +88,8 @@ def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[Mappi
         return None, [
             MappingError("duplicate key", mapping_file=mapping_file, field=dotted(exc.path), line=exc.line)
         ]
+    except AnchorError as exc:
+        return None, [MappingError(exc.reason, mapping_file=mapping_file, line=exc.line)]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

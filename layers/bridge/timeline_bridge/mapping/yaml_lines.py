@@ -10,13 +10,42 @@ import yaml
 Path_ = tuple[str | int, ...]
 
 
+class AnchorError(ValueError):
+    """An anchor (`&name`) or alias (`*name`): refused, so no alias bomb is ever expanded."""
+
+    def __init__(self, reason: str, line: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
 class LineLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader (no object construction, ever) with JSON-friendly scalars.
 
     Dates and times stay strings (a mapping's `2024-01-01` is text, not a `date`), and only
     `true`/`false` are booleans: YAML 1.1 turns `yes`, `no`, `on`, `off` into booleans, which
     breaks lookup tables keyed by words like those.
+
+    Anchors and aliases are refused where the parser meets them, before any node is built: nine
+    nested levels of ten aliases are a few lines of text and 10^9 values once anything walks the
+    data (a "billion laughs"). Mapping and cases files write each value out instead.
     """
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise AnchorError(
+                f"YAML aliases (*{event.anchor}) are not allowed: write each value out", _line(event)
+            )
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise AnchorError(f"YAML anchors (&{anchor}) are not allowed: write each value out", _line(event))
+        return super().compose_node(parent, index)
+
+
+def _line(event: yaml.Event) -> int:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 1
 
 
 LineLoader.yaml_implicit_resolvers = {
@@ -49,8 +78,9 @@ class DuplicateKeyError(ValueError):
 def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     """Parse one YAML document; return the data and {JSON path: 1-based line of its key or item}.
 
-    Raises yaml.YAMLError (with `problem_mark`) on syntax errors and DuplicateKeyError when a
-    mapping repeats a key (PyYAML would silently keep the last one).
+    Raises yaml.YAMLError (with `problem_mark`) on syntax errors, DuplicateKeyError when a
+    mapping repeats a key (PyYAML would silently keep the last one) and AnchorError at the first
+    anchor or alias.
     """
     loader = LineLoader(text)
     try:
@@ -66,7 +96,7 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int]) -> None:
-    # Aliases point at nodes already walked: do not walk them twice (and never loop).
+    # The loader refuses aliases, so no node is shared; kept as a guard against ever looping.
     if id(node) in seen:
         return
     seen.add(id(node))
