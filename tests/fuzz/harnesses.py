@@ -792,7 +792,12 @@ def target_answers(data: bytes) -> None:
         applied.classify(response, _job("applied", body)),
         hubspot_target.classify_error(response, now=NOW),
         *hubspot_target.HubspotClient(token=lambda: "t")._partial(
-            response, [hubspot_target._Item(i, {"id": event_id}) for i, event_id in enumerate(ids)]
+            hubspot_target.APIS[g.pick(sorted(hubspot_target.APIS))],
+            response,
+            [
+                hubspot_target._Item(i, g.pick([event_id, f"key-{i}"]), {"id": event_id})
+                for i, event_id in enumerate(ids)
+            ],
         ),
     ]
     for outcome in outcomes:
