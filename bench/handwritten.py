@@ -116,7 +116,29 @@ def hubspot_deal_stage_to_hubspot_timeline(
         "tokens": {
             "stage": stage,
             "stage_label": HUBSPOT_STAGES.get(stage, stage),
-            "changed_at": occurred,
+            "changed_at": str(occurred),  # HubSpot takes token values as strings
+            "change_source": event.get("changeSource") or "unknown",
+        },
+        "extraData": {"portalId": event["portalId"], "sourceId": event["sourceId"]},
+        "id": meta["key"],
+    }
+
+
+def hubspot_deal_stage_to_hubspot_app_events(
+    event: dict[str, Any], meta: dict[str, Any], enrichment: dict[str, Any]
+) -> Body:
+    if not _is_hubspot_deal_stage(event):
+        return None
+    stage = event["propertyValue"]
+    occurred = event["occurredAt"]
+    return {
+        "eventTypeName": "ae0000001_deal-stage-changed",
+        "objectId": str(event["objectId"]),
+        "timestamp": _iso_from_ms(occurred),
+        "properties": {
+            "stage": stage,
+            "stage_label": HUBSPOT_STAGES.get(stage, stage),
+            "changed_at": str(occurred),
             "change_source": event.get("changeSource") or "unknown",
         },
         "extraData": {"portalId": event["portalId"], "sourceId": event["sourceId"]},
@@ -250,6 +272,7 @@ def slack_approval_to_matter(event: dict[str, Any], meta: dict[str, Any], enrich
 HANDWRITTEN: dict[str, HandWritten] = {
     "hubspot-deal-stage-to-stora": hubspot_deal_stage_to_stora,
     "hubspot-deal-stage-to-hubspot-timeline": hubspot_deal_stage_to_hubspot_timeline,
+    "hubspot-deal-stage-to-hubspot-app-events": hubspot_deal_stage_to_hubspot_app_events,
     "hubspot-deal-stage-to-matter": hubspot_deal_stage_to_matter,
     "pipedrive-deal-stage-to-applied": pipedrive_deal_stage_to_applied,
     "pipedrive-deal-stage-to-stora": pipedrive_deal_stage_to_stora,

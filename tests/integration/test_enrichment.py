@@ -120,7 +120,7 @@ def test_job_is_dead_lettered_naming_the_fetch_and_nothing_is_sent_when_enrichme
     assert answer == {"batchItemFailures": []}
     assert aws.count("stora") == 0
     assert aws.count("matter") == 0
-    assert len(jobs_on(aws, "hubspot")) == 1  # the timeline mapping needs no enrichment
+    assert len(jobs_on(aws, "hubspot")) == 2  # the v3 and app-events mappings need no enrichment
     (dead,) = jobs_on(aws, "stora-dlq")
     letter = dead.dead_letter
     assert letter is not None

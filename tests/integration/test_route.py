@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
 HUBSPOT_SAMPLE = ROOT / "events" / "hubspot" / "deal-stage-change.json"
 HUBSPOT_MAPPINGS = {
-    "stora": "hubspot-deal-stage-to-stora",
-    "hubspot": "hubspot-deal-stage-to-hubspot-timeline",
-    "matter": "hubspot-deal-stage-to-matter",
+    "stora": ("hubspot-deal-stage-to-stora",),
+    # v3 and app events side by side: each HubSpot mapping writes the API its body names
+    "hubspot": ("hubspot-deal-stage-to-hubspot-app-events", "hubspot-deal-stage-to-hubspot-timeline"),
+    "matter": ("hubspot-deal-stage-to-matter",),
 }
 
 
@@ -73,14 +74,15 @@ def test_event_fans_out_to_every_target_queue_when_three_mappings_match(
     answer = route_handler(sqs_event(hubspot_envelope.to_json()), lambda_context)
 
     assert answer == {"batchItemFailures": []}
-    for target, mapping in HUBSPOT_MAPPINGS.items():
-        (job,) = jobs_on(aws, target)
-        assert job.mapping == mapping
-        assert job.target == target
-        assert job.key == job_key("hubspot", hubspot_envelope.event_id, mapping)
-        assert job.event_id == hubspot_envelope.event_id
-        assert job.mapping_file.endswith(f"{mapping}.yaml")
-        assert job.dead_letter is None
+    for target, mappings in HUBSPOT_MAPPINGS.items():
+        jobs = sorted(jobs_on(aws, target), key=lambda j: j.mapping)
+        assert [job.mapping for job in jobs] == list(mappings)
+        for job, mapping in zip(jobs, mappings, strict=True):
+            assert job.target == target
+            assert job.key == job_key("hubspot", hubspot_envelope.event_id, mapping)
+            assert job.event_id == hubspot_envelope.event_id
+            assert job.mapping_file.endswith(f"{mapping}.yaml")
+            assert job.dead_letter is None
     assert aws.count("applied") == 0
     assert all(aws.count(f"{t}-dlq") == 0 for t in HUBSPOT_MAPPINGS)
 
@@ -89,23 +91,26 @@ def test_jobs_carry_rendered_bodies_when_routed(aws, route_handler, hubspot_enve
     route_handler(sqs_event(hubspot_envelope.to_json()), lambda_context)
 
     (stora,) = jobs_on(aws, "stora")
-    (hubspot,) = jobs_on(aws, "hubspot")
+    app_events, hubspot = sorted(jobs_on(aws, "hubspot"), key=lambda j: j.mapping)
     assert stora.body["description"] == "CRM deal moved to Negotiation stage"
     assert stora.body["external"]["id"] == f"deal_{hubspot_envelope.event['objectId']}"
     assert hubspot.body["id"] == hubspot.key
-    assert hubspot.body["tokens"]["changed_at"] == hubspot_envelope.event["occurredAt"]
+    # HubSpot takes token and property values as strings only
+    assert hubspot.body["tokens"]["changed_at"] == str(hubspot_envelope.event["occurredAt"])
+    assert app_events.body["id"] == app_events.key
+    assert app_events.body["properties"]["changed_at"] == str(hubspot_envelope.event["occurredAt"])
 
 
 def test_keys_repeat_when_the_same_envelope_is_routed_twice(
     aws, route_handler, hubspot_envelope, lambda_context
 ) -> None:
     route_handler(sqs_event(hubspot_envelope.to_json()), lambda_context)
-    first = {j.target: j.key for t in HUBSPOT_MAPPINGS for j in jobs_on(aws, t)}
+    first = {j.mapping: j.key for t in HUBSPOT_MAPPINGS for j in jobs_on(aws, t)}
     route_handler(sqs_event(hubspot_envelope.to_json()), lambda_context)
-    second = {j.target: j.key for t in HUBSPOT_MAPPINGS for j in jobs_on(aws, t)}
+    second = {j.mapping: j.key for t in HUBSPOT_MAPPINGS for j in jobs_on(aws, t)}
 
     assert first == second
-    assert len(set(first.values())) == 3
+    assert len(set(first.values())) == 4
 
 
 def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
@@ -113,8 +118,9 @@ def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
 ) -> None:
     from timeline_bridge import enrichment
 
-    for name in HUBSPOT_MAPPINGS.values():
-        shutil.copy(MAPPINGS / f"{name}.yaml", tmp_path)
+    for names in HUBSPOT_MAPPINGS.values():
+        for name in names:
+            shutil.copy(MAPPINGS / f"{name}.yaml", tmp_path)
     stora_file = tmp_path / "hubspot-deal-stage-to-stora.yaml"
     # A contact id read from the wrong place: contact.id renders empty.
     good = 'contact: {id: "${{ enrichment.contact_id }}"}'
@@ -130,7 +136,7 @@ def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
 
     assert answer == {"batchItemFailures": []}
     assert aws.count("stora") == 0
-    assert len(jobs_on(aws, "hubspot")) == 1
+    assert len(jobs_on(aws, "hubspot")) == 2
     assert len(jobs_on(aws, "matter")) == 1
     (dead,) = jobs_on(aws, "stora-dlq")
     letter = dead.dead_letter

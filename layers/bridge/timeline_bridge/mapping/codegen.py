@@ -51,6 +51,7 @@ from timeline_bridge.mapping.expressions import (
     split_template,
     stringify,
     to_string,
+    to_text,
 )
 
 _MISSING = object()
@@ -349,6 +350,18 @@ class _Generator:
             if self.type_of(inner) == _STR:
                 return inner
             return self.typed(f"({value} if type({value} := {inner}) is str else _to_string({value}))", _STR)
+        if name == "to_text" and len(children) == 1:
+            value = self.temp()
+            inner = self.node(children[0], source)
+            kind = self.type_of(inner)
+            if kind <= _STR | _NULL:
+                return inner
+            # Integers (epoch milliseconds, ids) are spelled here; anything else as to_text does.
+            code = (
+                f"({value} if type({value} := {inner}) is str"
+                f" else str({value}) if type({value}) is int else _to_text({value}))"
+            )
+            return self.typed(code, (kind - frozenset({int, bool})) | _STR)
         call = self.const(checked_function(self.functions, name, len(children)))
 
         def build(bound: str) -> str:
@@ -668,6 +681,7 @@ def _namespace(constants: list[Any]) -> dict[str, Any]:
         "_loads": json.loads,
         "_lookup_key": lookup_key,
         "_to_string": to_string,
+        "_to_text": to_text,
     }
 
 
