@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from timeline_bridge.delivery import failure_category, stops_target
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.sandboxes import DEFAULT_SHOP_ID
-from timeline_bridge.targets.applied import AppliedClient
+from timeline_bridge.targets.applied import AppliedClient, check_shop_id, classify
 from timeline_bridge.targets.base import Delivered
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "AL_sandbox_key"
 CONTACT_BODY = {
     "name": "Deal won",
@@ -172,11 +177,56 @@ def test_route_without_trailing_slash_refused_when_called(applied, make_job):
     assert applied.events() == []
 
 
-def test_wrong_key_is_retry_later_and_unknown_shop_permanent_when_applied_refuses(applied, make_job):
+def test_wrong_key_and_unknown_shop_wait_for_the_operator_when_applied_refuses(applied, make_job):
     [auth] = AppliedClient(token=lambda: "AL_revoked").send([make_job("applied")])
     assert isinstance(auth, RetryLaterError) and (auth.status, auth.code) == (401, "authentication_failed")
     [shop] = AppliedClient(shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
-    assert isinstance(shop, PermanentDeliveryError) and (shop.status, shop.code) == (403, "permission_denied")
+    # The shop is a setting every job shares: a configuration pause, not a dead letter per job.
+    assert isinstance(shop, RetryLaterError) and (shop.status, shop.code) == (403, "target_misconfigured")
+    assert "APPLIED_SHOP_ID" in shop.message and "permission_denied" in shop.message
+    assert failure_category(shop) == "credentials" and stops_target(shop)
+
+
+def test_unknown_shop_pauses_the_target_when_applied_answers_404(applied, make_job):
+    applied.unknown_shop_status = 404
+    [shop] = AppliedClient(shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
+    assert isinstance(shop, RetryLaterError) and (shop.status, shop.code) == (404, "target_misconfigured")
+    assert stops_target(shop)
+
+
+def test_shop_id_that_is_not_a_uuid_waits_unsent_when_configured(applied, make_job):
+    [outcome] = AppliedClient(shop_id=lambda: "shop-1").send([make_job("applied")])
+    assert isinstance(outcome, RetryLaterError) and outcome.code == "target_misconfigured"
+    assert "APPLIED_SHOP_ID is not a UUID" in outcome.message and stops_target(outcome)
+    assert applied.requests == []
+
+
+@pytest.mark.parametrize("value", ["shop-1", "0f8fad5b-d9cb-469f-a165", "0f8fad5bd9cb469fa16570867728950e0"])
+def test_check_shop_id_names_the_setting_when_it_is_not_a_uuid(value):
+    with pytest.raises(ValueError, match="APPLIED_SHOP_ID must be a UUID"):
+        check_shop_id(value)
+    check_shop_id("0f8fad5b-d9cb-469f-a165-70867728950e")
+    check_shop_id(None)
+
+
+def test_template_refuses_a_shop_id_that_is_not_a_uuid_when_deployed():
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)  # noqa: S506
+    pattern = re.compile(template["Parameters"]["AppliedShopId"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("0f8fad5b-d9cb-469f-a165-70867728950e")
+    assert not pattern.fullmatch("shop-1") and not pattern.fullmatch("0f8fad5b-d9cb-469f-a165-70867728950e\n")
+
+
+def test_provider_id_read_from_the_contact_when_applied_answers_a_contact(make_job):
+    answer = requests.Response()
+    answer.status_code = 201
+    answer._content = b'{"contact": {"id": "con_42"}}'
+    answer.headers["Content-Type"] = "application/json"
+    outcome = classify(answer, make_job("applied"))
+    assert outcome == Delivered("con_42", 201)
 
 
 @pytest.mark.parametrize(
@@ -213,14 +263,34 @@ def test_wrong_key_is_retry_later_and_unknown_shop_permanent_when_applied_refuse
             None,
             "Authentication credentials were not provided.",
         ),
+        # The shop (or the key's access to it) is refused: the operator's to fix, the target waits.
         (
             403,
             {"detail": "You do not have permission to perform this action.", "code": "permission_denied"},
-            PermanentDeliveryError,
-            "permission_denied",
+            RetryLaterError,
+            "target_misconfigured",
+            "Applied Labs refused the shop in APPLIED_SHOP_ID (permission_denied): "
             "You do not have permission to perform this action.",
         ),
-        (404, {"detail": "Not found."}, PermanentDeliveryError, None, "Not found."),
+        (
+            404,
+            {"detail": "Not found."},
+            RetryLaterError,
+            "target_misconfigured",
+            "Applied Labs refused the shop in APPLIED_SHOP_ID (404): Not found.",
+        ),
+        (
+            400,
+            {
+                "type": "validation_error",
+                "errors": [
+                    {"code": "invalid", "detail": "X-Shop-Id must be a valid UUID.", "attr": "X-Shop-Id"}
+                ],
+            },
+            RetryLaterError,
+            "target_misconfigured",
+            "Applied Labs refused the shop in APPLIED_SHOP_ID (invalid): X-Shop-Id must be a valid UUID.",
+        ),
         (500, {"detail": "A server error occurred."}, RetryLaterError, None, "A server error occurred."),
     ],
 )

@@ -56,7 +56,12 @@ from functools import cache
 from typing import Any
 
 from timeline_bridge import TARGETS, aws, config
-from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
+from timeline_bridge.errors import (
+    CONFIGURATION_CODES,
+    DeliveryFailure,
+    PermanentDeliveryError,
+    RetryLaterError,
+)
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import NAMESPACE, logger
 from timeline_bridge.targets.base import Delivered, TargetClient
@@ -551,7 +556,7 @@ def failure_category(failure: DeliveryFailure) -> str:
     """What kind of trouble a failure is, for the dead-letter record and the logs."""
     if isinstance(failure, RetryLaterError) and failure.throttled:
         return "rate_limited"
-    if failure.status in (401, 403) or failure.code == "credentials_missing":
+    if failure.status in (401, 403) or failure.code in CONFIGURATION_CODES:
         return "credentials"
     if isinstance(failure, PermanentDeliveryError):
         return "rejected"

@@ -134,6 +134,11 @@ class DeliveryFailure(BridgeError):
         return f"{head}: {self.message}" if head else self.message
 
 
+# Failure codes that name the operator's configuration (a credential or setting every job of the
+# target shares), not the job: the target pauses until it is fixed.
+CONFIGURATION_CODES = frozenset({"credentials_missing", "target_misconfigured"})
+
+
 @dataclass
 class RetryLaterError(DeliveryFailure):
     """Transient: 429, 5xx, timeout, reset, expired credentials. `retry_after` is the provider's ask."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import requests
 
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
+from timeline_bridge.observability import logger
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import (
     as_dict,
@@ -28,6 +30,7 @@ from timeline_bridge.targets.http import (
 
 EVENTS_PATH = "/v2026-04/events/"
 SHOP_ENV = "APPLIED_SHOP_ID"
+SHOP_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 AMBIGUOUS_MESSAGE = (
     "The answer from Applied Labs was lost after the request was sent, so the activity may already "
     "be on the contact's timeline. Applied does not dedupe contact activities, so a blind retry "
@@ -78,13 +81,37 @@ def _error_fields(response: requests.Response) -> dict[str, Any]:
     }
 
 
+def provider_id(response: requests.Response) -> str | None:
+    """The id Applied gives the stored event: `id`, else the contact's (`{"contact": {"id": …}}`)."""
+    body = as_dict(json_body(response))
+    return as_str(body.get("id")) or as_str(as_dict(body.get("contact")).get("id"))
+
+
+def refuses_shop(status: int, fields: dict[str, Any]) -> bool:
+    """The answer refuses the shop (or the key's access to it), which every job of this stack
+    shares: 403, a 404 on the one fixed route (unknown shop), or a 400 naming X-Shop-Id."""
+    if status in (403, 404):
+        return True
+    return status == 400 and any(
+        isinstance(item, dict) and str(item.get("attr", "")).lower() == "x-shop-id"
+        for item in fields["details"]
+    )
+
+
 def classify(response: requests.Response, job: DeliveryJob, *, now: float | None = None) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
-        return Delivered(as_str(as_dict(json_body(response)).get("id")), status)
+        return Delivered(provider_id(response), status)
     if 300 <= status < 400:
         return redirect_error(response, "applied")
     fields = _error_fields(response)
+    if refuses_shop(status, fields):
+        # An operator's setting, not this job's fault: the target pauses until it is fixed,
+        # instead of every job being dead-lettered.
+        message = (
+            f"Applied Labs refused the shop in {SHOP_ENV} ({fields['code'] or status}): {fields['message']}"
+        )
+        return RetryLaterError(**{**fields, "code": "target_misconfigured", "message": message})
     if status == 429:
         return RetryLaterError(
             **fields, retry_after=retry_after(response, "applied", now=now), throttled=True
@@ -115,6 +142,8 @@ class AppliedClient(TargetClient):
         shop_id = self._shop_id()
         if not shop_id:
             return RetryLaterError(f"{SHOP_ENV} is not configured", code="credentials_missing")
+        if not SHOP_ID_PATTERN.match(shop_id):
+            return RetryLaterError(f"{SHOP_ENV} is not a UUID", code="target_misconfigured")
         try:
             body = prepare(job)
         except PermanentDeliveryError as failure:
@@ -144,6 +173,20 @@ class AppliedClient(TargetClient):
         return outcome
 
 
+def check_shop_id(value: str | None) -> None:
+    """ValueError naming the setting when `APPLIED_SHOP_ID` is set but is not a UUID."""
+    if value and not SHOP_ID_PATTERN.match(value):
+        raise ValueError(f"{SHOP_ENV} must be a UUID (Applied Labs refuses any other X-Shop-Id)")
+
+
 def build_client() -> AppliedClient:
-    """The Applied Labs client; the shop, like the key, is read on each send."""
+    """The Applied Labs client; the shop, like the key, is read on each send.
+
+    A shop id that is not a UUID is reported when the client is built (cold start) and pauses
+    the target on every send: failing the cold start instead would send each batch to the DLQ
+    with no reason once its receives ran out."""
+    try:
+        check_shop_id(os.environ.get(SHOP_ENV, "").strip() or None)
+    except ValueError as exc:
+        logger.error("target misconfigured", extra={"target": "applied", "reason": str(exc)})
     return AppliedClient()
