@@ -9,12 +9,18 @@ import pytest
 import requests
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets.base import Delivered
-from timeline_bridge.targets.http import seconds_until_next_utc_midnight
+from timeline_bridge.targets.http import scalar_text, seconds_until_next_utc_midnight
 from timeline_bridge.targets.hubspot import HubspotClient
 
 TOKEN = "hubspot-sandbox-token"
 BATCH = "/integrators/timeline/v3/events/batch/create"
 SINGLE = "/integrators/timeline/v3/events"
+
+
+def _as_sent(body):
+    """A body posted straight to the sandbox, its token values strings as the client sends them
+    (the spec's `tokens` is a map of strings: the sandbox refuses numbers with 422)."""
+    return {**body, "tokens": {name: scalar_text(value) for name, value in body["tokens"].items()}}
 
 
 def _bad(make_job, **tokens):
@@ -189,7 +195,9 @@ def test_documented_limit_answers_429_with_hubspot_headers_when_exceeded(hubspot
     hubspot.set_rate_limits([(2, 3600.0)])
     headers = {"Authorization": f"Bearer {TOKEN}"}
     answers = [
-        requests.post(hubspot.url + SINGLE, json=make_job("hubspot").body, headers=headers, timeout=5)
+        requests.post(
+            hubspot.url + SINGLE, json=_as_sent(make_job("hubspot").body), headers=headers, timeout=5
+        )
         for _ in range(3)
     ]
     assert [a.status_code for a in answers] == [201, 201, 429]
@@ -373,7 +381,7 @@ def test_sandbox_refuses_more_than_100_inputs_when_batch_is_too_big(hubspot, mak
 
 def test_sandbox_last_write_wins_when_same_template_and_id_are_sent_twice(hubspot, make_job):
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    first = {**make_job("hubspot").body, "id": "same"}
+    first = {**_as_sent(make_job("hubspot").body), "id": "same"}
     second = {**first, "objectId": "555", "tokens": {**first["tokens"], "stage": "closedlost"}}
     for body in (first, second):
         assert requests.post(hubspot.url + SINGLE, json=body, headers=headers, timeout=5).status_code == 201
@@ -386,9 +394,9 @@ def test_sandbox_last_write_wins_when_same_template_and_id_are_sent_twice(hubspo
 def test_sandbox_generates_ids_when_id_is_missing_or_a_uuid_placeholder(hubspot, make_job):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     for body in (
-        {**make_job("hubspot").body, "id": "x-{{uuid}}"},
-        make_job("hubspot").body,
-        make_job("hubspot").body,
+        {**_as_sent(make_job("hubspot").body), "id": "x-{{uuid}}"},
+        _as_sent(make_job("hubspot").body),
+        _as_sent(make_job("hubspot").body),
     ):
         requests.post(hubspot.url + SINGLE, json=body, headers=headers, timeout=5)
     ids = [e["id"] for e in hubspot.events()]
@@ -405,3 +413,48 @@ def test_all_invalid_batch_answers_configured_status_when_no_input_is_valid(hubs
     hubspot.all_invalid_status = 400
     refused = requests.post(hubspot.url + BATCH, json={"inputs": inputs}, headers=headers, timeout=5)
     assert refused.status_code == 400
+
+
+def test_sandbox_refuses_a_numeric_token_with_422_when_posted_like_a_validating_hubspot(hubspot, make_job):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    numeric = {**make_job("hubspot").body, "id": "n-1"}  # changed_at and amount are JSON numbers
+
+    single = requests.post(hubspot.url + SINGLE, json=numeric, headers=headers, timeout=5)
+    batch = requests.post(
+        hubspot.url + BATCH, json={"inputs": [_as_sent(numeric), numeric]}, headers=headers, timeout=5
+    )
+
+    for answer in (single, batch):
+        assert answer.status_code == 422
+        body = answer.json()
+        assert (body["status"], body["category"]) == ("error", "VALIDATION_ERROR")
+        assert body["correlationId"] and "must be a string, not a number" in body["message"]
+    assert {e["in"] for e in single.json()["errors"]} == {"tokens.changed_at", "tokens.amount"}
+    assert {e["in"] for e in batch.json()["errors"]} == {
+        "inputs[1].tokens.changed_at",
+        "inputs[1].tokens.amount",
+    }
+    assert hubspot.events() == []  # the whole request was refused
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"objectId": 98442}, "objectId"),
+        ({"eventTemplateId": 1001298}, "eventTemplateId"),
+        ({"tokens": {"stage": True}}, "tokens.stage"),
+        ({"extraData": "x"}, "extraData"),
+        ({"timelineIFrame": {"linkLabel": "l", "headerLabel": "h", "url": "u", "width": "600", "height": 400}}, "timelineIFrame.width"),
+    ],
+)  # fmt: skip
+def test_sandbox_refuses_a_field_of_the_wrong_spec_type_with_422_when_posted_directly(
+    hubspot, make_job, change, field
+):
+    body = {**_as_sent(make_job("hubspot").body), "id": "t-1", **change}
+
+    answer = requests.post(
+        hubspot.url + SINGLE, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    )
+
+    assert answer.status_code == 422 and [e["in"] for e in answer.json()["errors"]] == [field]
+    assert hubspot.events() == []

@@ -196,3 +196,19 @@ def test_app_event_job_goes_to_the_app_events_api_when_sent_alone(hubspot, hubsp
 
     assert isinstance(outcome, Delivered) and outcome.status == 201
     assert [r["path"] for r in hubspot.requests] == [APP_SINGLE]
+
+
+def test_sandbox_refuses_an_occurrence_field_of_the_wrong_spec_type_with_400_when_posted_directly(hubspot):
+    import requests
+
+    body = {**OCCURRENCE, "id": "o-1", "objectId": 98442}
+
+    answer = requests.post(
+        hubspot.url + APP_SINGLE,
+        json=body,
+        headers={"Authorization": "Bearer hubspot-sandbox-token"},
+        timeout=5,
+    )
+
+    assert answer.status_code == 400 and "objectId must be a string, not a number" in answer.json()["message"]
+    assert hubspot.events() == []

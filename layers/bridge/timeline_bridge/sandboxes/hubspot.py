@@ -2,7 +2,10 @@
 documents it.
 
 Enforces: the v3 routes, Bearer token (401 `INVALID_AUTHENTICATION`), an optional missing scope
-(403 with `context.missingScopes`), JSON only, events validated against a template fixture
+(403 with `context.missingScopes`), JSON only, the field types of HubSpot's OpenAPI spec as a
+validating HubSpot does (422 `VALIDATION_ERROR` for the whole request, nothing stored: `tokens`
+is a map of strings, every id and address a string, `timelineIFrame` sizes integers), events
+validated against a template fixture
 (required `eventTemplateId`/`tokens`, camelCase fields, unknown template 404 (single) or an item
 error (batch), tokens defined on the template, numbers, dates in epoch milliseconds, enumeration
 option values, `objectId` for non-contact templates and objectId/email/utk for contacts,
@@ -14,7 +17,11 @@ and 429 `RATE_LIMIT` with `X-HubSpot-RateLimit-*` headers (Retry-After optional)
 The 2026-03 app events routes take occurrences (`eventTypeName`, `id`, string `properties`) of
 the event types in a fixture (one per v3 template unless given), store each (type, id) once and
 answer a known one with 409 (occurrences are immutable); a batch is atomic: one invalid or known
-input refuses it whole (400 or 409) and nothing is stored.
+input refuses it whole (400 or 409) and nothing is stored. The same field types are checked there,
+answered with that API's validation status, 400.
+
+A missing v3 `id` is generated, as the live API does ("We will create one for you if you omit
+this"), although the spec lists it as required; the bridge always sends one.
 """
 
 from __future__ import annotations
@@ -65,6 +72,36 @@ DUPLICATE_OCCURRENCE = (
     "An occurrence for this event type and occurrence ID already exists. Occurrences are immutable."
 )
 IFRAME_FIELDS = ("linkLabel", "headerLabel", "url", "width", "height")
+# The types HubSpot's OpenAPI specs give the fields of a v3 TimelineEvent and of a 2026-03
+# AppEventOccurrence: "text map" is an object whose values are strings (`tokens`, `properties`).
+SPEC_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "eventTemplateId",
+            "eventTypeName",
+            "id",
+            "objectId",
+            "email",
+            "utk",
+            "domain",
+            "timestamp",
+            "customObjectTypeId",
+            "objectTypeFullyQualifiedName",
+        ),
+        "string",
+    ),
+    "tokens": "text map",
+    "properties": "text map",
+    "extraData": "object",
+    "timelineIFrame": "iframe",
+}
+IFRAME_TYPES: dict[str, str] = {
+    "linkLabel": "string",
+    "headerLabel": "string",
+    "url": "string",
+    "width": "integer",
+    "height": "integer",
+}
 KB = {"knowledge-base": "https://www.hubspot.com/products/service/knowledge-base"}
 
 # The deal template the shipped HubSpot mapping (hubspot-deal-stage-to-hubspot-timeline) writes to,
@@ -268,6 +305,9 @@ class HubspotSandbox(Sandbox):
             return SandboxResponse.json(
                 400, error_body("Invalid input JSON: expected an object", "VALIDATION_ERROR")
             )
+        typed = spec_type_problems(body)
+        if typed:
+            return _type_error(typed)
         template = self.templates.get(str(body.get("eventTemplateId")))
         if body.get("eventTemplateId") is not None and template is None:
             return SandboxResponse.json(
@@ -292,6 +332,18 @@ class HubspotSandbox(Sandbox):
                     f"Too many inputs: {len(inputs)} (at most {MAX_INPUTS} per batch)", "VALIDATION_ERROR"
                 ),
             )
+        # A request that breaks the spec's types is refused before any input is looked at.
+        typed = [
+            problem
+            for index, item in enumerate(inputs)
+            for problem in (
+                spec_type_problems(item, f"inputs[{index}].")
+                if isinstance(item, dict)
+                else [(f"inputs[{index}]", "must be an object")]
+            )
+        ]
+        if typed:
+            return _type_error(typed)
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         for item in inputs:
@@ -420,7 +472,8 @@ class HubspotSandbox(Sandbox):
         return SandboxResponse.json(200, answer)
 
     def _validate_occurrence(self, event: dict[str, Any]) -> list[str]:
-        problems = []
+        # Property values are checked against the event type below ("values are strings").
+        problems = [f"{field} {reason}" for field, reason in spec_type_problems(event) if "." not in field]
         unknown = sorted(set(event) - APP_FIELDS)
         if unknown:
             problems.append(f"Unrecognized field(s) {unknown}; fields are camelCase")
@@ -500,6 +553,69 @@ class HubspotSandbox(Sandbox):
 
 def _occurrence_key(event_type: str, occurrence_id: str) -> str:
     return f"app\x1f{event_type}\x1f{occurrence_id}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"string": str, "object": dict}[kind])
+
+
+def spec_type_problems(event: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(field, reason) for every value whose JSON type HubSpot's spec refuses (`SPEC_TYPES`).
+    Fields the spec does not have are left to the template checks ("camelCase")."""
+    problems: list[tuple[str, str]] = []
+    for name, value in event.items():
+        kind = SPEC_TYPES.get(name)
+        field = prefix + name
+        if kind is None:
+            continue
+        if kind == "string" and not _has_type(value, "string"):
+            problems.append((field, f"must be a string, not {_json_type(value)}"))
+        elif kind != "string" and not isinstance(value, dict):
+            problems.append((field, f"must be an object, not {_json_type(value)}"))
+        elif kind == "text map":
+            for key, item in value.items():
+                if not isinstance(item, str):
+                    problems.append(
+                        (
+                            f"{field}.{key}",
+                            f"must be a string, not {_json_type(item)} ({name} maps names to strings)",
+                        )
+                    )
+        elif kind == "iframe":
+            for key, want in IFRAME_TYPES.items():
+                if key in value and not _has_type(value[key], want):
+                    article = "an" if want == "integer" else "a"
+                    problems.append(
+                        (f"{field}.{key}", f"must be {article} {want}, not {_json_type(value[key])}")
+                    )
+    return problems
+
+
+def _type_error(problems: list[tuple[str, str]]) -> SandboxResponse:
+    """422, HubSpot's answer to a body its OpenAPI validation refuses: nothing was processed."""
+    return SandboxResponse.json(
+        422,
+        error_body(
+            "Invalid input JSON: " + "; ".join(f"{field} {reason}" for field, reason in problems),
+            "VALIDATION_ERROR",
+            errors=[
+                {"message": f"{field} {reason}", "in": field, "code": "INVALID_TYPE"}
+                for field, reason in problems
+            ],
+        ),
+    )
 
 
 def _validation_error(problems: list[str]) -> SandboxResponse:
