@@ -1,4 +1,4 @@
-"""HubSpot timeline v3 (reference/targets.md §2): single and batch creates against the sandbox over
+"""HubSpot timeline v3: single and batch creates against the sandbox over
 real HTTP, 207 correlation by our own id, chunking, and every error envelope classified."""
 
 from __future__ import annotations

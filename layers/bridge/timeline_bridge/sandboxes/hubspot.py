@@ -1,5 +1,5 @@
-"""HubSpot timeline sandbox (v3, and the 2026-03 app events API), as reference/targets.md §2
-documents it.
+"""HubSpot timeline sandbox: the v3 timeline events API and the 2026-03 app events API, as
+HubSpot's docs and OpenAPI specs describe them.
 
 Enforces: the v3 routes, Bearer token (401 `INVALID_AUTHENTICATION`), an optional missing scope
 (403 with `context.missingScopes`), JSON only, the field types of HubSpot's OpenAPI spec as a
