@@ -35,7 +35,9 @@ CLIENTS = {
     "stora": lambda: stora.StoraClient(token=lambda: "stora-token-1"),
     "hubspot": lambda: hubspot.HubspotClient(token=lambda: "hubspot-token-1"),
     "matter": lambda: matter.MatterClient(token=lambda: "matter-key-1"),
-    "applied": lambda: applied.AppliedClient(token=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"),
+    "applied": lambda: applied.AppliedClient(
+        token=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"
+    ),
 }
 BODIES: dict[str, dict[str, Any]] = {
     "stora": {"source": {"id": "tsrc_1"}, "template": {"id": "aetpl_1"}, "description": "moved"},
