@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -267,6 +268,16 @@ def local_runtime(tmp_path: Path) -> Iterator[Any]:
 
 # --- log hygiene ---------------------------------------------------------------------------------
 # Every log line of the run is checked for secrets, signatures, credentials and e-mail addresses;
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Each test starts from the same environment: the CLI and the local runtime point the process
+    at the sandboxes they start (a base URL left set would aim a later test at a stopped port)."""
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
 # any finding fails the session (tests/log_hygiene.py). pytester runs the check's own proof.
 pytest_plugins = ["pytester"]
 
