@@ -212,13 +212,13 @@ def drive(target: str, bodies: list[dict[str, Any]], batch_size: int, sandbox: A
 
 
 class SandboxProcess:
-    """A provider sandbox in its own process (`python -m timeline_bridge.sandboxes NAME`), as a
+    """A provider sandbox in its own process (`python -m timeline_bridge_tools.sandboxes NAME`), as a
     provider is in its own machine: its CPU does not compete with the deliver stage's for the GIL."""
 
     def __init__(self, name: str, time_scale: float) -> None:
         self.name = name
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "timeline_bridge.sandboxes", name, "--time-scale", str(time_scale)],
+            [sys.executable, "-m", "timeline_bridge_tools.sandboxes", name, "--time-scale", str(time_scale)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -265,7 +265,7 @@ class SandboxProcess:
 
 def hubspot_bodies(n: int) -> list[dict[str, Any]]:
     """Timeline events for the sandbox's first template, tokens filled by their declared type."""
-    from timeline_bridge.sandboxes.hubspot import DEFAULT_TEMPLATES
+    from timeline_bridge_tools.sandboxes.hubspot import DEFAULT_TEMPLATES
 
     template = DEFAULT_TEMPLATES[0]
     values = {"string": "Negotiation", "date": 1_763_899_315_724, "number": 1200}
@@ -282,7 +282,7 @@ def hubspot_bodies(n: int) -> list[dict[str, Any]]:
 
 
 def stora_bodies(n: int) -> list[dict[str, Any]]:
-    from timeline_bridge.sandboxes.stora import DEFAULT_SOURCES, DEFAULT_TEMPLATES
+    from timeline_bridge_tools.sandboxes.stora import DEFAULT_SOURCES, DEFAULT_TEMPLATES
 
     template_id, template = next(iter(DEFAULT_TEMPLATES.items()))
     custom = template.get("variables", {}).get("custom", [])
@@ -339,7 +339,7 @@ def _target_run(
 ) -> tuple[Run, int, tuple[tuple[int, float], ...]]:
     """Deliver `bodies` to `target`'s sandbox (own process, limits scaled by `scale`), the
     deliverer told the same documented limits and scale, as an operator would configure it."""
-    from timeline_bridge.sandboxes import SANDBOX_CLASSES
+    from timeline_bridge_tools.sandboxes import SANDBOX_CLASSES
 
     limits = SANDBOX_CLASSES[target].default_rate_limits
     with SandboxProcess(target, scale) as sandbox:
@@ -359,7 +359,7 @@ def run() -> Figure:
     fig = Figure("delivery", "4. Delivery efficiency")
     try:
         from timeline_bridge import delivery
-        from timeline_bridge.sandboxes import HubspotSandbox, StoraSandbox  # noqa: F401 - present or not measured
+        from timeline_bridge_tools.sandboxes import HubspotSandbox, StoraSandbox  # noqa: F401 - present or not measured
     except ImportError as exc:
         return fig.skip(f"delivery stage or sandboxes not importable ({exc})")
     if not hasattr(delivery, "Deliverer"):

@@ -19,7 +19,7 @@ import tempfile
 def main(argv: list[str]) -> int:
     scale = argv[0] if argv else "1"
     os.environ["DELIVERY_RATE_TIME_SCALE"] = scale
-    from timeline_bridge.local.runtime import LocalRuntime
+    from timeline_bridge_tools.local.runtime import LocalRuntime
 
     from bench.context import ROOT
 

@@ -49,7 +49,7 @@ def _memory_kib(pid: int) -> dict[str, int]:
 
 
 def _bodies(n: int, first: int) -> list[bytes]:
-    from timeline_bridge import signing
+    from timeline_bridge_tools import signing
 
     events = json.loads(signing.body_bytes(json.loads(SAMPLE.read_text())))
     out = []
@@ -70,8 +70,8 @@ def _wait_for(sandboxes: dict[str, str], total: int, deadline: float) -> tuple[d
 def run() -> Figure:
     fig = Figure("e2e", "5. End-to-end local (bridge dev runtime)")
     try:
-        from timeline_bridge import signing
-        from timeline_bridge.local import runtime as _runtime  # noqa: F401 - present or not measured
+        from timeline_bridge_tools import signing
+        from timeline_bridge_tools.local import runtime as _runtime  # noqa: F401 - present or not measured
     except ImportError as exc:
         return fig.skip(f"local runtime not importable ({exc})")
     if not SAMPLE.is_file():

@@ -48,7 +48,7 @@ def run() -> Figure:
     fig = Figure("mapping", "3. Mapping (events/s per core)")
     try:
         from timeline_bridge.mapping import load_mappings
-        from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
+        from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
     except ImportError as exc:
         return fig.skip(f"mapping engine not importable ({exc})")
     if not any(MAPPINGS_DIR.glob("*.yaml")):

@@ -63,7 +63,7 @@ def build_plan(
 ) -> tuple[dict[str, Path], dict[str, tuple[Path, Path]]]:
     """From the template: functions (logical id -> CodeUri) and makefile-built layers (logical id ->
     (ContentUri, folder of the Makefile))."""
-    from timeline_bridge.local.template import load_template
+    from timeline_bridge_tools.local.template import load_template
 
     template = load_template(template_path)
     default_code = _uri(((template.get("Globals") or {}).get("Function") or {}).get("CodeUri"))

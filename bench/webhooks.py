@@ -144,10 +144,10 @@ def sign(
     timestamp: int = TIMESTAMP,
     secrets: dict[str, str] | None = None,
 ) -> SignedRequest:
-    """Sign `body` for `source` as its sender would (`timeline_bridge.signing`, what `bridge send`
+    """Sign `body` for `source` as its sender would (`timeline_bridge_tools.signing`, what `bridge send`
     uses), for a POST to `scheme://host/path`: a Function URL's root by default, generic endpoints
     named by their path."""
-    from timeline_bridge import signing
+    from timeline_bridge_tools import signing
 
     path = path or ("/generic/bench" if source == "generic" else "/")
     secret = (secrets or SECRETS)[SECRET_NAMES[source]]

@@ -20,10 +20,10 @@ from typing import Any
 import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from timeline_bridge import signing
-from timeline_bridge.cli.send import load_sample
-from timeline_bridge.local.runtime import LocalRuntime
-from timeline_bridge.sandboxes.matter import problem
+from timeline_bridge_tools import signing
+from timeline_bridge_tools.cli.send import load_sample
+from timeline_bridge_tools.local.runtime import LocalRuntime
+from timeline_bridge_tools.sandboxes.matter import problem
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = (

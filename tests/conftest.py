@@ -218,7 +218,7 @@ def load_event() -> Any:
 
 @pytest.fixture
 def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The four provider sandboxes (`timeline_bridge.sandboxes`) on ephemeral loopback ports.
+    """The four provider sandboxes (`timeline_bridge_tools.sandboxes`) on ephemeral loopback ports.
 
     Yields {"stora": StoraSandbox, "hubspot": ..., "matter": ..., "applied": ...}, each with its
     documented rate limits (`sandbox.set_rate_limits(())` lifts them). Sets STORA_BASE_URL,
@@ -227,8 +227,8 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     MATTER_VERSION, and clears the cached settings and target clients before and after the test.
     """
     from timeline_bridge import config
-    from timeline_bridge.sandboxes import env_for, start_all, stop_all
     from timeline_bridge.targets import client_for
+    from timeline_bridge_tools.sandboxes import env_for, start_all, stop_all
 
     running = start_all()
     for name, value in env_for(running).items():
@@ -251,12 +251,12 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def local_runtime(tmp_path: Path) -> Iterator[Any]:
     """The whole pipeline in this process, as `bridge dev` runs it, on free loopback ports.
 
-    Yields a started `timeline_bridge.local.runtime.LocalRuntime`: moto, the template's queues,
+    Yields a started `timeline_bridge_tools.local.runtime.LocalRuntime`: moto, the template's queues,
     table and secrets, the real handlers behind the Function URL emulator and the pollers, the four
     sandboxes (`runtime.sandboxes`), the console at `runtime.url`. Its `.bridge/` folder (secrets,
     dev.json) is `tmp_path`, and it ignores the shell's settings (no real provider, no .env).
     """
-    from timeline_bridge.local.runtime import LocalRuntime
+    from timeline_bridge_tools.local.runtime import LocalRuntime
 
     runtime = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING")
     runtime.start()

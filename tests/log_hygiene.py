@@ -283,7 +283,7 @@ class LogHygiene:
         import importlib
 
         from timeline_bridge import config
-        from timeline_bridge.sandboxes import DEFAULT_TOKENS
+        from timeline_bridge_tools.sandboxes import DEFAULT_TOKENS
 
         self.secrets.add(*DEFAULT_TOKENS.values())
         self._wrap(config, "parse_secret_value")

@@ -12,9 +12,9 @@ import requests
 import yaml
 from timeline_bridge.delivery import failure_category, stops_target
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
-from timeline_bridge.sandboxes import DEFAULT_SHOP_ID
 from timeline_bridge.targets.applied import AppliedClient, check_shop_id, classify
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge_tools.sandboxes import DEFAULT_SHOP_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "AL_sandbox_key"

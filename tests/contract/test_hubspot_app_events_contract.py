@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 from timeline_bridge import config
-from timeline_bridge.cli import main
 from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.mapping.contracts import ContractViolation, validate_body
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.hubspot import APIS, HubspotClient, build_client
+from timeline_bridge_tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hubspot-sandbox-token"

@@ -31,13 +31,13 @@ from openapi_spec_validator import validate as validate_openapi_document
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from timeline_bridge.mapping import load_mappings
-from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
 from timeline_bridge.mapping.contracts import contract_schema
 from timeline_bridge.mapping.engine import no_enrichment
-from timeline_bridge.mapping.samples import SampleError, envelopes_from_file
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.hubspot import APIS, HubspotClient, api_for
+from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
+from timeline_bridge_tools.mapping.samples import SampleError, envelopes_from_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_CONTRACT = Path(__file__).resolve().parent / "hubspot" / "timeline-requests.openapi.json"

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from timeline_bridge import TARGETS
 from timeline_bridge.errors import RetryLaterError
-from timeline_bridge.sandboxes import CREDENTIAL_ENV
 from timeline_bridge.targets import client_for, http
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge_tools.sandboxes import CREDENTIAL_ENV
 
 SHAPE_WARNING = "target answered 2xx without its success shape; counted as delivered"
 CAP_WARNING = "provider asked for a longer wait than its documented maximum; capped"

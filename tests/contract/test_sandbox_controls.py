@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from timeline_bridge.sandboxes import DEFAULT_TOKENS, SANDBOX_CLASSES
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.stora import EVENTS_PATH
+from timeline_bridge_tools.sandboxes import DEFAULT_TOKENS, SANDBOX_CLASSES
 
 
 def test_stored_events_and_redacted_requests_served_when_console_asks(stora, stora_client, make_job):
@@ -148,7 +148,7 @@ def test_one_event_when_same_key_arrives_twice_at_once(stora, make_job):
 
 def test_runner_serves_every_sandbox_and_prints_its_environment_when_started():
     runner = subprocess.Popen(
-        [sys.executable, "-m", "timeline_bridge.sandboxes", "--no-rate-limits"],
+        [sys.executable, "-m", "timeline_bridge_tools.sandboxes", "--no-rate-limits"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -169,7 +169,7 @@ def test_runner_serves_every_sandbox_and_prints_its_environment_when_started():
 
 
 def test_sandbox_usable_as_context_manager_when_started_inline():
-    from timeline_bridge.sandboxes import AppliedSandbox
+    from timeline_bridge_tools.sandboxes import AppliedSandbox
 
     with AppliedSandbox() as applied:
         url = applied.url

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from timeline_bridge.mapping import load_mapping
-from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
 from timeline_bridge.mapping.loader import mapping_files
 from timeline_bridge.targets import client_for
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING_FILES = mapping_files([ROOT / "mappings"])

@@ -9,9 +9,9 @@ import time
 import pytest
 import requests
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
-from timeline_bridge.sandboxes.stora import ERRORS, LINKS
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.stora import EVENTS_PATH, StoraClient, idempotency_key
+from timeline_bridge_tools.sandboxes.stora import ERRORS, LINKS
 
 TOKEN = "stora-sandbox-token"
 
@@ -147,7 +147,7 @@ def test_documented_limit_answers_429_with_ratelimit_headers_and_no_retry_after_
 
 
 def test_default_limits_are_ten_per_second_and_sixty_per_minute_when_not_configured(sandboxes):
-    from timeline_bridge.sandboxes import StoraSandbox
+    from timeline_bridge_tools.sandboxes import StoraSandbox
 
     assert StoraSandbox.default_rate_limits == ((10, 1.0), (60, 60.0))
 

@@ -628,7 +628,7 @@ def ingest_pipeline(data: bytes) -> None:
     """Whole requests through ingest.handle (in-memory dedupe and queue): always an HTTP answer."""
     ingest = _ingest_setup()
     from timeline_bridge.observability import metrics
-    from timeline_bridge.signing import sign_request
+    from timeline_bridge_tools.signing import sign_request
 
     g = Gen(data)
     source = g.pick(["hubspot", "slack", "pipedrive", "generic"])
@@ -670,8 +670,8 @@ def ingest_pipeline(data: bytes) -> None:
 @cache
 def _mapping_cases() -> tuple[Any, list[tuple[Any, Envelope, dict[str, Any]]]]:
     """The shipped mappings and, per case of their cases files, (mapping, envelope, enrichment)."""
-    from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
     from timeline_bridge.mapping.loader import load_mappings
+    from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 
     mappings = load_mappings(ROOT / "mappings")
     seeds = []

@@ -2,7 +2,7 @@
 route → one delivery queue per target → the deliver policy → the provider sandboxes over loopback.
 
 SQS and DynamoDB are moto (the `aws` fixture); Lambda's SQS event source mappings are
-`timeline_bridge.local.event_source`. Time is scaled so a suite of thousands of deliveries runs in
+`timeline_bridge_tools.local.event_source`. Time is scaled so a suite of thousands of deliveries runs in
 seconds: small backoff, short HTTP timeouts, and the providers' rate-limit windows shrunk by
 TIME_SCALE on both sides (the sandboxes enforce them, the workers pace under them).
 
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from timeline_bridge import TARGETS, delivery, route
-from timeline_bridge.local import moto_sqs
-from timeline_bridge.local.event_source import EventSourceMapping, drain, stop_all
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.targets import client_for
 from timeline_bridge.targets.base import Outcome, TargetClient
+from timeline_bridge_tools.local import moto_sqs
+from timeline_bridge_tools.local.event_source import EventSourceMapping, drain, stop_all
 
 FAULT_MAPPINGS = Path(__file__).resolve().parent / "fault_mappings"
 TIME_SCALE = 0.01  # one provider rate-limit minute lasts 0.6 s
@@ -438,7 +438,7 @@ def crash_to_batch_failure(target: str, handler: Callable[..., Any]) -> Callable
 def fast_moto(monkeypatch: Any) -> None:
     """Take out costs of in-process moto that have nothing to do with what is tested, so suites of
     thousands of messages stay exact and fast (measured with a sampling profiler), and make its SQS
-    safe under concurrent pollers (`timeline_bridge.local.moto_sqs`):
+    safe under concurrent pollers (`timeline_bridge_tools.local.moto_sqs`):
 
     - it reads the clock through a datetime round trip for every message of a queue on every call
       (send, receive, attributes): the same time from `time.time()`;

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from timeline_bridge.cli import main
+from timeline_bridge_tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

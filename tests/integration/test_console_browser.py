@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import requests
-from timeline_bridge import signing
-from timeline_bridge.local.runtime import LocalRuntime
+from timeline_bridge_tools import signing
+from timeline_bridge_tools.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.browser
 
@@ -122,7 +122,7 @@ def test_console_shows_delivery_dead_letter_and_redrive_when_driven_in_chromium(
     assert "accepted" in section_text(browser, "webhooks")
 
     # 2. Matter refuses the next event for good: the job is dead-lettered, with the provider's reason.
-    from timeline_bridge.sandboxes.matter import problem
+    from timeline_bridge_tools.sandboxes.matter import problem
 
     refusal = problem(422, "validation_failed", "occurred_at is too far in the past")
     local_runtime.sandboxes["matter"].inject("respond", status=422, json=json.loads(refusal.body))

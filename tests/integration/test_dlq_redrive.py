@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from delivery_harness import enqueue
-from timeline_bridge import dlq
 from timeline_bridge.models import DeliveryJob
+from timeline_bridge_tools import dlq
 
 
 def dead_jobs(count: int) -> list[DeliveryJob]:
@@ -249,7 +249,7 @@ def test_nothing_moves_and_every_letter_is_visible_again_when_the_redrive_is_a_d
 def test_the_cli_prints_per_queue_counts_and_exits_0_when_redriving_with_a_filter(
     aws, capsys, monkeypatch, tmp_path
 ):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     jobs = mixed_dlq(aws)
     monkeypatch.chdir(tmp_path)
@@ -286,7 +286,7 @@ def test_the_cli_prints_per_queue_counts_and_exits_0_when_redriving_with_a_filte
     ],
 )
 def test_the_cli_refuses_a_bad_value_when_given_one(aws, capsys, argv, message):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     mixed_dlq(aws)
     with pytest.raises(SystemExit) as exited:
@@ -304,7 +304,7 @@ def test_the_cli_refuses_a_bad_value_when_given_one(aws, capsys, argv, message):
     ],
 )
 def test_the_cli_refuses_an_option_when_the_action_does_not_take_it(aws, capsys, argv, message):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     assert main(argv) == 2
     assert message in capsys.readouterr().err

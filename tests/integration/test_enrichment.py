@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from timeline_bridge import enrichment, route
 from timeline_bridge.enrichment.identity import Identity, IdentityTable
-from timeline_bridge.mapping.samples import envelopes_from_file
 from timeline_bridge.models import DeliveryJob, Envelope
-from timeline_bridge.sandboxes.hubspot_crm import SAMPLE_CONTACT_ID, SAMPLE_DEAL_ID, SAMPLE_DEAL_NAME
+from timeline_bridge_tools.mapping.samples import envelopes_from_file
+from timeline_bridge_tools.sandboxes.hubspot_crm import SAMPLE_CONTACT_ID, SAMPLE_DEAL_ID, SAMPLE_DEAL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_ARN = "arn:aws:sqs:eu-west-1:123456789012:timeline-bridge-events"
@@ -245,7 +245,14 @@ def send_sample(cwd: Path, source: str, name: str) -> None:
     """`bridge send` as a user runs it, from the folder whose `.bridge/` names the runtime."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_SIGNING_SECRET", "_CLIENT_SECRET"))}
     sent = subprocess.run(
-        [sys.executable, "-m", "timeline_bridge.cli", "send", source, str(ROOT / "events" / source / name)],
+        [
+            sys.executable,
+            "-m",
+            "timeline_bridge_tools.cli",
+            "send",
+            source,
+            str(ROOT / "events" / source / name),
+        ],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -292,7 +299,7 @@ def test_bridge_map_prints_the_enriched_stora_request_when_bridge_dev_runs_here(
         [
             sys.executable,
             "-m",
-            "timeline_bridge.cli",
+            "timeline_bridge_tools.cli",
             "map",
             "hubspot",
             str(ROOT / "events" / "hubspot" / "deal-stage-change.json"),

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from timeline_bridge.local.event_source import EventSourceMapping, drain, queue_counts
+from timeline_bridge_tools.local.event_source import EventSourceMapping, drain, queue_counts
 
 
 @pytest.fixture

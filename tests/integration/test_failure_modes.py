@@ -37,12 +37,12 @@ from delivery_harness import (
 from timeline_bridge import TARGETS, delivery
 from timeline_bridge import aws as aws_clients
 from timeline_bridge.delivery import JobQueues, parse_iso
-from timeline_bridge.local.event_source import FakeLambdaContext
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
-from timeline_bridge.signing import sign_event
 from timeline_bridge.targets import client_for
+from timeline_bridge_tools.local.event_source import FakeLambdaContext
+from timeline_bridge_tools.signing import sign_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MAPPINGS = ROOT / "mappings"
@@ -623,8 +623,8 @@ def test_f27_a_throttled_target_does_not_hold_up_the_others(aws, sandboxes, monk
 def test_f28_dead_letters_are_listed_shown_and_redriven_with_their_attributes(
     aws, sandboxes, capsys, monkeypatch, tmp_path
 ):
-    from timeline_bridge.cli import main
-    from timeline_bridge.local.template import load_template
+    from timeline_bridge_tools.cli import main
+    from timeline_bridge_tools.local.template import load_template
 
     alarms = [
         r["Properties"]

@@ -147,7 +147,7 @@ def every_fault(target: str) -> list[Fault]:
 def test_nothing_is_lost_or_duplicated_when_every_fault_hits_one_run_of_a_thousand_events(
     aws, sandboxes, capsys, monkeypatch, tmp_path
 ):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     name = f"all_faults ({EVENTS} events)"
     pipeline_clients = {
@@ -279,7 +279,7 @@ def test_answers_lost_after_the_provider_stored_the_event_do_not_duplicate_it(aw
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
     aws, sandboxes, capsys, monkeypatch, tmp_path
 ):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     every = {"stora": 12, "hubspot": 2, "matter": 12, "applied": 12}  # HubSpot sends batches of 25
     clients = {t: CrashingClient(client_for(t), every=every[t]) for t in TARGETS}
@@ -323,7 +323,7 @@ def test_malformed_jobs_end_in_the_dlq_without_holding_up_the_rest(aws, sandboxe
 def test_an_outage_longer_than_the_retry_budget_dead_letters_then_redrive_delivers_all(
     aws, sandboxes, capsys, monkeypatch, tmp_path
 ):
-    from timeline_bridge.cli import main
+    from timeline_bridge_tools.cli import main
 
     monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "3")
     for name in TARGETS:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from timeline_bridge import config
-from timeline_bridge.signing import sign_event
+from timeline_bridge_tools.signing import sign_event
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEXT_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"

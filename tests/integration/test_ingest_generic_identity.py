@@ -26,9 +26,9 @@ import pytest
 import requests
 from delivery_harness import FAULT_MAPPINGS, scale_sandboxes, set_scaled_env
 from timeline_bridge import config, delivery, enrichment, route
-from timeline_bridge.local.runtime import LocalRuntime
 from timeline_bridge.models import DeliveryJob
-from timeline_bridge.signing import sign_event
+from timeline_bridge_tools.local.runtime import LocalRuntime
+from timeline_bridge_tools.signing import sign_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "events" / "generic" / "standard-webhook.json"
@@ -161,7 +161,7 @@ def captured_id(event: dict[str, Any], scheme: str) -> str:
 def bridge_send(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENERIC_")}
     return subprocess.run(
-        [sys.executable, "-m", "timeline_bridge.cli", "send", *args],
+        [sys.executable, "-m", "timeline_bridge_tools.cli", "send", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

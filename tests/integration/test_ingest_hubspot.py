@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from timeline_bridge import aws as aws_clients
 from timeline_bridge import config
-from timeline_bridge.signing import sign_event
+from timeline_bridge_tools.signing import sign_event
 
 SECRET = "3f6c0b7e-5d1a-4c2b-9e8f-7a6b5c4d3e2f"
 EVENT_FILE = "hubspot/deal-stage-change.json"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from timeline_bridge import config
-from timeline_bridge.signing import sign_event
+from timeline_bridge_tools.signing import sign_event
 
 CREDENTIALS = "pipedrive-hook:Zk3pL9qW2xV7nB4mR8tY"
 

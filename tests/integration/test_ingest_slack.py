@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from timeline_bridge import aws as aws_clients
 from timeline_bridge import config, ingest
-from timeline_bridge.signing import sign_event
+from timeline_bridge_tools.signing import sign_event
 
 SECRET = "7d3f9a1c5e2b8d4f6a0c1e3b5d7f9a2c"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from timeline_bridge import signing
 from timeline_bridge.keys import job_key
-from timeline_bridge.local.runtime import LocalRuntime
-from timeline_bridge.mapping.samples import envelopes_from_file
+from timeline_bridge_tools import signing
+from timeline_bridge_tools.local.runtime import LocalRuntime
+from timeline_bridge_tools.mapping.samples import envelopes_from_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "events" / "hubspot" / "deal-stage-change.json"

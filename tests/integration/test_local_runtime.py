@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import requests
-from timeline_bridge import signing
-from timeline_bridge.local.runtime import LocalRuntime
-from timeline_bridge.local.state import read_state
+from timeline_bridge_tools import signing
+from timeline_bridge_tools.local.runtime import LocalRuntime
+from timeline_bridge_tools.local.state import read_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "events" / "hubspot" / "deal-stage-change.json"
@@ -41,7 +41,7 @@ def bridge_send(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         k: v for k, v in os.environ.items() if k not in SHELL_SETTINGS and not k.startswith("HUBSPOT_WEBHOOK")
     }
     return subprocess.run(
-        [sys.executable, "-m", "timeline_bridge.cli", "send", *args],
+        [sys.executable, "-m", "timeline_bridge_tools.cli", "send", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -11,8 +11,8 @@ import pytest
 from timeline_bridge import route
 from timeline_bridge.keys import job_key
 from timeline_bridge.mapping import load_mappings
-from timeline_bridge.mapping.samples import envelopes_from_file
 from timeline_bridge.models import DeliveryJob, Envelope
+from timeline_bridge_tools.mapping.samples import envelopes_from_file
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"

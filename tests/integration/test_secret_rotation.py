@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from timeline_bridge import config
 from timeline_bridge.models import DeliveryJob
-from timeline_bridge.signing import sign_event
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.stora import StoraClient
+from timeline_bridge_tools.signing import sign_event
 
 # source -> (secret variable, sample event, old value, new value)
 SOURCES = {

@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from timeline_bridge.cli.dev import banner, shown_secret
-from timeline_bridge.local import state as state_files
+from timeline_bridge_tools.cli.dev import banner, shown_secret
+from timeline_bridge_tools.local import state as state_files
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRETS = (

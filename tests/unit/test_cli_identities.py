@@ -7,8 +7,8 @@ import os
 import pytest
 from moto import mock_aws
 from timeline_bridge import aws
-from timeline_bridge.cli import main
 from timeline_bridge.enrichment.identity import IdentityTable
+from timeline_bridge_tools.cli import main
 
 TABLE = "bridge-identities"
 
@@ -158,7 +158,7 @@ def test_list_fails_with_a_hint_when_no_table_is_configured(identity_table, caps
 def test_import_uses_the_local_table_when_bridge_dev_runs_from_this_folder(
     identity_table, tmp_path, capsys, monkeypatch
 ):
-    from timeline_bridge.local.state import write_state
+    from timeline_bridge_tools.local.state import write_state
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IDENTITY_TABLE", "")  # restored after the test: the state's env is applied

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from timeline_bridge.cli import main
 from timeline_bridge.keys import job_key
 from timeline_bridge.mapping.loader import mapping_files
+from timeline_bridge_tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from timeline_bridge.dlq import (
+from timeline_bridge.models import DeliveryJob
+from timeline_bridge_tools.dlq import (
     DeadLetter,
     DeadLetterFilter,
     QueuePair,
@@ -16,7 +17,6 @@ from timeline_bridge.dlq import (
     parse_since,
     stack_queues,
 )
-from timeline_bridge.models import DeliveryJob
 
 PAIRS = {
     "stora": QueuePair("stora", "https://sqs/stora", "https://sqs/stora-dlq"),

@@ -36,6 +36,10 @@ def test_core_layer_ships_unchecked_hash_bytecode_when_built(tmp_path):
     site = tmp_path / "out" / "python"
     sources = sorted(site.rglob("*.py"))
     assert site / "timeline_bridge" / "__init__.py" in sources
+    # Lambda runs only the core: the CLI, the local runtime and the sandboxes stay out of the layer.
+    assert not list(site.rglob("timeline_bridge_tools"))
+    for tooling in ("cli", "local", "sandboxes", "dlq.py", "signing.py"):
+        assert not (site / "timeline_bridge" / tooling).exists(), tooling
     assert not list(site.rglob("*.egg-info"))
     tag = sys.implementation.cache_tag
     for source in sources:

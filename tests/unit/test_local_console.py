@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from timeline_bridge.local import state as state_files
-from timeline_bridge.local.console import render
-from timeline_bridge.local.journal import Journal, WebhookRecord
+from timeline_bridge_tools.local import state as state_files
+from timeline_bridge_tools.local.console import render
+from timeline_bridge_tools.local.journal import Journal, WebhookRecord
 
 HOSTILE = '<script>alert("x")</script>'
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 
 from timeline_bridge.http import WebhookRequest
-from timeline_bridge.local.function_url import HttpRequest, build_event, is_text_content, to_http_response
+from timeline_bridge_tools.local.function_url import (
+    HttpRequest,
+    build_event,
+    is_text_content,
+    to_http_response,
+)
 
 
 def request(body: bytes, content_type: str = "application/json", **extra: str) -> HttpRequest:

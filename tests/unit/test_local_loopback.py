@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from timeline_bridge.local import loopback
+from timeline_bridge_tools.local import loopback
 
 PORT = 3000
 

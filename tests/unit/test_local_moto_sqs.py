@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from timeline_bridge.local import moto_sqs
+from timeline_bridge_tools.local import moto_sqs
 
 
 def test_a_delete_waits_for_a_send_in_progress_when_sqs_is_made_thread_safe(monkeypatch):

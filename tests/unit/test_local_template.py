@@ -1,4 +1,4 @@
-"""timeline_bridge.local.template: CloudFormation YAML as data, Globals, intrinsics."""
+"""timeline_bridge_tools.local.template: CloudFormation YAML as data, Globals, intrinsics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textwrap import dedent
 
 import pytest
 from cfnlint.decode import cfn_yaml
-from timeline_bridge.local.template import (
+from timeline_bridge_tools.local.template import (
     environment_for,
     functions,
     layers,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from timeline_bridge.mapping import load_mapping
-from timeline_bridge.mapping.cases import cases_path, load_cases, run_case
 from timeline_bridge.mapping.loader import mapping_files
+from timeline_bridge_tools.mapping.cases import cases_path, load_cases, run_case
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"

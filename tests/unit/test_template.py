@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from timeline_bridge import SOURCES, TARGETS, config
-from timeline_bridge.local.template import (
+from timeline_bridge_tools.local.template import (
     environment_for,
     functions,
     load_template,

@@ -248,7 +248,7 @@ def test_checked_render_gives_the_exact_body_or_steps_aside_when_events_are_arbi
 
 @pytest.mark.parametrize("mapping", list(SHIPPED), ids=lambda m: m.name)
 def test_checked_render_takes_the_fast_path_when_a_shipped_case_renders(mapping) -> None:
-    from timeline_bridge.mapping.cases import case_envelope, cases_path, load_cases
+    from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 
     cases = [c for c in load_cases(cases_path(ROOT / mapping.file)) if "output" in c.expect]
     assert cases

@@ -10,13 +10,13 @@ import math
 from pathlib import Path
 
 import pytest
-from timeline_bridge.cli import main
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.contracts import ENDPOINTS, contract_name
 from timeline_bridge.mapping.expressions import to_text
 from timeline_bridge.models import Envelope
 from timeline_bridge.targets.hubspot import APIS, api_for
+from timeline_bridge_tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAD = """\

@@ -297,7 +297,7 @@ def test_billion_laughs_reported_with_file_and_line_when_bridge_validate_checks_
 
     outcome = bounded(
         "import contextlib, io\n"
-        "from timeline_bridge.cli import main\n"
+        "from timeline_bridge_tools.cli import main\n"
         "out, err = io.StringIO(), io.StringIO()\n"
         "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
         "    code = main(['validate', 'bomb.yaml'])\n"

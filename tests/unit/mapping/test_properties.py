@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from timeline_bridge import SOURCES
-from timeline_bridge.cli.map import requests_for
 from timeline_bridge.mapping import RenderFailure, load_mappings, no_enrichment
 from timeline_bridge.models import DeliveryJob, Envelope
+from timeline_bridge_tools.cli.map import requests_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = load_mappings(ROOT / "mappings")

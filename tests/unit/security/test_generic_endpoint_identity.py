@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 from timeline_bridge import config
-from timeline_bridge.cli import send
 from timeline_bridge.errors import MappingLoadError, NotFoundError
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.loader import load_mapping
-from timeline_bridge.mapping.samples import SampleError, envelope_from_dict, envelopes_from_file
 from timeline_bridge.models import Envelope
 from timeline_bridge.sources import generic
+from timeline_bridge_tools.cli import send
+from timeline_bridge_tools.mapping.samples import SampleError, envelope_from_dict, envelopes_from_file
 
 ROOT = Path(__file__).resolve().parents[3]
 GENERIC_SAMPLE = ROOT / "events" / "generic" / "standard-webhook.json"

@@ -19,9 +19,9 @@ from timeline_bridge import config, ingest
 from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, TimestampOutOfRangeError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.observability import metrics
-from timeline_bridge.signing import sign_request
 from timeline_bridge.sources import generic, hubspot, pipedrive, slack
 from timeline_bridge.sources.base import iso_from_epoch
+from timeline_bridge_tools.signing import sign_request
 
 NOW = 1763900000.0
 BODIES = {

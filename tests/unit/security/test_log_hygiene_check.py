@@ -62,7 +62,7 @@ def test_known_secret_is_masked_wherever_it_appears():
     [
         ('{"level":"INFO","location":"x:1","message":"ok","service":"timeline-bridge"}', True),
         ("WARNING  botocore:client.py:1 something", True),
-        ("2026-01-01 00:00:00,000 ERROR timeline_bridge.local.runtime failed", True),
+        ("2026-01-01 00:00:00,000 ERROR timeline_bridge_tools.local.runtime failed", True),
         ('{"_aws": {"CloudWatchMetrics": []}, "WebhookAccepted": [1]}', False),
         ('{"to": "jane@example.com"}', False),  # printed data (a CLI's output), not a log record
         ("POST https://hooks.example.com 200", False),
@@ -89,7 +89,7 @@ LEAKY_TESTS = """
     import sys
 
     from timeline_bridge.observability import logger
-    from timeline_bridge.signing import sign_request
+    from timeline_bridge_tools.signing import sign_request
 
 
     def test_env_token(monkeypatch):

@@ -21,11 +21,11 @@ import pytest
 import requests
 from timeline_bridge import TARGETS, keys
 from timeline_bridge.errors import MappingError, PermanentDeliveryError, RetryLaterError
-from timeline_bridge.local.template import functions, load_template
 from timeline_bridge.mapping.loader import check_text
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.targets import applied, http, hubspot, matter, stora
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge_tools.local.template import functions, load_template
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -19,8 +19,8 @@ import pytest
 from timeline_bridge import config, ingest
 from timeline_bridge.ingest import Claim
 from timeline_bridge.observability import logger, metrics
-from timeline_bridge.signing import sign_event, sign_request
 from timeline_bridge.sources.base import SourceEvent
+from timeline_bridge_tools.signing import sign_event, sign_request
 
 NOW = 1763900000.0
 SECRETS = {

@@ -7,13 +7,13 @@ import json
 
 import pytest
 from timeline_bridge.http import WebhookRequest
-from timeline_bridge.signing import body_bytes, sign_event, sign_request
 from timeline_bridge.sources import for_request
 from timeline_bridge.sources.base import iso_from_epoch
 from timeline_bridge.sources.generic import GenericSource
 from timeline_bridge.sources.hubspot import HubSpotSource
 from timeline_bridge.sources.pipedrive import PipedriveSource
 from timeline_bridge.sources.slack import SlackSource
+from timeline_bridge_tools.signing import body_bytes, sign_event, sign_request
 
 NOW = 1763900000.0
 SECRETS = {

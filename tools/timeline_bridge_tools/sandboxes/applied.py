@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from timeline_bridge.sandboxes.base import (
+from timeline_bridge_tools.sandboxes.base import (
     RateState,
     Sandbox,
     SandboxRequest,

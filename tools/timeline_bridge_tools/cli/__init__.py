@@ -10,7 +10,7 @@ import sys
 
 from timeline_bridge.config import load_dotenv
 
-# command name → module in timeline_bridge.cli (each defines `add_arguments(parser)` and `run(args)`)
+# command name → module in timeline_bridge_tools.cli (each defines `add_arguments(parser)` and `run(args)`)
 COMMANDS = {
     "dev": ("dev", "run the whole pipeline on this machine"),
     "send": ("send", "sign a sample event as the real sender would and POST it"),
@@ -30,7 +30,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:
-            importlib.import_module(f"timeline_bridge.cli.{module}").add_arguments(cmd)
+            importlib.import_module(f"timeline_bridge_tools.cli.{module}").add_arguments(cmd)
     return parser
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     load_dotenv()
     args = build_parser(argv).parse_args(argv)
-    module = importlib.import_module(f"timeline_bridge.cli.{COMMANDS[args.command][0]}")
+    module = importlib.import_module(f"timeline_bridge_tools.cli.{COMMANDS[args.command][0]}")
     try:
         return int(module.run(args) or 0)
     except BrokenPipeError:

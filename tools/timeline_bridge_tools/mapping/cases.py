@@ -25,9 +25,10 @@ from typing import Any
 
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping.engine import Mapping
-from timeline_bridge.mapping.samples import envelope_from_dict, envelopes_from_file
 from timeline_bridge.mapping.yaml_lines import AnchorError, DuplicateKeyError, dotted, load_with_lines
 from timeline_bridge.models import Envelope
+
+from timeline_bridge_tools.mapping.samples import envelope_from_dict, envelopes_from_file
 
 EXPECTATIONS = ("output", "contains", "skipped", "error")
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from timeline_bridge.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
-from timeline_bridge.sandboxes.base import Sandbox
-from timeline_bridge.sandboxes.hubspot import HubspotSandbox
-from timeline_bridge.sandboxes.matter import MatterSandbox
-from timeline_bridge.sandboxes.slack_api import SlackApiSandbox
-from timeline_bridge.sandboxes.stora import StoraSandbox
+from timeline_bridge_tools.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
+from timeline_bridge_tools.sandboxes.base import Sandbox
+from timeline_bridge_tools.sandboxes.hubspot import HubspotSandbox
+from timeline_bridge_tools.sandboxes.matter import MatterSandbox
+from timeline_bridge_tools.sandboxes.slack_api import SlackApiSandbox
+from timeline_bridge_tools.sandboxes.stora import StoraSandbox
 
 __all__ = [
     "DEFAULT_SHOP_ID",

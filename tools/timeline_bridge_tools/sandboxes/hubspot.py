@@ -32,7 +32,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from timeline_bridge.sandboxes.base import (
+from timeline_bridge.targets.http import scalar_text
+
+from timeline_bridge_tools.sandboxes.base import (
     RateState,
     Sandbox,
     SandboxRequest,
@@ -40,8 +42,7 @@ from timeline_bridge.sandboxes.base import (
     parses_as_datetime,
     utc_iso,
 )
-from timeline_bridge.sandboxes.hubspot_crm import HubspotCrmRoutes
-from timeline_bridge.targets.http import scalar_text
+from timeline_bridge_tools.sandboxes.hubspot_crm import HubspotCrmRoutes
 
 BASE = "/integrators/timeline/v3/events"
 GET_EVENT = re.compile(rf"^{re.escape(BASE)}/([^/]+)/([^/]+)$")

@@ -14,7 +14,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from timeline_bridge.dlq import QUEUE_NAMES, DeadLetterFilter, parse_since
+from timeline_bridge_tools.dlq import QUEUE_NAMES, DeadLetterFilter, parse_since
 
 COLUMNS = (
     ("key", 18),
@@ -74,7 +74,7 @@ def _filter(args: argparse.Namespace) -> DeadLetterFilter:
 
 
 def _pairs(args: argparse.Namespace) -> dict[str, Any]:
-    from timeline_bridge import dlq
+    from timeline_bridge_tools import dlq
 
     if args.stack:
         if args.region:
@@ -94,7 +94,7 @@ def _cell(value: Any, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timeline_bridge import dlq
+    from timeline_bridge_tools import dlq
 
     if args.action == "show" and not _filter(args).everything:
         print(

@@ -1,4 +1,4 @@
-"""Run provider sandboxes by hand: `python -m timeline_bridge.sandboxes [stora|hubspot|matter|applied|all]`.
+"""Run provider sandboxes by hand: `python -m timeline_bridge_tools.sandboxes [stora|hubspot|matter|applied|all]`.
 
 Prints the environment that points the bridge at them, then serves until interrupted.
 """
@@ -10,11 +10,11 @@ import sys
 import threading
 from typing import Any
 
-from timeline_bridge.sandboxes import SANDBOX_CLASSES, env_for, start, stop_all
+from timeline_bridge_tools.sandboxes import SANDBOX_CLASSES, env_for, start, stop_all
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m timeline_bridge.sandboxes", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m timeline_bridge_tools.sandboxes", description=__doc__)
     parser.add_argument("names", nargs="*", default=["all"], help="sandboxes to run (default: all)")
     parser.add_argument(
         "--port", type=int, default=0, help="first port (next ones follow); 0 = any free port"

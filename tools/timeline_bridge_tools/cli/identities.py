@@ -127,7 +127,7 @@ def _table(args: argparse.Namespace, err: TextIO) -> IdentityTable | None:
 
 def _local_table() -> str:
     """The identity table of the `bridge dev` running from this folder ("" when none runs)."""
-    from timeline_bridge.local.state import apply_env, read_state
+    from timeline_bridge_tools.local.state import apply_env, read_state
 
     state = read_state()
     if not state:

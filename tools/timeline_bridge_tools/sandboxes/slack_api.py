@@ -16,7 +16,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from timeline_bridge.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse
+from timeline_bridge_tools.sandboxes.base import RateState, Sandbox, SandboxRequest, SandboxResponse
 
 SAMPLE_TEAM_ID = "T01ABCDEF12"
 SAMPLE_TEAM_DOMAIN = "acme-storage"

@@ -55,7 +55,8 @@ def secret_name(source: str, name: str | None = None) -> list[str]:
 def find_secret(source: str, name: str | None = None) -> str | None:
     """The secret to sign with: the environment's, else `bridge dev`'s development value."""
     from timeline_bridge.config import parse_secret_value
-    from timeline_bridge.local.state import load_secrets
+
+    from timeline_bridge_tools.local.state import load_secrets
 
     saved = load_secrets()
     for variable in secret_name(source, name):
@@ -68,7 +69,7 @@ def find_secret(source: str, name: str | None = None) -> str | None:
 
 def load_sample(path: Path) -> tuple[bytes, dict[str, str], str | None]:
     """(body, sender headers, rawPath) of a sample file."""
-    from timeline_bridge import signing
+    from timeline_bridge_tools import signing
 
     raw = path.read_bytes()
     try:
@@ -106,11 +107,11 @@ def _guess_content_type(source: str, body: bytes) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import requests
-
-    from timeline_bridge import signing
     from timeline_bridge.errors import IngestError
-    from timeline_bridge.local.state import read_state
     from timeline_bridge.sources import generic
+
+    from timeline_bridge_tools import signing
+    from timeline_bridge_tools.local.state import read_state
 
     try:
         body, headers, raw_path = load_sample(args.file)

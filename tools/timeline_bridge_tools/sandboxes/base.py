@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from timeline_bridge.local import loopback
+from timeline_bridge_tools.local import loopback
 
 FAULT_KINDS = frozenset(
     {"pass", "rate_limit", "server_error", "slow", "drop_connection", "lose_response", "redirect", "respond"}

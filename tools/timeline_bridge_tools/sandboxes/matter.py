@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from timeline_bridge.sandboxes.base import (
+from timeline_bridge_tools.sandboxes.base import (
     RateState,
     Sandbox,
     SandboxRequest,

@@ -247,7 +247,7 @@ def env_queues() -> dict[str, QueuePair]:
 
 def local_queues() -> dict[str, QueuePair]:
     """The running `bridge dev` (found through `.bridge/dev.json`), else the environment."""
-    from timeline_bridge.local.state import apply_env, read_state
+    from timeline_bridge_tools.local.state import apply_env, read_state
 
     state = read_state()
     if state:

@@ -32,7 +32,9 @@ def _e(value: Any) -> str:
 
 @cache
 def _template() -> Template:
-    return Template(resources.files("timeline_bridge.local").joinpath("console.html").read_text("utf-8"))
+    return Template(
+        resources.files("timeline_bridge_tools.local").joinpath("console.html").read_text("utf-8")
+    )
 
 
 def _badge(status: str) -> str:

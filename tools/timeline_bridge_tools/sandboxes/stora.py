@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from timeline_bridge.sandboxes.base import (
+from timeline_bridge_tools.sandboxes.base import (
     RateState,
     Sandbox,
     SandboxRequest,

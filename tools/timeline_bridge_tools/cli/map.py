@@ -72,7 +72,8 @@ def requests_for(
 def run(args: argparse.Namespace) -> int:
     from timeline_bridge.errors import MappingLoadError
     from timeline_bridge.mapping.loader import load_mappings
-    from timeline_bridge.mapping.samples import SampleError, envelopes_from_file
+
+    from timeline_bridge_tools.mapping.samples import SampleError, envelopes_from_file
 
     try:
         mapping_set = load_mappings(args.mappings or settings().mappings_dir)
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 def enrichment_configured() -> bool:
     """Whether any enrichment API has a base URL or a credential set here."""
-    from timeline_bridge.sandboxes import BASE_URL_ENV
+    from timeline_bridge_tools.sandboxes import BASE_URL_ENV
 
     for service, credential in ENRICHMENT_APIS.items():
         names = (
@@ -131,7 +132,7 @@ def enrichment_configured() -> bool:
 
 def start_enrichment_sandboxes() -> dict[str, Any]:
     """Start the seeded sandboxes of the APIs enrichment reads and point enrichment at them."""
-    from timeline_bridge import sandboxes
+    from timeline_bridge_tools import sandboxes
 
     started = {name: sandboxes.start(name) for name in ENRICHMENT_APIS}
     os.environ.update(sandboxes.env_for(started))
@@ -146,8 +147,8 @@ def start_enrichment_sandboxes() -> dict[str, Any]:
 def use_bridge_dev(root: Path = Path()) -> bool:
     """Point enrichment at the `bridge dev` running from `root`, for every API whose base URL is not
     set here: its sandboxes, and the credentials it keeps in its local Secrets Manager."""
-    from timeline_bridge.local.state import apply_env, read_state
-    from timeline_bridge.sandboxes import BASE_URL_ENV
+    from timeline_bridge_tools.local.state import apply_env, read_state
+    from timeline_bridge_tools.sandboxes import BASE_URL_ENV
 
     state = read_state(root)
     if not state:
@@ -171,7 +172,7 @@ def _secret_id(credential: str, root: Path) -> str:
     """The secret `bridge dev` holds `credential` in: its logical id in template.yaml."""
     template = root / "template.yaml"
     if template.is_file():
-        from timeline_bridge.local.template import load_template, secrets
+        from timeline_bridge_tools.local.template import load_template, secrets
 
         for spec in secrets(load_template(template)).values():
             if credential in spec.names:

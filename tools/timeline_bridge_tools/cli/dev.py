@@ -1,4 +1,4 @@
-"""`bridge dev [--port 3000]`: the whole pipeline on this machine (see `timeline_bridge.local.runtime`)."""
+"""`bridge dev [--port 3000]`: the whole pipeline on this machine (see `timeline_bridge_tools.local.runtime`)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def shown_secret(value: str) -> str:
 
 def banner(runtime: Any) -> str:
     """What `bridge dev` prints once it is ready."""
-    from timeline_bridge.local.state import SECRETS_FILE, STATE_DIR
+    from timeline_bridge_tools.local.state import SECRETS_FILE, STATE_DIR
 
     lines = [f"timeline-bridge is running locally (ready in {runtime.startup_seconds:.1f} s)", ""]
     lines.append("Webhook URLs")
@@ -89,8 +89,8 @@ def banner(runtime: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timeline_bridge.local.runtime import DEFAULT_MAX_BATCHING_WINDOW, LocalRuntime
-    from timeline_bridge.local.state import read_state
+    from timeline_bridge_tools.local.runtime import DEFAULT_MAX_BATCHING_WINDOW, LocalRuntime
+    from timeline_bridge_tools.local.state import read_state
 
     # Powertools warns on every invocation that records no metric; locally that is just noise.
     warnings.filterwarnings("ignore", message="No application metrics to publish")

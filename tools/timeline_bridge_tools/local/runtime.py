@@ -41,18 +41,19 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from timeline_bridge import TARGETS
-from timeline_bridge.local import loopback
-from timeline_bridge.local import state as state_files
-from timeline_bridge.local.console import CSRF_FIELD
-from timeline_bridge.local.function_url import (
+from timeline_bridge.models import utc_now_iso
+
+from timeline_bridge_tools.local import loopback
+from timeline_bridge_tools.local import state as state_files
+from timeline_bridge_tools.local.console import CSRF_FIELD
+from timeline_bridge_tools.local.function_url import (
     HttpRequest,
     HttpResponse,
     LocalHttpServer,
     build_event,
     to_http_response,
 )
-from timeline_bridge.local.journal import Journal, WebhookRecord
-from timeline_bridge.models import utc_now_iso
+from timeline_bridge_tools.local.journal import Journal, WebhookRecord
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class LocalRuntime:
         return self
 
     def _start(self) -> None:
-        from timeline_bridge.local import template as tpl
+        from timeline_bridge_tools.local import template as tpl
 
         # Bind the public port first: a second instance fails here, before touching anything.
         self._http = LocalHttpServer(self.host, self.requested_port, self._app, on_error=self._on_http_error)
@@ -368,7 +369,7 @@ class LocalRuntime:
         import requests
         from moto.server import ThreadedMotoServer
 
-        from timeline_bridge.local import moto_sqs
+        from timeline_bridge_tools.local import moto_sqs
 
         # werkzeug logs every request at INFO; the pollers would flood the terminal.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -390,7 +391,6 @@ class LocalRuntime:
 
     def _set_process_env(self) -> None:
         from aws_lambda_powertools.utilities import parameters
-
         from timeline_bridge import aws, config
 
         env = self._aws_env()
@@ -453,7 +453,8 @@ class LocalRuntime:
 
     def _create_queues(self, template: dict[str, Any], refs: dict[str, Any], pool: Any) -> None:
         from timeline_bridge import aws
-        from timeline_bridge.local import template as tpl
+
+        from timeline_bridge_tools.local import template as tpl
 
         sqs = aws.client("sqs")
         specs = list(tpl.queues(template).values())
@@ -496,7 +497,8 @@ class LocalRuntime:
 
     def _create_tables(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
         from timeline_bridge import aws
-        from timeline_bridge.local import template as tpl
+
+        from timeline_bridge_tools.local import template as tpl
 
         dynamodb = aws.client("dynamodb")
         for table in tpl.tables(template).values():
@@ -519,7 +521,8 @@ class LocalRuntime:
 
     def _create_secrets(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
         from timeline_bridge import aws
-        from timeline_bridge.local import template as tpl
+
+        from timeline_bridge_tools.local import template as tpl
 
         secretsmanager = aws.client("secretsmanager")
         for secret in tpl.secrets(template).values():
@@ -532,7 +535,7 @@ class LocalRuntime:
     def _queue_roles(self, template: dict[str, Any]) -> dict[str, _QueueRole]:
         """What each queue is for, from who reads it: the route function's source is the events
         queue, a deliver function's source is its target's delivery queue; their DLQs follow."""
-        from timeline_bridge.local import template as tpl
+        from timeline_bridge_tools.local import template as tpl
 
         specs = tpl.queues(template)
         roles: dict[str, _QueueRole] = {}
@@ -554,8 +557,8 @@ class LocalRuntime:
         """The value each secret holds locally: the environment's (or `.env`'s) when set; else a
         development value (webhook secrets and sandbox credentials), generated once and kept in
         `.bridge/secrets.json`; else nothing (the secret holds "[]", as an unset one does in AWS)."""
-        from timeline_bridge.local import template as tpl
-        from timeline_bridge.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES
+        from timeline_bridge_tools.local import template as tpl
+        from timeline_bridge_tools.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES
 
         functions = tpl.functions(template)
         webhook_names: set[str] = set()
@@ -594,7 +597,7 @@ class LocalRuntime:
         at the real one."""
         if not self.use_sandboxes:
             return
-        from timeline_bridge.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES, start
+        from timeline_bridge_tools.sandboxes import CREDENTIAL_ENV, SANDBOX_CLASSES, start
 
         for service in SANDBOX_CLASSES:
             if service not in self.real_targets:
@@ -605,7 +608,7 @@ class LocalRuntime:
         """What points a function at the sandboxes: the base URL of each sandbox whose credential
         the function reads (`<CREDENTIAL>_SECRET_ID`) or whose base URL it is given, and the
         sandboxes' own settings (APPLIED_SHOP_ID, MATTER_VERSION) where the function has them."""
-        from timeline_bridge.sandboxes import CREDENTIAL_ENV, env_for
+        from timeline_bridge_tools.sandboxes import CREDENTIAL_ENV, env_for
 
         settings = env_for(self.sandboxes)
         env: dict[str, str] = {}
@@ -621,7 +624,7 @@ class LocalRuntime:
     # ------------------------------------------------------------------ functions
 
     def _function_env(self, template: dict[str, Any], spec: Any, refs: dict[str, Any]) -> dict[str, str]:
-        from timeline_bridge.local import template as tpl
+        from timeline_bridge_tools.local import template as tpl
 
         env = tpl.environment_for(template, spec, refs=refs)
         target_env = self._sandbox_env(spec.environment)
@@ -672,7 +675,7 @@ class LocalRuntime:
         return dirs
 
     def _load_functions(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
-        from timeline_bridge.local import template as tpl
+        from timeline_bridge_tools.local import template as tpl
 
         for spec in tpl.functions(template).values():
             code_dir = (self.root / spec.code_uri).resolve()
@@ -702,8 +705,8 @@ class LocalRuntime:
             self.table_name = self.table_name or fn.env.get("IDEMPOTENCY_TABLE", "")
 
     def _start_pollers(self, template: dict[str, Any]) -> None:
-        from timeline_bridge.local import template as tpl
-        from timeline_bridge.local.event_source import EventSourceMapping
+        from timeline_bridge_tools.local import template as tpl
+        from timeline_bridge_tools.local.event_source import EventSourceMapping
 
         for spec in tpl.functions(template).values():
             fn = self.functions[spec.logical_id]
@@ -821,7 +824,6 @@ class LocalRuntime:
         """Watch every SQS send made through boto3's default session (the clients `aws.client`
         builds), without touching the code that sends."""
         import boto3
-
         from timeline_bridge import aws
 
         if boto3.DEFAULT_SESSION is None:
@@ -901,7 +903,7 @@ class LocalRuntime:
 
     def invoke_url(self, fn: LocalFunction, request: HttpRequest) -> HttpResponse:
         """One request through a webhook function, as its Function URL would run it."""
-        from timeline_bridge.local.event_source import FakeLambdaContext
+        from timeline_bridge_tools.local.event_source import FakeLambdaContext
 
         event = build_event(request, api_id=fn.logical_id.lower())
         context = FakeLambdaContext(function_name=fn.logical_id, timeout=fn.timeout)
@@ -1007,7 +1009,7 @@ class LocalRuntime:
 
     def queue_pairs(self) -> dict[str, Any]:
         """Each consumer queue and its DLQ, as the `dlq` module names them (targets, "events")."""
-        from timeline_bridge import dlq
+        from timeline_bridge_tools import dlq
 
         by_kind: dict[tuple[str, str | None], str] = {
             (r.kind, r.target): url for url, r in self._roles.items()
@@ -1024,7 +1026,7 @@ class LocalRuntime:
 
     def redrive(self, name: str) -> int:
         """Put the dead letters of `name` (a target, or "events") back (the `dlq` module's redrive)."""
-        from timeline_bridge import dlq
+        from timeline_bridge_tools import dlq
 
         pairs = self.queue_pairs()
         if name not in pairs:
@@ -1043,7 +1045,7 @@ class LocalRuntime:
 
     def dead_letters(self) -> dict[str, dict[str, Any]]:
         """Each DLQ: its depth and the first few dead letters (the `dlq` module's summaries)."""
-        from timeline_bridge import dlq
+        from timeline_bridge_tools import dlq
 
         found: dict[str, dict[str, Any]] = {}
         with self._dlq_lock:
@@ -1164,20 +1166,20 @@ class LocalRuntime:
         return paused
 
     def console_html(self) -> str:
-        from timeline_bridge.local.console import render
+        from timeline_bridge_tools.local.console import render
 
         return render(self.console_state(), csrf_token=self.console_token)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Block until every queue is empty and no function is running (tests)."""
-        from timeline_bridge.local.event_source import drain
+        from timeline_bridge_tools.local.event_source import drain
 
         drain(self.mappings, timeout=timeout)
 
 
 def _base_url_env(service: str) -> str:
     """The variable holding a provider's base URL (`STORA_BASE_URL`, `SLACK_API_BASE_URL`)."""
-    from timeline_bridge.sandboxes import BASE_URL_ENV
+    from timeline_bridge_tools.sandboxes import BASE_URL_ENV
 
     return BASE_URL_ENV.get(service, f"{service.upper()}_BASE_URL")
 

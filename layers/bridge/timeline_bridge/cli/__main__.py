@@ -1,5 +1,0 @@
-import sys
-
-from timeline_bridge.cli import main
-
-sys.exit(main())

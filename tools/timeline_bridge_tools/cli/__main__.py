@@ -1,0 +1,5 @@
+import sys
+
+from timeline_bridge_tools.cli import main
+
+sys.exit(main())

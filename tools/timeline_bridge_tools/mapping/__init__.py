@@ -1,0 +1,1 @@
+"""Mapping tooling: the cases files' runner and the sample events."""
