@@ -39,7 +39,7 @@ class _Context:
         return 3000
 _answer = app.lambda_handler(json.loads(os.environ["BENCH_EVENT"]), _Context())
 sys.stderr.write("--bench-answer " + json.dumps(_answer) + "\\n")"""
-# Modules the ingest path should not load (reliability.md §5, goal 10), and boto3 itself.
+# Modules the ingest path should not load (docs/architecture.md, FM-03), and boto3 itself.
 HEAVY = (
     "aws_xray_sdk",
     "jsonschema",

@@ -1,4 +1,4 @@
-"""Applied Labs (reference/targets.md §4): route with trailing slash, X-Shop-Id, metric dedupe by
+"""Applied Labs (v2026-04): route with trailing slash, X-Shop-Id, metric dedupe by
 `deduping_key`, and no blind retry of a contact activity after an ambiguous answer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Matter (reference/targets.md §3): headers, idempotency (5xx not memoised, 409 on another body),
+"""Matter (`POST /v1/timeline_events`): headers, idempotency (5xx not memoised, 409 on another body),
 RFC 7807 problems and the test/live host rule, against the sandbox over real HTTP."""
 
 from __future__ import annotations

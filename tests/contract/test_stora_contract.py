@@ -1,4 +1,4 @@
-"""Stora (reference/targets.md §1): our requests against the sandbox over real HTTP, and every
+"""Stora (Public API 2025-09): our requests against the sandbox over real HTTP, and every
 documented error envelope classified into the right outcome."""
 
 from __future__ import annotations

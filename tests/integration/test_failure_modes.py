@@ -1,11 +1,11 @@
-"""One test per failure mode of reference/reliability.md §3 in the delivery and ingest scope
-(F1 to F10, F15 to F22, F27, F28), each asserting the expected behaviour written there.
+"""One test per failure mode of docs/architecture.md in the delivery and ingest scope
+(FM-01 to FM-10, FM-15 to FM-22, FM-27, FM-28), each asserting what the bridge does there.
 
 Handlers run in-process; SQS and DynamoDB are moto (the `aws` fixture), the providers are the
-sandboxes over loopback, time is scaled (delivery_harness). Ingest's own side of F15, F16, F19 and
-F20 (a 5xx before any durable enqueue, a claim store outage, an event without identity, the same
-identity with another body) is covered in tests/integration/test_ingest_*.py; here the same
-failures are met by the deliver stage.
+sandboxes over loopback, time is scaled (delivery_harness). Ingest's own side of FM-15, FM-16,
+FM-19 and FM-20 (a 5xx before any durable enqueue, a claim store outage, an event without
+identity, the same identity with another body) is covered in tests/integration/test_ingest_*.py;
+here the same failures are met by the deliver stage.
 """
 
 from __future__ import annotations
@@ -152,10 +152,10 @@ def stora_job_from_request(request: dict[str, Any]) -> DeliveryJob:
     )
 
 
-# --- F1 to F10 ---------------------------------------------------------------------------------
+# --- FM-01 to FM-10 -------------------------------------------------------------------------------
 
 
-def test_f1_duplicate_webhooks_become_one_timeline_event_when_replayed_sequentially_and_concurrently(
+def test_fm01_duplicate_webhooks_become_one_timeline_event_when_replayed_sequentially_and_concurrently(
     aws, sandboxes, monkeypatch, load_function, load_event, lambda_context
 ):
     secret = "3f6c0b7e-5d1a-4c2b-9e8f-7a6b5c4d3e2f"
@@ -185,7 +185,7 @@ def test_f1_duplicate_webhooks_become_one_timeline_event_when_replayed_sequentia
     assert sorted(stored(sandboxes, "stora").values()) == [1]
 
 
-def test_f2_reordered_events_are_each_delivered_with_their_source_time(aws, sandboxes):
+def test_fm02_reordered_events_are_each_delivered_with_their_source_time(aws, sandboxes):
     start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     stages = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "contractsent", "closedwon"]
     events = []
@@ -215,7 +215,7 @@ def test_f2_reordered_events_are_each_delivered_with_their_source_time(aws, sand
     assert sorted(stored(sandboxes, "stora").values()) == [1] * len(stages)
 
 
-def test_f3_a_sender_retry_after_a_slow_answer_is_absorbed_as_one_event(
+def test_fm03_a_sender_retry_after_a_slow_answer_is_absorbed_as_one_event(
     aws, sandboxes, monkeypatch, load_function, load_event, lambda_context
 ):
     secret = "7d3f9a1c5e2b8d4f6a0c1e3b5d7f9a2c"
@@ -232,7 +232,9 @@ def test_f3_a_sender_retry_after_a_slow_answer_is_absorbed_as_one_event(
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_f4_a_worker_killed_after_the_provider_accepted_reruns_once_its_claim_expires(aws, sandboxes, target):
+def test_fm04_a_worker_killed_after_the_provider_accepted_reruns_once_its_claim_expires(
+    aws, sandboxes, target
+):
     [job] = jobs_for(target, 1, f"f4-{target}")
     killed, _ = deliverer(target, client=CrashingClient(client_for(target), every=1))
     handler = crash_to_batch_failure(target, lambda e, c: killed.process(e["Records"], c))
@@ -252,7 +254,7 @@ def test_f4_a_worker_killed_after_the_provider_accepted_reruns_once_its_claim_ex
     assert record["status"]["S"] == "COMPLETED"
 
 
-def test_f5_5xx_resets_and_timeouts_are_retried_then_dead_lettered_as_target_unavailable(
+def test_fm05_5xx_resets_and_timeouts_are_retried_then_dead_lettered_as_target_unavailable(
     aws, sandboxes, monkeypatch
 ):
     sandboxes["matter"].inject("server_error", 2, status=503)
@@ -294,7 +296,7 @@ def test_f5_5xx_resets_and_timeouts_are_retried_then_dead_lettered_as_target_una
         ("applied", {"retry_after": 2}, 2.0),
     ],
 )
-def test_f6_rate_limit_waits_provider_delay_without_burning_budget(aws, sandboxes, target, params, wait):
+def test_fm06_rate_limit_waits_provider_delay_without_burning_budget(aws, sandboxes, target, params, wait):
     sandboxes[target].inject("rate_limit", 1, **params)
     jobs = jobs_for(target, 3, f"f6-{target}")
     d, queues = deliverer(target)
@@ -315,7 +317,7 @@ def test_f6_rate_limit_waits_provider_delay_without_burning_budget(aws, sandboxe
     assert float(pause["until"]["N"]) == pytest.approx(throttled_at + signalled, abs=0.6)
 
 
-def test_f6_hubspot_daily_limit_pauses_the_target_until_midnight_utc(aws, sandboxes):
+def test_fm06_hubspot_daily_limit_pauses_the_target_until_midnight_utc(aws, sandboxes):
     sandboxes["hubspot"].inject("rate_limit", 1, policy="DAILY")
     jobs = jobs_for("hubspot", 2, "f6-daily")
     d, queues = deliverer("hubspot")
@@ -330,7 +332,7 @@ def test_f6_hubspot_daily_limit_pauses_the_target_until_midnight_utc(aws, sandbo
     assert float(pause["until"]["N"]) == pytest.approx(midnight, abs=2.0)
 
 
-def test_f7_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and_request_id(aws, sandboxes):
+def test_fm07_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and_request_id(aws, sandboxes):
     [bad] = jobs_for("stora", 1, "f7-s")
     bad.body["contact"] = {"id": "not-a-contact"}
     [matter] = jobs_for("matter", 1, "f7-m")
@@ -367,7 +369,7 @@ def test_f7_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and_r
     assert stored(sandboxes, "matter").get(again.key) == 1
 
 
-def test_f8_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sandboxes, monkeypatch):
+def test_fm08_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sandboxes, monkeypatch):
     monkeypatch.setenv("STORA_TOKEN", "a-rotated-token")
     monkeypatch.setenv("DELIVERY_CREDENTIALS_PAUSE_SECONDS", "2")
     client_for.cache_clear()
@@ -387,7 +389,7 @@ def test_f8_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sandbo
     assert stored(sandboxes, "stora") == {j.key: 1 for j in (first, *rest)}
 
 
-F9_STORA_MAPPING = """\
+FM09_STORA_MAPPING = """\
 name: f9-hubspot-deal-to-stora
 description: Deal stage changes on the Stora contact named by the event; no contact, no job.
 source: hubspot
@@ -408,8 +410,8 @@ required:
 """
 
 
-def test_f9_a_mapping_error_dead_letters_only_its_job_and_the_rest_is_delivered(aws, sandboxes, tmp_path):
-    (tmp_path / "f9-hubspot-deal-to-stora.yaml").write_text(F9_STORA_MAPPING)
+def test_fm09_a_mapping_error_dead_letters_only_its_job_and_the_rest_is_delivered(aws, sandboxes, tmp_path):
+    (tmp_path / "f9-hubspot-deal-to-stora.yaml").write_text(FM09_STORA_MAPPING)
     timeline = FAULT_MAPPINGS / "fault-hubspot-deal-to-hubspot-timeline.yaml"
     (tmp_path / timeline.name).write_text(timeline.read_text())
     events_dlq_arn = aws.sqs.get_queue_attributes(
@@ -454,7 +456,7 @@ def test_f9_a_mapping_error_dead_letters_only_its_job_and_the_rest_is_delivered(
     assert unreadable == {"unreadable": "{not an envelope"}
 
 
-def test_f10_a_207_partial_batch_retries_or_dead_letters_only_the_failed_inputs(aws, sandboxes):
+def test_fm10_a_207_partial_batch_retries_or_dead_letters_only_the_failed_inputs(aws, sandboxes):
     jobs = jobs_for("hubspot", 100, "f10")
     assert len(jobs) == 100
     for bad in jobs[10:13]:
@@ -471,10 +473,10 @@ def test_f10_a_207_partial_batch_retries_or_dead_letters_only_the_failed_inputs(
     assert queues.requeued == []  # the 97 stored ones are done, nothing retried blindly
 
 
-# --- F15 to F22 --------------------------------------------------------------------------------
+# --- FM-15 to FM-22 -------------------------------------------------------------------------------
 
 
-def test_f15_a_failed_enqueue_at_the_worker_never_acknowledges_the_job(aws, sandboxes):
+def test_fm15_a_failed_enqueue_at_the_worker_never_acknowledges_the_job(aws, sandboxes):
     sandboxes["matter"].inject("server_error", 1, status=503)
     [job] = jobs_for("matter", 1, "f15")
     sqs = aws_clients.client("sqs")
@@ -492,7 +494,7 @@ def test_f15_a_failed_enqueue_at_the_worker_never_acknowledges_the_job(aws, sand
     assert stored(sandboxes, "matter") == {job.key: 1}
 
 
-def test_f16_an_unavailable_dedupe_store_fails_the_record_and_nothing_is_sent(aws, sandboxes):
+def test_fm16_an_unavailable_dedupe_store_fails_the_record_and_nothing_is_sent(aws, sandboxes):
     dynamodb = aws_clients.client("dynamodb")
 
     def throttled(**kwargs: Any) -> Any:
@@ -509,7 +511,7 @@ def test_f16_an_unavailable_dedupe_store_fails_the_record_and_nothing_is_sent(aw
     assert stored(sandboxes, "stora") == {j.key: 1 for j in jobs}
 
 
-def test_f17_a_burst_is_absorbed_by_the_queue_and_paced_under_the_provider_limit(aws, sandboxes):
+def test_fm17_a_burst_is_absorbed_by_the_queue_and_paced_under_the_provider_limit(aws, sandboxes):
     jobs = jobs_for("stora", 150, "f17")
     deliver(aws, jobs, concurrency={"stora": 3})
     assert stored(sandboxes, "stora") == {j.key: 1 for j in jobs}
@@ -519,7 +521,7 @@ def test_f17_a_burst_is_absorbed_by_the_queue_and_paced_under_the_provider_limit
     assert max(sum(1 for s in sent if t - minute < s <= t) for t in sent) <= 60
 
 
-def test_f18_a_redelivery_days_later_is_still_deduped_after_the_provider_key_expired(aws, sandboxes):
+def test_fm18_a_redelivery_days_later_is_still_deduped_after_the_provider_key_expired(aws, sandboxes):
     [job] = jobs_for("stora", 1, "f18")
     d, _ = deliverer("stora")
     d.process(records([job]), context())
@@ -540,7 +542,7 @@ def test_f18_a_redelivery_days_later_is_still_deduped_after_the_provider_key_exp
     assert stored(sandboxes, "stora") == {job.key: 1}
 
 
-def test_f19_a_job_without_idempotency_key_is_dead_lettered_not_processed(aws, sandboxes):
+def test_fm19_a_job_without_idempotency_key_is_dead_lettered_not_processed(aws, sandboxes):
     [job] = jobs_for("matter", 1, "f19")
     job.key = ""
     d, _ = deliverer("matter")
@@ -550,7 +552,7 @@ def test_f19_a_job_without_idempotency_key_is_dead_lettered_not_processed(aws, s
     assert sandboxes["matter"].requests == []
 
 
-def test_f20_the_same_key_with_a_different_body_is_dead_lettered_as_payload_mismatch(aws, sandboxes):
+def test_fm20_the_same_key_with_a_different_body_is_dead_lettered_as_payload_mismatch(aws, sandboxes):
     [job] = jobs_for("hubspot", 1, "f20")
     d, _ = deliverer("hubspot")
     d.process(records([job]), context())
@@ -563,7 +565,7 @@ def test_f20_the_same_key_with_a_different_body_is_dead_lettered_as_payload_mism
     assert event["tokens"]["new_stage"] == job.body["tokens"]["new_stage"]  # the delivered one stands
 
 
-def test_f21_a_crash_mid_batch_redelivers_the_batch_and_dedupe_keeps_it_single(aws, sandboxes):
+def test_fm21_a_crash_mid_batch_redelivers_the_batch_and_dedupe_keeps_it_single(aws, sandboxes):
     jobs = jobs_for("matter", 20, "f21")
     crashing = CrashingClient(client_for("matter"), every=5)
     deliver(
@@ -579,7 +581,7 @@ def test_f21_a_crash_mid_batch_redelivers_the_batch_and_dedupe_keeps_it_single(a
     assert {r["status"]["S"] for r in records_in_table(aws, "matter")} == {"COMPLETED"}
 
 
-def test_f22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before_the_deadline(
+def test_fm22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before_the_deadline(
     aws, sandboxes, monkeypatch
 ):
     from timeline_bridge.targets.http import timeouts
@@ -604,10 +606,10 @@ def test_f22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before_
     assert stored(sandboxes, "stora") == {j.key: 1 for j in jobs}
 
 
-# --- F27, F28 ----------------------------------------------------------------------------------
+# --- FM-27, FM-28 ---------------------------------------------------------------------------------
 
 
-def test_f27_a_throttled_target_does_not_hold_up_the_others(aws, sandboxes, monkeypatch):
+def test_fm27_a_throttled_target_does_not_hold_up_the_others(aws, sandboxes, monkeypatch):
     monkeypatch.setenv("DELIVERY_RATE_TIME_SCALE", "0.05")  # Stora: 48 events per (scaled) minute of 3 s
     sandboxes["stora"].set_rate_limits(None, time_scale=0.05)
     stora = jobs_for("stora", 100, "f27-s")
@@ -620,7 +622,7 @@ def test_f27_a_throttled_target_does_not_hold_up_the_others(aws, sandboxes, monk
     assert hubspot_done < stora_times[49]  # HubSpot finished while Stora's backlog was half done
 
 
-def test_f28_dead_letters_are_listed_shown_and_redriven_with_their_attributes(
+def test_fm28_dead_letters_are_listed_shown_and_redriven_with_their_attributes(
     aws, sandboxes, capsys, monkeypatch, tmp_path
 ):
     from timeline_bridge_tools.cli import main

@@ -1,4 +1,4 @@
-"""Secret rotation without a deploy (F13), through the real handlers and moto Secrets Manager.
+"""Secret rotation without a deploy (FM-13), through the real handlers and moto Secrets Manager.
 
 Each source verifies with every value of its secret (a JSON list). The operator's rotation is
 `put-secret-value [new, old]`, then, once senders use the new secret, `put-secret-value [new]`: after

@@ -1,4 +1,4 @@
-"""layers/bridge/Makefile, the layer builds `sam build` runs: hash-based bytecode (F26) and the
+"""layers/bridge/Makefile, the layer builds `sam build` runs: hash-based bytecode (FM-26) and the
 mapping files in a folder of their own. Run offline: no requirements, so pip fetches nothing."""
 
 from __future__ import annotations

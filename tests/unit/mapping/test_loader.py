@@ -1,4 +1,4 @@
-"""Loading mapping files (F25): the schema, load-time compilation, and errors at file:line."""
+"""Loading mapping files (FM-25): the schema, load-time compilation, and errors at file:line."""
 
 from __future__ import annotations
 

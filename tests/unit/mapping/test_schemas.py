@@ -1,4 +1,4 @@
-"""The JSON Schemas themselves: valid for their drafts, with the ids and layout DESIGN.md names."""
+"""The JSON Schemas themselves: valid for their drafts, with the ids and layout the loader expects."""
 
 from __future__ import annotations
 

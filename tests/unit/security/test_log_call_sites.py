@@ -1,4 +1,4 @@
-"""Every log call of the bridge logs ids and names only (F24).
+"""Every log call of the bridge logs ids and names only (FM-24).
 
 Statically: each `logger.<level>(...)` in the core package and the handlers passes its fields as
 a literal `extra={...}`, headers only through `safe_headers()`, and nothing that holds a body, a

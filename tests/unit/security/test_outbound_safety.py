@@ -1,4 +1,4 @@
-"""Outbound safety (F23): the bridge calls only its four configured hosts, with headers it builds
+"""Outbound safety (FM-23): the bridge calls only its four configured hosts, with headers it builds
 itself, and never follows a redirect. A mapping or an event cannot choose the URL, the host or a
 header, and a CR or LF can reach neither a header nor an identifier field.
 

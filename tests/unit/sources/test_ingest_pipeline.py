@@ -1,4 +1,4 @@
-"""The ingest pipeline with in-memory fakes for the dedupe table and the queue (F14: an
+"""The ingest pipeline with in-memory fakes for the dedupe table and the queue (FM-14: an
 oversized body is answered 413 before anything else, a malformed one 400 once it is verified).
 
 What is checked here is the order of the gates (413 → 503 → 401 → 400 → dedupe → enqueue) and

@@ -1,4 +1,4 @@
-"""The verifier matrix (F11, F12): every scheme, one mutation per case, a frozen clock.
+"""The verifier matrix (FM-11, FM-12): every scheme, one mutation per case, a frozen clock.
 
 Modelled on the Standard Webhooks library tests. Each scheme signs a valid request; each test
 changes exactly one thing and expects `SignatureError` (or `SecretNotConfiguredError` when no

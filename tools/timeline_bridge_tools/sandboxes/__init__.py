@@ -1,6 +1,6 @@
 """Local stand-ins for the four providers: real HTTP servers on loopback that enforce each
-provider's documented contract (reference/targets.md) and keep what they accepted. The HubSpot
-sandbox also serves the CRM reads enrichment makes; `slack` is the Slack Web API enrichment reads.
+provider's documented contract and keep what they accepted. The HubSpot sandbox also serves the
+CRM reads enrichment makes; `slack` is the Slack Web API enrichment reads.
 
     sandboxes = start_all()                 # ephemeral ports, default credentials
     os.environ.update(env_for(sandboxes))   # STORA_BASE_URL, STORA_TOKEN, ...

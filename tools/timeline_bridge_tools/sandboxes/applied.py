@@ -1,4 +1,4 @@
-"""Applied Labs v2026-04 sandbox: `POST /v2026-04/events/`, as reference/targets.md §4 documents it.
+"""Applied Labs v2026-04 sandbox: `POST /v2026-04/events/`, as Applied Labs documents it.
 
 Enforces: the route with its trailing slash (without it: 404, or a configurable 301), Bearer `AL…`
 key (401), a UUID `X-Shop-Id` (400) of a known shop (403 or 404, configurable), JSON only (415),

@@ -1,4 +1,4 @@
-"""Matter sandbox: `POST /v1/timeline_events`, as reference/targets.md §3 documents it.
+"""Matter sandbox: `POST /v1/timeline_events`, as Matter documents it.
 
 Enforces: the one append-only route (405 for PATCH/PUT/DELETE), Bearer key (401
 `auth_token_invalid`) whose mode matches the host (401 `auth_token_mode_mismatch`),

@@ -1,4 +1,4 @@
-"""Stora Public API 2025-09 sandbox: timeline events, as reference/targets.md §1 documents them.
+"""Stora Public API 2025-09 sandbox: timeline events, as Stora documents them.
 
 Enforces: the versioned routes (404 `invalid_endpoint` elsewhere), Bearer token (401
 `invalid_token`) with scope `public.timeline_event:write` (403 `forbidden`), `Accept` (406
@@ -33,7 +33,7 @@ EVENTS = f"{API}/timeline/events"
 WRITE_SCOPE = "public.timeline_event:write"
 EVENT_ID = re.compile(rf"^{re.escape(EVENTS)}/(aevt_[0-9a-zA-Z]+)$")
 
-# Default fixture: the ids the shipped mappings and the examples in DESIGN.md use.
+# Default fixture: the ids the shipped mappings and their cases use.
 DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "aetpl_6b92d7693eb7e8e9": {
         "name": "Deal stage changed",
