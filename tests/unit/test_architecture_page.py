@@ -1,5 +1,6 @@
 """docs/architecture.md names the test that proves each failure mode: every test it names must
-exist, every failure mode names one, and every failure-mode id a test cites is defined there."""
+exist, every failure mode names one, and every failure-mode id a test cites is defined there.
+docs/contributing.md names the files to touch: every existing file it names must exist."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "architecture.md"
+CONTRIBUTING = ROOT / "docs" / "contributing.md"
 
 CITATION = re.compile(r"`(tests/[^`\s:]+\.py)::([A-Za-z0-9_]+)`")
 ROW = re.compile(r"^\| (FM-\d{2}) \|")
 FM_ID = re.compile(r"\bFM-\d{2}\b")
+# A repository path in backticks; `acme` is the contributing page's example of a file to create.
+REPO_PATH = re.compile(r"`((?:bench|docs|events|functions|layers|mappings|schemas|tests|tools)/[^`\s<>*]+)`")
 
 
 def _test_names(path: Path) -> set[str]:
@@ -47,3 +51,9 @@ def test_every_failure_mode_a_test_cites_is_defined_on_the_page():
         for fm in FM_ID.findall(path.read_text("utf-8"))
     }
     assert sorted((path, fm) for path, fm in cited if fm not in defined) == []
+
+
+def test_every_file_the_contributing_page_names_exists_unless_it_is_the_example_to_create():
+    named = {p.rstrip("/") for p in REPO_PATH.findall(CONTRIBUTING.read_text("utf-8")) if "acme" not in p}
+    assert len(named) >= 20
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
