@@ -1,7 +1,7 @@
 """Sign a request exactly as each sender does: for `bridge send`, the tests and local runs.
 
-The signatures themselves live in the source modules (one home per scheme); this module only
-turns a body (or a Function URL event file) into the headers a real sender adds.
+Each source's recipe is its spec's `sign` (in its source module); this module only turns a body
+(or a Function URL event file) into what the recipe signs and dispatches by source name.
 
     headers = sign_request("slack", body_bytes, secret)
     event = sign_event("hubspot", json.load(open("events/hubspot/deal-stage-change.json")), secret)
@@ -16,11 +16,10 @@ import base64
 import copy
 import json
 import time
-import uuid
 from typing import Any
 
 from timeline_bridge.http import WebhookRequest
-from timeline_bridge.sources import generic, hubspot, pipedrive, slack
+from timeline_bridge.sources import SigningRequest, source_spec
 
 
 def is_function_url_event(value: Any) -> bool:
@@ -55,75 +54,45 @@ def sign_request(
     url: str | None = None,
     now: float | None = None,
     method: str = "POST",
-    name: str = generic.DEFAULT_ENDPOINT,
+    name: str | None = None,
     webhook_id: str | None = None,
-    hubspot_versions: tuple[str, ...] = ("v3", "v1"),
+    versions: tuple[str, ...] | None = None,
+    hubspot_versions: tuple[str, ...] | None = None,
 ) -> dict[str, str]:
-    """The headers `source` adds when it posts `body` (see `body_bytes`) to `url` at time `now`.
-
-    - hubspot: `X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp` (ms) over method + URL +
-      body + timestamp, plus the legacy v1 (or v2) pair HubSpot still sends; `url` is required
-      (taken from the event when `body` is a Function URL event).
-    - slack: `X-Slack-Signature` (v0) + `X-Slack-Request-Timestamp`.
-    - pipedrive: `Authorization: Basic ...` from "user:password".
-    - generic: per the endpoint's settings (`GENERIC_<NAME>_SCHEME`): Standard Webhooks headers
-      (`webhook-id` defaults to a fresh `msg_...`), or the configured HMAC header.
-    """
-    raw = body_bytes(body)
-    moment = time.time() if now is None else now
-    if source == "hubspot":
-        if url is None and is_function_url_event(body):
-            url = event_url(body)
-        if not url:
-            raise ValueError("HubSpot signatures cover the URL: pass url")
-        headers: dict[str, str] = {}
-        if "v3" in hubspot_versions:
-            millis = str(int(moment * 1000))
-            headers[hubspot.SIGNATURE_V3] = hubspot.v3_signature(secret, method, url, raw, millis)
-            headers[hubspot.TIMESTAMP] = millis
-        if "v2" in hubspot_versions:
-            headers[hubspot.SIGNATURE] = hubspot.v2_signature(secret, method, url, raw)
-            headers[hubspot.SIGNATURE_VERSION] = "v2"
-        elif "v1" in hubspot_versions:
-            headers[hubspot.SIGNATURE] = hubspot.v1_signature(secret, raw)
-            headers[hubspot.SIGNATURE_VERSION] = "v1"
-        return headers
-    if source == "slack":
-        timestamp = str(int(moment))
-        return {slack.SIGNATURE: slack.signature(secret, timestamp, raw), slack.TIMESTAMP: timestamp}
-    if source == "pipedrive":
-        return {"Authorization": pipedrive.authorization(secret)}
-    if source == "generic":
-        settings = generic.GenericConfig.from_env(name)
-        if settings.scheme == "hmac":
-            signed = {
-                settings.signature_header: generic.hmac_signature(
-                    secret, raw, encoding=settings.encoding, prefix=settings.prefix
-                )
-            }
-            if settings.id_header:
-                signed[settings.id_header] = webhook_id or f"msg_{uuid.uuid4().hex}"
-            return signed
-        msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-        timestamp = str(int(moment))
-        return {
-            generic.WEBHOOK_ID: msg_id,
-            generic.WEBHOOK_TIMESTAMP: timestamp,
-            generic.WEBHOOK_SIGNATURE: generic.standard_signature(secret, msg_id, timestamp, raw),
-        }
-    raise ValueError(f"unknown source {source!r}")
+    """The headers `source` adds when it posts `body` (see `body_bytes`) to `url` at time `now`:
+    its spec's `sign` recipe. `name` is the endpoint of a source served on `/<source>/<name>`,
+    `webhook_id` the sender's message id, `versions` the signature versions to send (the spec's
+    default otherwise; `hubspot_versions` is the older spelling of it)."""
+    spec = source_spec(source)
+    chosen = versions or hubspot_versions or spec.signature_versions
+    return spec.sign(
+        SigningRequest(
+            body=body_bytes(body),
+            secret=secret,
+            now=time.time() if now is None else now,
+            method=method,
+            url=url,
+            event=body if is_function_url_event(body) else None,
+            name=name,
+            message_id=webhook_id,
+            versions=tuple(chosen),
+        )
+    )
 
 
 def sign_event(source: str, event: dict[str, Any], secret: str, **options: Any) -> dict[str, Any]:
     """A copy of Function URL `event` carrying the sender's signature headers (names lowercased,
-    as Function URLs deliver them). Options as for `sign_request`; for generic events the
-    endpoint name defaults to the one in the event's `rawPath`, and `webhook-id` to the event's."""
+    as Function URLs deliver them). Options as for `sign_request`; for a source with named
+    endpoints the name defaults to the one in the event's `rawPath`, and the message id to the
+    event's own (its spec's `message_id_header`)."""
     signed = copy.deepcopy(event)
     merged = {str(k).lower(): v for k, v in (signed.get("headers") or {}).items()}
-    if source == "generic":
-        options.setdefault("name", generic.endpoint_name(event.get("rawPath") or "/"))
+    spec = source_spec(source)
+    if spec.endpoints is not None:
+        options.setdefault("name", spec.endpoints.from_path(event.get("rawPath") or "/"))
+    if spec.message_id_header:
         # The event's own id (a retry keeps it), when the file carries one.
-        options.setdefault("webhook_id", merged.get(generic.WEBHOOK_ID))
+        options.setdefault("webhook_id", merged.get(spec.message_id_header.lower()))
     headers = sign_request(source, event, secret, **options)
     merged.update({k.lower(): v for k, v in headers.items()})
     signed["headers"] = merged

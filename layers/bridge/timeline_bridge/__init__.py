@@ -1,6 +1,15 @@
 """timeline-bridge core: sources, mapping engine, targets, delivery, AWS adapters, local runtime, CLI."""
 
-SOURCES = ("hubspot", "slack", "pipedrive", "generic")
 TARGETS = ("stora", "hubspot", "matter", "applied")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    # `SOURCES` comes from the source registry, imported on first use: importing the package
+    # stays light and the registry can import the package without a cycle.
+    if name == "SOURCES":
+        from timeline_bridge.sources import source_names
+
+        return source_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

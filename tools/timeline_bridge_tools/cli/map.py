@@ -16,15 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge import SOURCES
 from timeline_bridge.config import base_url, settings
+from timeline_bridge.sources import source_names
 
 # The APIs enrichment reads and the credential each needs.
 ENRICHMENT_APIS = {"hubspot": "HUBSPOT_ACCESS_TOKEN", "slack": "SLACK_BOT_TOKEN", "stora": "STORA_TOKEN"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", choices=SOURCES, metavar="SOURCE", help=f"one of {', '.join(SOURCES)}")
+    parser.add_argument(
+        "source", choices=source_names(), metavar="SOURCE", help=f"one of {', '.join(source_names())}"
+    )
     parser.add_argument(
         "file", metavar="FILE", help="a Function URL event (events/<source>/*.json) or a raw body"
     )
@@ -45,8 +47,9 @@ def requests_for(
     envelopes: list[Any], mapping_set: Any, enrich: Any = None
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """The dry-run requests and the mapping errors for a list of envelopes."""
-    from timeline_bridge.mapping.contracts import ENDPOINTS, contract_name
+    from timeline_bridge.mapping.contracts import contract_name
     from timeline_bridge.mapping.engine import RenderFailure
+    from timeline_bridge.target_registry import endpoints
 
     requests: list[dict[str, Any]] = []
     failures: list[Any] = []
@@ -55,7 +58,7 @@ def requests_for(
             if isinstance(outcome, RenderFailure):
                 failures.append(outcome)
                 continue
-            method, path = ENDPOINTS[contract_name(outcome.target, outcome.body)]
+            method, path = endpoints()[contract_name(outcome.target, outcome.body)]
             requests.append(
                 {
                     "mapping": outcome.mapping,

@@ -9,14 +9,13 @@ Without `--url`, the request goes to the running `bridge dev` (found through `.b
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge import SOURCES
+from timeline_bridge.sources import source_names, source_spec
 
 CONTENT_TYPES = {
     "hubspot": "application/json",
@@ -28,7 +27,7 @@ KEPT_HEADERS = ("content-type", "user-agent", "webhook-id")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", choices=SOURCES, help="the sender to act as")
+    parser.add_argument("source", choices=source_names(), help="the sender to act as")
     parser.add_argument(
         "file", type=Path, help="events/<source>/*.json (a Function URL event) or a raw body file"
     )
@@ -43,13 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def secret_name(source: str, name: str | None = None) -> list[str]:
     """The variables that may hold `source`'s secret, most specific first."""
-    if source == "generic":
-        from timeline_bridge.sources import generic
-
-        own = f"{generic.env_prefix(name or generic.DEFAULT_ENDPOINT)}SECRET"
-        return [own, generic.SECRET_NAME]
-    module = importlib.import_module(f"timeline_bridge.sources.{source}")
-    return [module.SECRET_NAME]
+    return source_spec(source).secret_names(name)
 
 
 def find_secret(source: str, name: str | None = None) -> str | None:
@@ -108,7 +101,6 @@ def _guess_content_type(source: str, body: bytes) -> str:
 def run(args: argparse.Namespace) -> int:
     import requests
     from timeline_bridge.errors import IngestError
-    from timeline_bridge.sources import generic
 
     from timeline_bridge_tools import signing
     from timeline_bridge_tools.local.state import read_state
@@ -118,11 +110,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
+    spec = source_spec(args.source)
     name = None
-    if args.source == "generic":
+    if spec.endpoints is not None:
         # The bridge serves one spelling of each endpoint name: say which, rather than post a 404.
         try:
-            name = generic.endpoint_name(f"/generic/{args.name}" if args.name else raw_path or "/")
+            path = f"/{spec.name}/{args.name}" if args.name else raw_path or "/"
+            name = spec.endpoints.from_path(path)
         except IngestError as exc:
             where = f"--name {args.name}" if args.name else f"{args.file} (rawPath {raw_path})"
             print(f"{where}: {exc}", file=sys.stderr)
@@ -145,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "hubspot":
         # HubSpot signs the URL it calls; behind a public URL the bridge checks that one instead.
         options["url"] = os.environ.get("HUBSPOT_WEBHOOK_URL") or called_url(url)
-    if args.source == "generic":
+    if spec.endpoints is not None:
         options["name"] = name
-        options["webhook_id"] = headers.pop("webhook-id", None)
+    if spec.message_id_header:
+        options["webhook_id"] = headers.pop(spec.message_id_header.lower(), None)
     headers.update(signing.sign_request(args.source, body, secret, **options))
     try:
         answer = requests.post(url, data=body, headers=headers, timeout=args.timeout)

@@ -42,6 +42,7 @@ from urllib.parse import parse_qs
 
 from timeline_bridge import TARGETS
 from timeline_bridge.models import utc_now_iso
+from timeline_bridge.sources import SOURCE_SPECS
 
 from timeline_bridge_tools.local import loopback
 from timeline_bridge_tools.local import state as state_files
@@ -281,7 +282,8 @@ class LocalRuntime:
         urls = {}
         for fn in self.functions.values():
             if fn.kind == "webhook" and fn.route:
-                suffix = "/<name>" if fn.route == "generic" else ""
+                spec = SOURCE_SPECS.get(fn.route)
+                suffix = "/<name>" if spec and spec.endpoints else ""
                 urls[fn.route] = f"{self.url}/{fn.route}{suffix}"
         return urls
 
@@ -952,12 +954,12 @@ class LocalRuntime:
         else:
             outcome, reason = "answered", "no event in it (a handshake or an acknowledgement)"
         name = None
-        if fn.route == "generic":
+        spec = SOURCE_SPECS.get(fn.route or "")
+        if spec and spec.endpoints:
             from timeline_bridge.errors import NotFoundError
-            from timeline_bridge.sources.generic import endpoint_name
 
             with contextlib.suppress(NotFoundError):  # refused: no endpoint has that name
-                name = endpoint_name(request.path)
+                name = spec.endpoints.from_path(request.path)
         record = self.journal.webhook(
             WebhookRecord(
                 request_id=event["requestContext"]["requestId"],
@@ -1115,14 +1117,16 @@ class LocalRuntime:
 
     def targets(self) -> dict[str, dict[str, Any]]:
         """Each provider (the targets, then the APIs enrichment reads): sandbox or real, and its URL."""
-        from timeline_bridge.config import DEFAULT_BASE_URLS
+        from timeline_bridge.target_registry import default_base_urls
+
+        defaults = default_base_urls()
 
         found: dict[str, dict[str, Any]] = {}
         for service in [*TARGETS, *(s for s in (*self.sandboxes, *self.real_targets) if s not in TARGETS)]:
             if service in self.sandboxes:
                 found[service] = {"url": self.sandboxes[service].url, "real": False}
             elif service in self.real_targets:
-                url = self.real_targets[service] or DEFAULT_BASE_URLS.get(service, "")
+                url = self.real_targets[service] or defaults.get(service, "")
                 found[service] = {"url": url, "real": True}
         return found
 
@@ -1147,7 +1151,7 @@ class LocalRuntime:
             **snapshot,
             "dead_letters": dead,
             "timelines": timelines,
-            "send_example": "bridge send hubspot events/hubspot/deal-stage-change.json",
+            "send_example": send_example(),
         }
 
     def paused_targets(self) -> dict[str, dict[str, Any]]:
@@ -1175,6 +1179,14 @@ class LocalRuntime:
         from timeline_bridge_tools.local.event_source import drain
 
         drain(self.mappings, timeout=timeout)
+
+
+def send_example() -> str:
+    """The `bridge send` line the console suggests: the first source that ships a sample event."""
+    for spec in SOURCE_SPECS.values():
+        if spec.example:
+            return f"bridge send {spec.name} {spec.example}"
+    return "bridge send SOURCE FILE"
 
 
 def _base_url_env(service: str) -> str:

@@ -44,7 +44,10 @@ def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
     content_type = (
         "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
     )
-    path = "/generic/sample" if source == "generic" else f"/{source}"
+    from timeline_bridge.sources import SOURCE_SPECS
+
+    spec = SOURCE_SPECS.get(source)
+    path = spec.dry_run_path() if spec else f"/{source}"  # an unknown source fails when parsed
     return WebhookRequest(
         method="POST", raw_path=path, raw_query="", headers={"content-type": content_type}, body=raw
     )
@@ -81,14 +84,15 @@ def envelope_from_dict(data: dict[str, Any], *, source: str, default_id: str) ->
         raise SampleError("an inline input needs `event` (and optionally event_type, event_id, ...)")
     source = str(data.get("source", source))
     name = data.get("name")
-    if source == "generic" and name is not None:
-        from timeline_bridge.sources import generic
+    if name is not None:
+        from timeline_bridge.sources import SOURCE_SPECS
 
-        canonical = generic.canonical_name(str(name))
-        if canonical is None:
-            raise SampleError(f"name {name!r}: {generic.NAME_RULE}")
-        if canonical != name:
-            raise SampleError(f"name {name!r}: {generic.SPELLING_RULE}, so ingest names it {canonical!r}")
+        spec = SOURCE_SPECS.get(source)
+        problem = spec.endpoints.problem(str(name)) if spec and spec.endpoints else None
+        if problem is not None:
+            rule, canonical = problem
+            hint = f", so ingest names it {canonical!r}" if canonical else ""
+            raise SampleError(f"name {name!r}: {rule}{hint}")
     return Envelope(
         source=source,
         event_type=str(data.get("event_type", "")),

@@ -26,7 +26,7 @@ ID_PATTERNS: dict[str, re.Pattern[str]] = {
     "hubspot_deal": re.compile(r"^[0-9]{1,20}$"),
 }
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-GENERIC_ID_PATTERN = re.compile(r"^\S{1,256}$")
+ANY_ID_PATTERN = re.compile(r"^\S{1,256}$")
 MAX_KEY_LENGTH = 512
 # Found entries are kept this long per cold start: an import shows within five minutes. Misses are
 # never cached, so an event that failed for want of an entry succeeds as soon as it is imported.
@@ -51,7 +51,7 @@ def check_entry(namespace: str, key: str, target_id: str) -> str | None:
         return "key is empty"
     if len(key) > MAX_KEY_LENGTH:
         return f"key is longer than {MAX_KEY_LENGTH} characters"
-    pattern = ID_PATTERNS.get(namespace, GENERIC_ID_PATTERN)
+    pattern = ID_PATTERNS.get(namespace, ANY_ID_PATTERN)
     if not pattern.match(target_id or ""):
         return f"target_id {target_id!r} does not match {pattern.pattern} (namespace {namespace})"
     return None

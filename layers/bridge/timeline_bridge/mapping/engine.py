@@ -56,17 +56,15 @@ def _endpoint_name_problems(text: str) -> list[str]:
     literals = [v for v in compared_literals(text, ("meta", "name")) if isinstance(v, str)]
     if not literals:
         return []
-    from timeline_bridge.sources import generic
+    from timeline_bridge.sources import endpoint_name_problem
 
     problems = []
     for literal in literals:
-        canonical = generic.canonical_name(literal)
-        if canonical is None:
-            problems.append(f"meta.name is never {literal!r} in {text!r}: {generic.NAME_RULE}")
-        elif canonical != literal:
-            problems.append(
-                f"meta.name is never {literal!r} in {text!r}: {generic.SPELLING_RULE}; write {canonical!r}"
-            )
+        problem = endpoint_name_problem(literal)
+        if problem is not None:
+            rule, canonical = problem
+            hint = f"; write {canonical!r}" if canonical else ""
+            problems.append(f"meta.name is never {literal!r} in {text!r}: {rule}{hint}")
     return problems
 
 

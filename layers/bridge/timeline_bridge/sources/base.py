@@ -19,7 +19,7 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -96,6 +96,68 @@ class Source(ABC):
     @abstractmethod
     def parse(self, request: WebhookRequest) -> ParsedRequest:
         """Split a verified body into source events; MalformedBodyError when it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningRequest:
+    """What a sender signs for one post (`bridge send`, the tests, local runs)."""
+
+    body: bytes  # the raw bytes posted
+    secret: str  # the value the bridge is configured with
+    now: float  # epoch seconds
+    method: str = "POST"
+    url: str | None = None  # the URL called, for senders that sign it
+    event: Mapping[str, Any] | None = None  # the Function URL event the body came from, if any
+    name: str | None = None  # endpoint name, for sources served on `/<source>/<name>`
+    message_id: str | None = None  # the sender's message id, for senders that send one
+    versions: tuple[str, ...] = ()  # signature versions to send, for senders with several
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointNames:
+    """A source served on `/<source>/<name>`, one endpoint per name: how names are read and spelled."""
+
+    default: str
+    from_path: Callable[[str], str]  # the name in a raw path; NotFoundError when it names none
+    canonical: Callable[[str], str | None]  # the one spelling of a name; None when it spells none
+    name_rule: str
+    spelling_rule: str
+
+    def problem(self, name: str) -> tuple[str, str | None] | None:
+        """None when `name` is an endpoint's own spelling; else (the rule it breaks, its spelling)."""
+        canonical = self.canonical(name)
+        if canonical is None:
+            return self.name_rule, None
+        if canonical != name:
+            return self.spelling_rule, canonical
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """Everything the bridge and its tooling know about one sender, declared in its module.
+
+    `source(request)` is the configured `Source` for one request: its `verify` and `parse`
+    (settings are read there, so a module loads only when its source is asked for)."""
+
+    name: str
+    source: Callable[[WebhookRequest], Source]
+    identity: str  # what the dedupe key of one event is made of
+    secret_names: Callable[[str | None], list[str]]  # variables holding the secret, most specific first
+    sign: Callable[[SigningRequest], dict[str, str]]  # the headers the sender adds
+    endpoints: EndpointNames | None = None
+    message_id_header: str | None = None  # carries the sender's message id (kept by a re-send)
+    sample_path: str | None = None  # where a raw sample body is posted in a dry run (default /<name>)
+    example: str | None = None  # a project-relative sample event for the console and `bridge dev`
+    signature_versions: tuple[str, ...] = ()  # the versions a signer sends unless told otherwise
+
+    def dry_run_path(self) -> str:
+        return self.sample_path or f"/{self.name}"
+
+
+def fixed_secret(name: str) -> Callable[[str | None], list[str]]:
+    """`secret_names` of a source with one secret variable."""
+    return lambda _endpoint: [name]
 
 
 def require_secrets(secrets: Sequence[str] | None, name: str) -> list[str]:

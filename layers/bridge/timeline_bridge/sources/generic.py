@@ -38,6 +38,7 @@ import hmac
 import os
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,9 +48,12 @@ from timeline_bridge.http import WebhookRequest
 from timeline_bridge.keys import event_scope
 from timeline_bridge.sources.base import (
     Clock,
+    EndpointNames,
     ParsedRequest,
+    SigningRequest,
     Source,
     SourceEvent,
+    SourceSpec,
     check_timestamp,
     dig,
     equal,
@@ -294,3 +298,48 @@ class GenericSource(Source):
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
         return parse(request, self.settings)
+
+
+def sign(request: SigningRequest) -> dict[str, str]:
+    """Per the endpoint's settings: Standard Webhooks headers (`webhook-id` defaults to a fresh
+    `msg_...`), or the configured HMAC header (and id header, when one is configured)."""
+    settings = GenericConfig.from_env(request.name or DEFAULT_ENDPOINT)
+    msg_id = request.message_id or f"msg_{uuid.uuid4().hex}"
+    if settings.scheme == "hmac":
+        signed = {
+            settings.signature_header: hmac_signature(
+                request.secret, request.body, encoding=settings.encoding, prefix=settings.prefix
+            )
+        }
+        if settings.id_header:
+            signed[settings.id_header] = msg_id
+        return signed
+    timestamp = str(int(request.now))
+    return {
+        WEBHOOK_ID: msg_id,
+        WEBHOOK_TIMESTAMP: timestamp,
+        WEBHOOK_SIGNATURE: standard_signature(request.secret, msg_id, timestamp, request.body),
+    }
+
+
+def secret_names(name: str | None) -> list[str]:
+    """The endpoint's own secret variable, then the shared one."""
+    return [f"{env_prefix(name or DEFAULT_ENDPOINT)}SECRET", SECRET_NAME]
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    source=GenericSource.for_request,
+    identity="webhook-id (Standard Webhooks); the configured id header, else sha256 of the body (hmac)",
+    secret_names=secret_names,
+    sign=sign,
+    endpoints=EndpointNames(
+        default=DEFAULT_ENDPOINT,
+        from_path=endpoint_name,
+        canonical=canonical_name,
+        name_rule=NAME_RULE,
+        spelling_rule=SPELLING_RULE,
+    ),
+    message_id_header=WEBHOOK_ID,
+    sample_path=f"/{NAME}/sample",
+)

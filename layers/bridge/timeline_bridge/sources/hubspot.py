@@ -33,15 +33,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from timeline_bridge import config
 from timeline_bridge.errors import MalformedBodyError, SignatureError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources.base import (
     Clock,
     ParsedRequest,
+    SigningRequest,
     Source,
     SourceEvent,
+    SourceSpec,
     check_timestamp,
     equal,
+    fixed_secret,
     iso_from_epoch,
     load_json,
     parse_int_header,
@@ -248,3 +252,42 @@ class HubSpotSource(Source):
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
         return parse(request)
+
+
+def configured(request: WebhookRequest) -> HubSpotSource:
+    """The source with the deployment's accepted signature versions and public URL."""
+    current = config.settings()
+    return HubSpotSource(versions=current.hubspot_signature_versions, webhook_url=current.hubspot_webhook_url)
+
+
+def sign(request: SigningRequest) -> dict[str, str]:
+    """v3 over method + URL + body + timestamp (ms), plus the legacy v1 (or v2) pair HubSpot still
+    sends. The URL is required: taken from the Function URL event when none is given."""
+    url = request.url
+    if url is None and request.event is not None:
+        url = WebhookRequest.from_function_url_event(dict(request.event), max_body_bytes=1 << 62).url
+    if not url:
+        raise ValueError("HubSpot signatures cover the URL: pass url")
+    headers: dict[str, str] = {}
+    if "v3" in request.versions:
+        millis = str(int(request.now * 1000))
+        headers[SIGNATURE_V3] = v3_signature(request.secret, request.method, url, request.body, millis)
+        headers[TIMESTAMP] = millis
+    if "v2" in request.versions:
+        headers[SIGNATURE] = v2_signature(request.secret, request.method, url, request.body)
+        headers[SIGNATURE_VERSION] = "v2"
+    elif "v1" in request.versions:
+        headers[SIGNATURE] = v1_signature(request.secret, request.body)
+        headers[SIGNATURE_VERSION] = "v1"
+    return headers
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    source=configured,
+    identity="(portalId, subscriptionId, eventId, objectId, occurredAt) of each event",
+    secret_names=fixed_secret(SECRET_NAME),
+    sign=sign,
+    example="events/hubspot/deal-stage-change.json",
+    signature_versions=("v3", "v1"),
+)

@@ -26,10 +26,13 @@ from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources.base import (
     Clock,
     ParsedRequest,
+    SigningRequest,
     Source,
     SourceEvent,
+    SourceSpec,
     dig,
     equal,
+    fixed_secret,
     iso_from_epoch,
     load_json,
     require_secrets,
@@ -129,3 +132,17 @@ class PipedriveSource(Source):
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
         return parse(request)
+
+
+def sign(request: SigningRequest) -> dict[str, str]:
+    """`Authorization: Basic ...` from the "user:password" secret."""
+    return {"Authorization": authorization(request.secret)}
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    source=lambda _request: PipedriveSource(),
+    identity="meta.id (v2); (meta.webhook_id, meta.object, meta.id, meta.timestamp_micro) (v1)",
+    secret_names=fixed_secret(SECRET_NAME),
+    sign=sign,
+)

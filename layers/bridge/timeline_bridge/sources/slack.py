@@ -30,11 +30,14 @@ from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources.base import (
     Clock,
     ParsedRequest,
+    SigningRequest,
     Source,
     SourceEvent,
+    SourceSpec,
     check_timestamp,
     dig,
     equal,
+    fixed_secret,
     iso_from_epoch,
     load_json,
     parse_int_header,
@@ -175,3 +178,18 @@ class SlackSource(Source):
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
         return parse(request)
+
+
+def sign(request: SigningRequest) -> dict[str, str]:
+    """`X-Slack-Signature` (v0) and `X-Slack-Request-Timestamp` (seconds)."""
+    timestamp = str(int(request.now))
+    return {SIGNATURE: signature(request.secret, timestamp, request.body), TIMESTAMP: timestamp}
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    source=lambda _request: SlackSource(),
+    identity="event_id (Events API); trigger_id, else (container.message_ts, actions[].action_ts)",
+    secret_names=fixed_secret(SECRET_NAME),
+    sign=sign,
+)
