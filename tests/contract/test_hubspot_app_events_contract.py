@@ -174,7 +174,9 @@ def test_contract_follows_the_api_the_body_names_when_bodies_are_checked(monkeyp
 
 
 def test_every_api_the_setting_accepts_has_its_paths_and_contract_when_listed():
-    from timeline_bridge.mapping.contracts import ENDPOINTS
+    from timeline_bridge.target_registry import endpoints
+
+    ENDPOINTS = endpoints()
 
     assert set(APIS) == set(config.HUBSPOT_TIMELINE_APIS)
     for name, api in APIS.items():

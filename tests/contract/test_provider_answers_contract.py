@@ -192,9 +192,10 @@ def test_retry_after_within_the_maximum_is_honoured_unlogged_when_a_429_asks_for
 
 
 def test_throttle_cap_is_the_longest_documented_window_when_the_target_documents_its_limits():
-    from timeline_bridge.delivery import DOCUMENTED_RATE_LIMITS
+    from timeline_bridge.target_registry import documented_rate_limits, max_throttle_waits
 
-    documented = {t: max(window for _, window in DOCUMENTED_RATE_LIMITS[t]) for t in http.MAX_THROTTLE_WAIT}
-    assert documented == http.MAX_THROTTLE_WAIT == {"stora": 60.0, "hubspot": 10.0, "matter": 60.0}
+    DOCUMENTED_RATE_LIMITS, MAX_THROTTLE_WAIT = documented_rate_limits(), max_throttle_waits()
+    documented = {t: max(window for _, window in DOCUMENTED_RATE_LIMITS[t]) for t in MAX_THROTTLE_WAIT}
+    assert documented == MAX_THROTTLE_WAIT == {"stora": 60.0, "hubspot": 10.0, "matter": 60.0}
     # Applied Labs documents no limit (its pacing is a guess): only the project-wide cap applies.
     assert http.max_wait("applied", throttled=True) == http.MAX_ASKED_WAIT == 900.0

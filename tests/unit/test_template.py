@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from timeline_bridge import SOURCES, TARGETS, config
+from timeline_bridge.target_registry import default_base_urls
 from timeline_bridge_tools.local.template import (
     environment_for,
     functions,
@@ -309,7 +310,7 @@ def test_deliver_environment_satisfies_the_settings_contract_when_deployed(templ
         assert (
             config.base_url(target)
             == defaults[f"{target.capitalize()}BaseUrl"]
-            == config.DEFAULT_BASE_URLS[target]
+            == default_base_urls()[target]
         )
         assert env["POWERTOOLS_TRACE_DISABLED"] == "true" and env["BRIDGE_TRACING"] == "false"
 

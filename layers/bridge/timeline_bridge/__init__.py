@@ -1,7 +1,5 @@
 """timeline-bridge core: sources, mapping engine, targets, delivery, AWS adapters, local runtime, CLI."""
 
-TARGETS = ("stora", "hubspot", "matter", "applied")
-
 __version__ = "0.1.0"
 
 
@@ -12,4 +10,9 @@ def __getattr__(name: str) -> tuple[str, ...]:
         from timeline_bridge.sources import source_names
 
         return source_names()
+    # `TARGETS`: the target registry's names (no target module is imported for them).
+    if name == "TARGETS":
+        from timeline_bridge.target_registry import target_names
+
+        return target_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

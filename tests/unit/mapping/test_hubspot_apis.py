@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping import load_mappings
-from timeline_bridge.mapping.contracts import ENDPOINTS, contract_name
+from timeline_bridge.mapping.contracts import contract_name
+from timeline_bridge.target_registry import endpoints
+
+ENDPOINTS = endpoints()
 from timeline_bridge.mapping.expressions import to_text
 from timeline_bridge.models import Envelope
 from timeline_bridge.targets.hubspot import APIS, api_for

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 from timeline_bridge import SOURCES, TARGETS
-from timeline_bridge.mapping.contracts import ENDPOINTS, SCHEMAS_DIR, contract_schema, mapping_schema
+from timeline_bridge.mapping.contracts import SCHEMAS_DIR, contract_schema, mapping_schema
+from timeline_bridge.target_registry import endpoints
+
+ENDPOINTS = endpoints()
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-SAMPLE = Path("events/hubspot/deal-stage-change.json")
 # How much of a generated secret the banner shows: enough to tell values apart, never the secret.
 SHOWN_SECRET_CHARS = 12
 
@@ -81,9 +80,11 @@ def banner(runtime: Any) -> str:
         where = "REAL PROVIDER" if info["real"] else "sandbox"
         lines.append(f"  {target:<10} {where:<14} {info['url']}")
     lines += ["", f"AWS APIs (moto) {runtime.aws_endpoint_url}", ""]
-    sample = SAMPLE if (runtime.root / SAMPLE).is_file() else None
-    if sample is not None:
-        lines += ["Send a sample webhook:", f"  {_program()} send hubspot {sample}", ""]
+    from timeline_bridge.sources import SOURCE_SPECS
+
+    spec = next((s for s in SOURCE_SPECS.values() if s.example), None)
+    if spec is not None and spec.example and (runtime.root / spec.example).is_file():
+        lines += ["Send a sample webhook:", f"  {_program()} send {spec.name} {spec.example}", ""]
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 

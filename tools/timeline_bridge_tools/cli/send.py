@@ -17,11 +17,6 @@ from typing import Any
 
 from timeline_bridge.sources import source_names, source_spec
 
-CONTENT_TYPES = {
-    "hubspot": "application/json",
-    "pipedrive": "application/json",
-    "generic": "application/json",
-}
 # Headers of a sample event that describe the sender rather than the hop (kept when re-sending).
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id")
 
@@ -92,12 +87,6 @@ def called_url(url: str) -> str:
     return f"{sent.scheme}://{sent.host}{port}{sent.path or '/'}{query}"
 
 
-def _guess_content_type(source: str, body: bytes) -> str:
-    if source == "slack":
-        return "application/json" if body.lstrip().startswith(b"{") else "application/x-www-form-urlencoded"
-    return CONTENT_TYPES.get(source, "application/json")
-
-
 def run(args: argparse.Namespace) -> int:
     import requests
     from timeline_bridge.errors import IngestError
@@ -133,12 +122,11 @@ def run(args: argparse.Namespace) -> int:
         names = " or ".join(secret_name(args.source, name))
         print(f"no secret to sign with: set {names} (or run bridge dev once)", file=sys.stderr)
         return 2
-    headers.setdefault("content-type", _guess_content_type(args.source, body))
+    headers.setdefault("content-type", spec.sample_content_type(body))
     headers.setdefault("user-agent", "timeline-bridge-send")
-    options: dict[str, Any] = {}
-    if args.source == "hubspot":
-        # HubSpot signs the URL it calls; behind a public URL the bridge checks that one instead.
-        options["url"] = os.environ.get("HUBSPOT_WEBHOOK_URL") or called_url(url)
+    # Senders that sign the URL sign the one they call; behind a public URL the bridge checks that one.
+    public = os.environ.get(spec.public_url_variable) if spec.public_url_variable else None
+    options: dict[str, Any] = {"url": public or called_url(url)}
     if spec.endpoints is not None:
         options["name"] = name
     if spec.message_id_header:

@@ -15,18 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge import TARGETS, config
+from timeline_bridge.target_registry import target_names, target_spec, target_specs
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
-
-# Method and versioned path of the create call per contract, for dry runs (`bridge map`).
-ENDPOINTS: dict[str, tuple[str, str]] = {
-    "stora": ("POST", "/2025-09/timeline/events"),
-    "hubspot": ("POST", "/integrators/timeline/v3/events"),
-    "hubspot-2026-03": ("POST", "/integrators/timeline/2026-03/events"),
-    "matter": ("POST", "/v1/timeline_events"),
-    "applied": ("POST", "/v2026-04/events/"),
-}
 
 # fastjsonschema's `uri` format (draft 7): the planned checks and codegen reason about it.
 URI_PATTERN = r"^\w+:(\/?\/?)[^\s]+\Z"
@@ -42,36 +33,24 @@ class ContractViolation(ValueError):
         self.reason = reason
 
 
-# Targets with more than one API, and the field that only one API's body has: the body says which
-# API it writes. HubSpot: a v3 event names its template, a 2026-03 app event occurrence its type.
-API_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "hubspot": (("eventTemplateId", "hubspot"), ("eventTypeName", "hubspot-2026-03")),
-}
-
-
 def contract_name(target: str, body: Any = None) -> str:
-    """The contract a target's bodies follow. For a target with several APIs (`API_FIELDS`) the
-    body's own field names it; a body naming none follows the default API (HubSpot:
-    HUBSPOT_TIMELINE_API), so its errors say what that API needs."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}")
-    if isinstance(body, dict):
-        for name, contract in API_FIELDS.get(target, ()):
-            if name in body:
-                return contract
-    if target == "hubspot" and config.hubspot_timeline_api() != "v3":
-        return f"hubspot-{config.hubspot_timeline_api()}"
-    return target
+    """The contract a target's bodies follow. For a target with several APIs the body's own field
+    names it (`Contract.named_by`); a body naming none follows the target's default API, so its
+    errors say what that API needs."""
+    return target_spec(target).contract_for(body)
 
 
 def api_fields_named(target: str, body: Any) -> list[str]:
-    """The API-naming fields (`API_FIELDS`) a body holds: more than one is a body no API takes."""
-    if not isinstance(body, dict):
-        return []
-    return [name for name, _ in API_FIELDS.get(target, ()) if name in body]
+    """The API-naming fields a body holds: more than one is a body no API takes."""
+    return target_spec(target).contract_fields_named(body)
 
 
 def schema_path(contract: str) -> Path:
+    """The schema file of `contract`: the one its target's spec names, else the shipped one."""
+    for spec in target_specs():
+        for candidate in spec.contracts:
+            if candidate.name == contract and candidate.schema_file is not None:
+                return candidate.schema_file
     return SCHEMAS_DIR / "targets" / f"{contract}.schema.json"
 
 
@@ -94,9 +73,18 @@ def contract_schema(contract: str) -> dict[str, Any]:
     return json.loads(schema_path(contract).read_text())
 
 
-@cache
 def mapping_schema() -> dict[str, Any]:
-    return json.loads((SCHEMAS_DIR / "mapping.schema.json").read_text())
+    """The mapping file schema; its `target` enum lists the registered targets."""
+    return mapping_schema_for(target_names())
+
+
+@cache
+def mapping_schema_for(targets: tuple[str, ...]) -> dict[str, Any]:
+    schema = json.loads((SCHEMAS_DIR / "mapping.schema.json").read_text())
+    target = schema["properties"]["target"]
+    target["enum"] = list(targets)
+    target["x-message"] = f"must be one of {', '.join(targets)}"
+    return schema
 
 
 def _validator(target: str, body: Any = None) -> Callable[[Any], Any]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jmespath import exceptions as jp_exceptions
 
-from timeline_bridge import TARGETS
 from timeline_bridge.errors import MappingError
 from timeline_bridge.keys import event_scope, job_key
 from timeline_bridge.mapping import contracts
@@ -36,6 +35,10 @@ from timeline_bridge.mapping.expressions import (
 )
 from timeline_bridge.mapping.yaml_lines import Path_, dotted, line_of
 from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
+from timeline_bridge.target_registry import is_target, target_spec
+
+if TYPE_CHECKING:
+    from timeline_bridge.targets.spec import KeyField
 
 CONTEXT_ROOTS = frozenset({"event", "meta", "enrichment"})
 WHEN_ROOTS = frozenset({"event", "meta"})
@@ -268,7 +271,8 @@ class Mapping:
     raw: dict[str, Any] = field(repr=False)
     _when: Getter | None = field(repr=False)
     _body: Callable[[Any], Any] = field(repr=False)
-    _sets_id: bool = field(repr=False)
+    # The body fields the bridge sets to the job key (its target's key fields the mapping leaves).
+    _key_fields: tuple[KeyField, ...] = field(repr=False)
     # The generated fast paths (codegen); None when a template cannot take them.
     _fast_when: Callable[[Any], bool] | None = field(default=None, repr=False)
     _fast_body: Callable[[Any], Any] | None = field(default=None, repr=False)
@@ -357,14 +361,8 @@ class Mapping:
                 body = self._body(context)
             except RenderError as exc:
                 raise self.error(exc.reason, exc.path) from None
-        target = self.target
-        if target == "hubspot":
-            if not self._sets_id:
-                body["id"] = context["meta"]["key"]
-        elif target == "applied":
-            metric = body.get("metric")
-            if type(metric) is dict:
-                body["metric"] = {**metric, "deduping_key": context["meta"]["key"]}
+        for key_field in self._key_fields:
+            _set_key(body, key_field.path, context["meta"]["key"])
         self.check_body(body)
         return body
 
@@ -461,8 +459,9 @@ def compile_mapping(
 
     _check_target_rules(compiler, target, body_raw)
     contract = None
-    checked_template = _with_bridge_fields(target, body_raw)
-    if target in TARGETS and not compiler.errors:
+    key_fields = _bridge_key_fields(target, body_raw)
+    checked_template = _with_bridge_fields(key_fields, body_raw)
+    if is_target(target) and not compiler.errors:
         contract = contracts.plan_contract(target, checked_template)
         for problem in contract.problems if contract else ():
             field_path: Path_ = ("body", *_split_field(problem.field))
@@ -477,7 +476,6 @@ def compile_mapping(
 
     if compiler.errors:
         return None, compiler.errors
-    sets_id = target == "hubspot" and "id" in body_raw
     mapping = Mapping(
         name=str(data.get("name", "")),
         source=str(data.get("source", "")),
@@ -492,17 +490,17 @@ def compile_mapping(
         raw=data,
         _when=when_getter,
         _body=render_body,
-        _sets_id=sets_id,
+        _key_fields=key_fields,
         _fast_when=compile_when(when_expression, compiler.functions, mapping_file) if when_getter else None,
         _fast_body=compile_body(body_raw, compiler.functions, mapping_file),
         _contract=contract,
-        _fast_render=_checked_renderer(target, checked_template, body_raw, contract, required, compiler),
+        _fast_render=_checked_renderer(key_fields, checked_template, body_raw, contract, required, compiler),
     )
     return mapping, []
 
 
 def _checked_renderer(
-    target: str,
+    key_fields: tuple[KeyField, ...],
     template: dict[str, Any],
     body: dict[str, Any],
     contract: contracts.ContractPlan | None,
@@ -513,11 +511,13 @@ def _checked_renderer(
     bridge's own fields sit in the template (see `render_body` for what they are)."""
     if contract is None:
         return None
-    if target == "applied" and "metric" in body and not isinstance(body["metric"], dict):
-        return None  # deduping_key goes into whatever the expression gives: decided per event
-    bridge_fields: list[tuple[str, ...]] = [("id",)] if target == "hubspot" and "id" not in body else []
-    if target == "applied" and isinstance(body.get("metric"), dict):
-        bridge_fields.append(("metric", "deduping_key"))
+    bridge_fields: list[tuple[str, ...]] = []
+    for key_field in key_fields:
+        parent = _template_parent(body, key_field.path)
+        if parent is _DYNAMIC:
+            return None  # the key goes into whatever an expression gives: decided per event
+        if parent is not None:
+            bridge_fields.append(key_field.path)
     return compile_checked_body(
         template,
         compiler.functions,
@@ -528,13 +528,58 @@ def _checked_renderer(
     )
 
 
-def _with_bridge_fields(target: str, body: dict[str, Any]) -> dict[str, Any]:
+_DYNAMIC: Any = object()  # a template value that is an expression, not an object
+
+
+def _template_parent(body: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The template object holding `path`'s last part: None when the template has none there,
+    `_DYNAMIC` when an expression gives it."""
+    node: Any = body
+    for part in path[:-1]:
+        if part not in node:
+            return None
+        node = node[part]
+        if not isinstance(node, dict):
+            return _DYNAMIC
+    return node
+
+
+def _bridge_key_fields(target: str, body: dict[str, Any]) -> tuple[KeyField, ...]:
+    """The target's key fields the bridge sets for this body template (not those the mapping
+    may set and does)."""
+    if not is_target(target):
+        return ()
+    fields = []
+    for key_field in target_spec(target).key_fields:
+        parent = _template_parent(body, key_field.path)
+        if not (key_field.mapping_may_set and isinstance(parent, dict) and key_field.path[-1] in parent):
+            fields.append(key_field)
+    return tuple(fields)
+
+
+def _set_key(body: dict[str, Any], path: tuple[str, ...], key: Any) -> None:
+    """Set `path` of a rendered body to the job key, when the objects above it are there. Nested
+    objects are copied first: a rendered object may be the event's own."""
+    node = body
+    for part in path[:-1]:
+        child = node.get(part)
+        if type(child) is not dict:
+            return
+        node[part] = node = dict(child)
+    node[path[-1]] = key
+
+
+def _with_bridge_fields(key_fields: tuple[KeyField, ...], body: dict[str, Any]) -> dict[str, Any]:
     """The body template with the fields the bridge adds itself (see `render_body`)."""
-    if target == "hubspot" and "id" not in body:
-        return {**body, "id": "${{ meta.key }}"}
-    if target == "applied" and isinstance(body.get("metric"), dict):
-        return {**body, "metric": {**body["metric"], "deduping_key": "${{ meta.key }}"}}
-    return body
+    template = body
+    for key_field in key_fields:
+        parent = _template_parent(template, key_field.path)
+        if parent is None or parent is _DYNAMIC:
+            continue
+        if template is body:
+            template = dict(body)  # the mapping's own template stays as written
+        _set_key(template, key_field.path, "${{ meta.key }}")
+    return template
 
 
 def _with_text_values(target: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -542,7 +587,7 @@ def _with_text_values(target: str, body: dict[str, Any]) -> dict[str, Any]:
     (`contracts.text_fields`: HubSpot's tokens and properties) written as text: constants now,
     each whole `${{ expr }}` through to_text() per event. What the contract checks, and what
     `bridge map` shows, is then what the provider gets."""
-    if target not in TARGETS:
+    if not is_target(target):
         return body
     fields = [name for name in contracts.text_fields(target, body) if isinstance(body.get(name), dict)]
     if not fields:
@@ -576,8 +621,9 @@ def _safe_roots(expression: str) -> set[str]:
 
 def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) -> None:
     """Static checks of the body against its target, before any event arrives."""
-    if target not in TARGETS:
+    if not is_target(target):
         return  # the schema already says so
+    spec = target_spec(target)
     named = contracts.api_fields_named(target, body)
     if len(named) > 1:
         compiler.error(
@@ -592,35 +638,17 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
                     ("body", key),
                     f"unknown field for target {target} (allowed: {', '.join(sorted(allowed))})",
                 )
-    if target == "hubspot" and "id" in body:
-        value = body["id"]
-        if not isinstance(value, str) or "${{" not in value:
+    if spec.template_problems is not None:
+        for path, reason in spec.template_problems(body, contracts.contract_name(target, body)):
+            compiler.error(("body", *path), reason)
+    for key_field in spec.key_fields:
+        parent = _template_parent(body, key_field.path)
+        if key_field.mapping_may_set or not isinstance(parent, dict) or key_field.path[-1] not in parent:
+            continue
+        if str(parent[key_field.path[-1]]).replace(" ", "") != "${{meta.key}}":
             compiler.error(
-                ("body", "id"),
-                "a constant id would make every event overwrite the same HubSpot event: "
-                "leave id out (the bridge sets it from the job key) or derive it from the event",
-            )
-        elif "{{uuid}}" in value.replace(" ", ""):
-            compiler.error(("body", "id"), "{{uuid}} makes HubSpot ids random, so retries create duplicates")
-        elif (
-            contracts.contract_name(target, body) == "hubspot-2026-03"
-            and value.replace(" ", "") != "${{meta.key}}"
-        ):
-            compiler.error(
-                ("body", "id"),
-                "app event occurrences are immutable and HubSpot answers 409 for an id it holds: an id "
-                "that repeats across events would lose them. Leave id out (the bridge sets the job key)",
-            )
-    if target == "applied":
-        metric = body.get("metric")
-        if (
-            isinstance(metric, dict)
-            and "deduping_key" in metric
-            and str(metric["deduping_key"]).replace(" ", "") != "${{meta.key}}"
-        ):
-            compiler.error(
-                ("body", "metric", "deduping_key"),
-                "metric.deduping_key is set by the bridge from the job key: leave it out",
+                ("body", *key_field.path),
+                f"{'.'.join(key_field.path)} is set by the bridge from the job key: leave it out",
             )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from timeline_bridge.errors import MappingError, MappingLoadError
-from timeline_bridge.mapping.contracts import mapping_schema
+from timeline_bridge.mapping.contracts import mapping_schema_for
 from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping
 from timeline_bridge.mapping.yaml_lines import (
     AnchorError,
@@ -25,6 +25,7 @@ from timeline_bridge.mapping.yaml_lines import (
     line_of,
     load_with_lines,
 )
+from timeline_bridge.target_registry import target_names
 
 MAPPING_SUFFIXES = (".yaml", ".yml")
 CASES_SUFFIXES = (".cases.yaml", ".cases.yml")
@@ -56,12 +57,16 @@ def display_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-@cache
 def _schema_validator() -> Any:
+    return _schema_validator_for(target_names())
+
+
+@cache
+def _schema_validator_for(targets: tuple[str, ...]) -> Any:
     from jsonschema import Draft202012Validator  # lazy: only the route stage and the CLI load mappings
 
     # The schema itself is checked against the 2020-12 meta-schema by the tests, not at each start.
-    return Draft202012Validator(mapping_schema(), format_checker=None)
+    return Draft202012Validator(mapping_schema_for(targets), format_checker=None)
 
 
 def _json_keys(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """What every source module provides, and the helpers they share.
 
 A source is one module: `verify` (signature or credentials over the raw bytes), `parse` (split the
-body into source events) and each event's identity (the dedupe key from reference/sources.md).
+body into source events) and each event's identity (the dedupe key), declared together with its
+secrets and its signing recipe in the module's `SPEC` (a `SourceSpec`).
 
 Verifier contract, the same for every source:
 - works on `WebhookRequest.body` (raw bytes) and reads headers case-insensitively;
@@ -150,9 +151,16 @@ class SourceSpec:
     sample_path: str | None = None  # where a raw sample body is posted in a dry run (default /<name>)
     example: str | None = None  # a project-relative sample event for the console and `bridge dev`
     signature_versions: tuple[str, ...] = ()  # the versions a signer sends unless told otherwise
+    # The content type a raw sample body is sent with, when it depends on the body (JSON otherwise).
+    content_type: Callable[[bytes], str] | None = None
+    # The setting naming the public URL the sender signs, when the bridge checks that one instead.
+    public_url_variable: str | None = None
 
     def dry_run_path(self) -> str:
         return self.sample_path or f"/{self.name}"
+
+    def sample_content_type(self, body: bytes) -> str:
+        return self.content_type(body) if self.content_type else "application/json"
 
 
 def fixed_secret(name: str) -> Callable[[str | None], list[str]]:

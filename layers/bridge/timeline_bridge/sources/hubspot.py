@@ -290,4 +290,5 @@ SPEC = SourceSpec(
     sign=sign,
     example="events/hubspot/deal-stage-change.json",
     signature_versions=("v3", "v1"),
+    public_url_variable="HUBSPOT_WEBHOOK_URL",
 )

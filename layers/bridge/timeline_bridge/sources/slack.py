@@ -192,4 +192,5 @@ SPEC = SourceSpec(
     identity="event_id (Events API); trigger_id, else (container.message_ts, actions[].action_ts)",
     secret_names=fixed_secret(SECRET_NAME),
     sign=sign,
+    content_type=lambda body: "application/json" if body.lstrip().startswith(b"{") else FORM,
 )

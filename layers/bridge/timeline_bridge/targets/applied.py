@@ -27,8 +27,10 @@ from timeline_bridge.targets.http import (
     redirect_error,
     retry_after,
 )
+from timeline_bridge.targets.spec import Contract, KeyField, TargetSpec
 
 EVENTS_PATH = "/v2026-04/events/"
+CREDENTIAL = "APPLIED_API_KEY"
 SHOP_ENV = "APPLIED_SHOP_ID"
 SHOP_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 AMBIGUOUS_MESSAGE = (
@@ -128,7 +130,7 @@ class AppliedClient(TargetClient):
     """Records one Applied Labs event per job."""
 
     name = "applied"
-    credential = "APPLIED_API_KEY"
+    credential = CREDENTIAL
 
     def __init__(self, *, shop_id: Callable[[], str | None] | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -190,3 +192,17 @@ def build_client() -> AppliedClient:
     except ValueError as exc:
         logger.error("target misconfigured", extra={"target": "applied", "reason": str(exc)})
     return AppliedClient()
+
+
+SPEC = TargetSpec(
+    name="applied",
+    base_url="https://core.appliedlabs.ai",
+    credential=CREDENTIAL,
+    contracts=(Contract("applied", EVENTS_PATH),),
+    build_client=build_client,
+    rate_limits=((5, 1.0), (120, 60.0)),  # not documented: conservative
+    rate_limits_documented=False,
+    configured_headers=frozenset({"x-shop-id"}),
+    # A metric counts once per deduping_key (see `prepare`).
+    key_fields=(KeyField(("metric", "deduping_key")),),
+)

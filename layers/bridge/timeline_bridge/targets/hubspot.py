@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,8 +39,10 @@ from timeline_bridge.targets.http import (
     scalar_text,
     seconds_until_next_midnight,
 )
+from timeline_bridge.targets.spec import Contract, KeyField, TargetProblem, TargetSpec
 
 MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
+CREDENTIAL = "HUBSPOT_ACCESS_TOKEN"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ def timeline_api() -> TimelineApi:
 
 def api_for(body: Any) -> TimelineApi:
     """The API a body writes: the one whose type field it holds (v3 `eventTemplateId`, 2026-03
-    `eventTypeName`), as `mapping.contracts.API_FIELDS` reads it; else the default."""
+    `eventTypeName`), as `SPEC.contract_for` reads it; else the default."""
     if isinstance(body, dict):
         for api in APIS.values():
             if api.type_field in body:
@@ -204,7 +206,7 @@ class HubspotClient(TargetClient):
     """Timeline events, v3 and 2026-03 app events side by side, batched per API and template or type."""
 
     name = "hubspot"
-    credential = "HUBSPOT_ACCESS_TOKEN"
+    credential = CREDENTIAL
     max_batch_size = MAX_BATCH
 
     def __init__(self, *, account_timezone: tzinfo | None = None, **options: Any) -> None:
@@ -408,3 +410,53 @@ def build_client() -> HubspotClient:
     on each send."""
     timeline_api()
     return HubspotClient()
+
+
+def _contract_of(api: TimelineApi) -> str:
+    return "hubspot" if api.name == "v3" else f"hubspot-{api.name}"
+
+
+def _default_contract() -> str:
+    return _contract_of(timeline_api())
+
+
+def template_problems(body: Mapping[str, Any], contract: str) -> list[TargetProblem]:
+    """What a mapping's body template gets wrong about the event id, before any event arrives."""
+    if "id" not in body:
+        return []
+    value = body["id"]
+    if not isinstance(value, str) or "${{" not in value:
+        reason = (
+            "a constant id would make every event overwrite the same HubSpot event: "
+            "leave id out (the bridge sets it from the job key) or derive it from the event"
+        )
+    elif "{{uuid}}" in value.replace(" ", ""):
+        reason = "{{uuid}} makes HubSpot ids random, so retries create duplicates"
+    elif contract == _contract_of(APIS["2026-03"]) and value.replace(" ", "") != "${{meta.key}}":
+        reason = (
+            "app event occurrences are immutable and HubSpot answers 409 for an id it holds: an id "
+            "that repeats across events would lose them. Leave id out (the bridge sets the job key)"
+        )
+    else:
+        return []
+    return [(("id",), reason)]
+
+
+SPEC = TargetSpec(
+    name="hubspot",
+    base_url="https://api.hubapi.com",
+    credential=CREDENTIAL,
+    contracts=tuple(
+        Contract(_contract_of(api), api.single, named_by=api.type_field) for api in APIS.values()
+    ),
+    build_client=build_client,
+    # Per account; one request carries a batch of up to 100 events. The lowest documented tier
+    # (Free/Starter private apps, OAuth public apps): Professional and Enterprise allow 190/10 s,
+    # set HUBSPOT_RATE_LIMITS=190/10 there. The burst window is a rolling 10 s; the DAILY limit
+    # is waited out by `policyName: DAILY`.
+    rate_limits=((100, 10.0),),
+    # The event id: HubSpot dedupes on it; a mapping may derive its own from the event.
+    key_fields=(KeyField(("id",), mapping_may_set=True),),
+    default_contract=_default_contract,
+    template_problems=template_problems,
+)

@@ -25,8 +25,10 @@ from timeline_bridge.targets.http import (
     redirect_error,
     retry_after,
 )
+from timeline_bridge.targets.spec import Contract, TargetSpec
 
 EVENTS_PATH = "/v1/timeline_events"
+CREDENTIAL = "MATTER_API_KEY"
 DEFAULT_VERSION = "2026-06-10"
 TEST_BASE_URL = "https://api.test.mattermode.com"
 # The three names the docs give the same 409 (conventions, idempotency page, error catalog).
@@ -93,7 +95,7 @@ class MatterClient(TargetClient):
     """Appends one Matter timeline event per job."""
 
     name = "matter"
-    credential = "MATTER_API_KEY"
+    credential = CREDENTIAL
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
         try:
@@ -116,3 +118,14 @@ class MatterClient(TargetClient):
 
 def build_client() -> MatterClient:
     return MatterClient()
+
+
+SPEC = TargetSpec(
+    name="matter",
+    base_url="https://api.mattermode.com",
+    credential=CREDENTIAL,
+    contracts=(Contract("matter", EVENTS_PATH),),
+    build_client=build_client,
+    rate_limits=((100, 1.0), (1000, 60.0)),
+    configured_headers=frozenset({"matter-version"}),
+)

@@ -23,9 +23,11 @@ from timeline_bridge.targets.http import (
     redirect_error,
     retry_after,
 )
+from timeline_bridge.targets.spec import Contract, TargetSpec
 
 API_VERSION = "2025-09"
 EVENTS_PATH = f"/{API_VERSION}/timeline/events"
+CREDENTIAL = "STORA_TOKEN"
 
 
 def idempotency_key(job: DeliveryJob) -> str:
@@ -82,7 +84,7 @@ class StoraClient(TargetClient):
     """Creates one Stora timeline event per job, keyed by the job's idempotency key."""
 
     name = "stora"
-    credential = "STORA_TOKEN"
+    credential = CREDENTIAL
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
         try:
@@ -103,3 +105,13 @@ class StoraClient(TargetClient):
 
 def build_client() -> StoraClient:
     return StoraClient()
+
+
+SPEC = TargetSpec(
+    name="stora",
+    base_url="https://public-api.stora.co",
+    credential=CREDENTIAL,
+    contracts=(Contract("stora", EVENTS_PATH),),
+    build_client=build_client,
+    rate_limits=((10, 1.0), (60, 60.0)),
+)
