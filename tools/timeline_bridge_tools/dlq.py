@@ -38,7 +38,6 @@ EVENTS = "events"
 QUEUE_NAMES = (*TARGETS, EVENTS)
 PEEK_VISIBILITY = 30  # seconds a listed message stays hidden before it is released again
 MOVE_VISIBILITY = 120  # seconds a message being redriven stays hidden (a failed move comes back)
-OUTPUT_PREFIX = {"stora": "Stora", "hubspot": "Hubspot", "matter": "Matter", "applied": "Applied"}
 DURATION = re.compile(r"(\d+)\s*([smhdw])")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -217,7 +216,7 @@ def stack_queues(stack: str, cloudformation: Any = None) -> dict[str, QueuePair]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     pairs: dict[str, QueuePair] = {}
     for target in TARGETS:
-        prefix = OUTPUT_PREFIX[target]
+        prefix = target.capitalize()  # the stack's outputs: StoraDeliveryQueueUrl, ...
         queue, dlq = (
             outputs.get(f"{prefix}DeliveryQueueUrl"),
             outputs.get(f"{prefix}DeliveryDeadLetterQueueUrl"),

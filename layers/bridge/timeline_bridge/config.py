@@ -15,14 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge import TARGETS
-
-DEFAULT_BASE_URLS = {
-    "stora": "https://public-api.stora.co",
-    "hubspot": "https://api.hubapi.com",
-    "matter": "https://api.mattermode.com",
-    "applied": "https://core.appliedlabs.ai",
-}
+from timeline_bridge.target_registry import is_target, target_spec
 
 ONE_MIB = 1024 * 1024
 
@@ -105,7 +98,7 @@ def settings() -> Settings:
 
 def queue_url(target: str, *, dead_letter: bool = False) -> str:
     """URL of a target's delivery queue (`STORA_QUEUE_URL`) or its DLQ (`STORA_DLQ_URL`)."""
-    if target not in TARGETS:
+    if not is_target(target):
         raise ValueError(f"unknown target {target!r}")
     name = f"{target.upper()}_{'DLQ' if dead_letter else 'QUEUE'}_URL"
     url = os.environ.get(name, "")
@@ -116,7 +109,7 @@ def queue_url(target: str, *, dead_letter: bool = False) -> str:
 
 def base_url(target: str) -> str:
     """Scheme and host of a target (or enrichment API): `<TARGET>_BASE_URL`, else the provider's."""
-    return os.environ.get(f"{target.upper()}_BASE_URL", "").rstrip("/") or DEFAULT_BASE_URLS[target]
+    return os.environ.get(f"{target.upper()}_BASE_URL", "").rstrip("/") or target_spec(target).base_url
 
 
 # HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and

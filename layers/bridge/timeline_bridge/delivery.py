@@ -55,7 +55,7 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from timeline_bridge import TARGETS, aws, config
+from timeline_bridge import aws, config, target_registry
 from timeline_bridge.errors import (
     CONFIGURATION_CODES,
     DeliveryFailure,
@@ -77,18 +77,6 @@ METRIC_RETRIED = "TimelineEventRetried"
 METRIC_DEAD_LETTERED = "TimelineEventDeadLettered"
 METRIC_DUPLICATE = "TimelineEventDuplicateSuppressed"
 METRIC_CREDENTIALS_REJECTED = "TargetCredentialsRejected"
-
-# Documented rate limits per target as (requests, window seconds), all enforced at once.
-# Paced at DELIVERY_PACE_FRACTION of each, split across DELIVER_MAX_CONCURRENCY workers.
-DOCUMENTED_RATE_LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
-    "stora": ((10, 1.0), (60, 60.0)),
-    # Per account; one request carries a batch of up to 100 events. The lowest documented tier
-    # (Free/Starter private apps, OAuth public apps): Professional and Enterprise allow 190/10 s,
-    # set HUBSPOT_RATE_LIMITS=190/10 there.
-    "hubspot": ((100, 10.0),),
-    "matter": ((100, 1.0), (1000, 60.0)),
-    "applied": ((5, 1.0), (120, 60.0)),  # not documented: conservative
-}
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -161,13 +149,19 @@ class RetryPolicy:
         return job.retries >= self.max_attempts or job.throttled >= self.max_throttled
 
 
+def _documented_rate_limits(target: str) -> tuple[tuple[int, float], ...]:
+    """The target's documented limits (`TargetSpec.rate_limits`), paced at DELIVERY_PACE_FRACTION
+    of each and split across DELIVER_MAX_CONCURRENCY workers."""
+    return target_registry.target_spec(target).rate_limits if target_registry.is_target(target) else ()
+
+
 def rate_limits(target: str) -> tuple[tuple[int, float], ...]:
     """The limits the worker paces itself under: the documented ones (or `<TARGET>_RATE_LIMITS`
     "count/seconds,..."; `<TARGET>_MAX_REQUESTS_PER_SECOND`/`_PER_MINUTE` replace one window),
     windows scaled by DELIVERY_RATE_TIME_SCALE, counts by DELIVERY_PACE_FRACTION (0.8) and divided
     by DELIVER_MAX_CONCURRENCY (the workers sharing the provider's limit)."""
     prefix = target.upper()
-    limits: dict[float, int] = {window: count for count, window in DOCUMENTED_RATE_LIMITS.get(target, ())}
+    limits: dict[float, int] = {window: count for count, window in _documented_rate_limits(target)}
     spec = os.environ.get(f"{prefix}_RATE_LIMITS", "").strip()
     if spec:
         try:
@@ -641,8 +635,7 @@ class Deliverer:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"unknown target {target!r}")
+        target_registry.target_spec(target)  # ValueError for a name no target has
         self.target = target
         self.client = client
         self.records = records

@@ -1,5 +1,5 @@
-"""The target registry: a target registered in-process is used by the contracts and the mapping
-engine, with no other edit."""
+"""The target registry: a target registered in-process is used by the config, the contracts, the
+mapping engine, the transport and the delivery pacing, with no other edit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from timeline_bridge import config, target_registry
-from timeline_bridge.errors import MappingError, MappingLoadError
+from timeline_bridge import config, delivery, target_registry
+from timeline_bridge.errors import MappingError, MappingLoadError, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.mapping import contracts, load_mapping
 from timeline_bridge.models import Envelope
 from timeline_bridge.target_registry import (
@@ -24,7 +24,7 @@ from timeline_bridge.target_registry import (
     target_spec,
     unregister_target,
 )
-from timeline_bridge.targets import TargetClient, client_for
+from timeline_bridge.targets import TargetClient, client_for, http
 from timeline_bridge.targets.spec import Contract, KeyField, TargetSpec
 
 NAME = "beacon"
@@ -120,6 +120,14 @@ def test_registered_target_is_gone_when_unregistered(tmp_path) -> None:
         unregister_target(target_names()[0])
 
 
+def test_config_reads_base_url_and_queues_of_a_registered_target_when_asked(beacon, monkeypatch) -> None:
+    assert config.base_url(NAME) == "https://api.beacon.example.test"
+    monkeypatch.setenv("BEACON_BASE_URL", "https://other.example.test/")
+    monkeypatch.setenv("BEACON_QUEUE_URL", "https://sqs.example.test/beacon")
+    assert config.base_url(NAME) == "https://other.example.test"
+    assert config.queue_url(NAME) == "https://sqs.example.test/beacon"
+
+
 def test_contracts_check_bodies_of_a_registered_target_against_its_schema_when_validated(beacon) -> None:
     assert contracts.contract_name(NAME, {"title": "x"}) == NAME
     contracts.validate_body(NAME, {"title": "x", "dedupe_key": "k"})
@@ -154,6 +162,17 @@ def test_engine_reports_contract_breaks_of_a_registered_target_when_an_event_ren
 
     with pytest.raises(MappingError, match="breaks the beacon contract"):
         mapping.render(dataclasses.replace(ENVELOPE, event={"title": ""}))
+
+
+def test_transport_and_pacing_use_the_registered_spec_when_a_target_is_registered(beacon) -> None:
+    assert http.max_wait(NAME, throttled=True) == 30.0
+    assert http.max_wait(NAME, throttled=False) == http.MAX_ASKED_WAIT
+    with pytest.raises(RetryLaterError, match="control character"):
+        http.check_headers({"X-Beacon-Tenant": "a\r\nb"}, NAME)
+    with pytest.raises(PermanentDeliveryError):
+        http.check_headers({"Idempotency-Key": "a\r\nb"}, NAME)
+    # Paced at 80 % of each documented limit.
+    assert delivery.rate_limits(NAME) == ((8, 1.0), (80, 30.0))
 
 
 def test_mapping_for_an_unregistered_target_is_refused_when_loaded(tmp_path) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from timeline_bridge.target_registry import target_specs
+
 from timeline_bridge_tools.sandboxes.applied import DEFAULT_SHOP_ID, AppliedSandbox
 from timeline_bridge_tools.sandboxes.base import Sandbox
 from timeline_bridge_tools.sandboxes.hubspot import HubspotSandbox
@@ -52,11 +54,9 @@ DEFAULT_TOKENS = {
     "applied": "AL_sandbox_key",
     "slack": "xoxb-sandbox-token",
 }
+# The variable holding each sandbox's credential: a target's spec names it.
 CREDENTIAL_ENV = {
-    "stora": "STORA_TOKEN",
-    "hubspot": "HUBSPOT_ACCESS_TOKEN",
-    "matter": "MATTER_API_KEY",
-    "applied": "APPLIED_API_KEY",
+    **{spec.name: spec.credential for spec in target_specs() if spec.name in SANDBOX_CLASSES},
     "slack": "SLACK_BOT_TOKEN",
 }
 # Where each sandbox's URL goes (default `<NAME>_BASE_URL`).

@@ -34,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from timeline_bridge import config
+from timeline_bridge import config, target_registry
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.observability import logger
 
@@ -49,9 +49,9 @@ Clock = Callable[[], float]
 # A CR or LF in a header value would end the header and start another (or a second request):
 # no control character may reach the wire (a tab is legal in HTTP, but no header here has one).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Headers taken from configuration (credentials, API version, shop): an operator fixes those, so
-# the jobs wait. Any other header comes from the job (idempotency keys): that job is refused.
-CONFIGURED_HEADERS = frozenset({"authorization", "matter-version", "x-shop-id"})
+# Headers taken from configuration (credentials, API version, shop: each target's spec names its
+# own): an operator fixes those, so the jobs wait. Any other header comes from the job
+# (idempotency keys): that job is refused.
 
 
 ANSWER_CHUNK_BYTES = 64 * 1024  # one read of a streamed answer: the cap is overshot by at most this
@@ -218,7 +218,7 @@ def check_headers(headers: Mapping[str, str], target: str) -> None:
         if not _CONTROL.search(name) and not _CONTROL.search(str(value)):
             continue
         message = f"{target}: the {name!r} header holds a control character (CR, LF, ...); not sent"
-        if name.lower() in CONFIGURED_HEADERS:
+        if name.lower() in target_registry.configured_headers():
             raise RetryLaterError(message, code="target_misconfigured")
         raise PermanentDeliveryError(message, code="invalid_header_value")
 
@@ -303,17 +303,11 @@ def parse_ratelimit_reset(value: str | None, *, now: float | None = None) -> flo
     return max(number - current, 0.0)
 
 
-# The longest wait a throttled answer (429) of each provider may ask for: the longest window of
-# its documented rate limits (`delivery.DOCUMENTED_RATE_LIMITS`; HubSpot's burst limit is a rolling
-# 10 s window, its daily limit is waited out by `policyName: DAILY`, not by these headers). A
-# longer ask is a provider bug or a hostile answer: honoured, it would pause every worker of the
-# target for up to a day. Applied Labs and Slack document no window; they, and any answer that is
-# not a 429 (a 5xx in maintenance), get MAX_ASKED_WAIT.
-MAX_THROTTLE_WAIT: dict[str, float] = {
-    "hubspot": 10.0,
-    "stora": 60.0,  # 10/s and 60/min
-    "matter": 60.0,  # 100/s and 1000/min
-}
+# The longest wait a throttled answer (429) of a target may ask for is the longest window of its
+# documented rate limits (`TargetSpec.max_throttle_wait`). A longer ask is a provider bug or a
+# hostile answer: honoured, it would pause every worker of the target for up to a day. A target
+# that documents no window, an enrichment API, and any answer that is not a 429 (a 5xx in
+# maintenance), get MAX_ASKED_WAIT.
 # 15 min: the longest SQS delay, so the retried job goes back on its queue delayed, is never held
 # by visibility (and its receive count) for the wait, and an operator sees it move within minutes.
 MAX_ASKED_WAIT = 900.0
@@ -321,7 +315,10 @@ MAX_ASKED_WAIT = 900.0
 
 def max_wait(target: str, *, throttled: bool) -> float:
     """The longest delay `target` may ask for: its documented window for a 429, else 15 min."""
-    return MAX_THROTTLE_WAIT.get(target, MAX_ASKED_WAIT) if throttled else MAX_ASKED_WAIT
+    if not throttled or not target_registry.is_target(target):
+        return MAX_ASKED_WAIT
+    documented = target_registry.target_spec(target).max_throttle_wait
+    return MAX_ASKED_WAIT if documented is None else documented
 
 
 def capped_wait(target: str, seconds: float | None, *, throttled: bool, source: str) -> float | None:
