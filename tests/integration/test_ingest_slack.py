@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, quote_plus
 import pytest
 from botocore.exceptions import ClientError
 from timeline_bridge import aws as aws_clients
-from timeline_bridge import config, ingest
+from timeline_bridge import config
+from timeline_bridge.sources import slack
 from timeline_bridge_tools.signing import sign_event
 
 SECRET = "7d3f9a1c5e2b8d4f6a0c1e3b5d7f9a2c"
@@ -115,7 +116,7 @@ def test_click_answered_with_try_again_text_when_queue_fails(handler, aws, load_
     assert json.loads(answer["body"]) == {
         "response_type": "ephemeral",
         "replace_original": False,
-        "text": ingest.SLACK_RETRY_TEXT,
+        "text": slack.RETRY_TEXT,
     }
     monkeypatch.undo()
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
@@ -131,7 +132,7 @@ def test_click_answered_with_try_again_text_when_dedupe_table_fails(handler, aws
     monkeypatch.setattr(aws_clients.client("dynamodb"), "put_item", throttled)
     answer = handler(sign_event("slack", load_event("slack/reject-button.json"), SECRET))
     assert answer["statusCode"] == 200
-    assert json.loads(answer["body"])["text"] == ingest.SLACK_RETRY_TEXT
+    assert json.loads(answer["body"])["text"] == slack.RETRY_TEXT
     assert aws.count() == 0
 
 

@@ -55,8 +55,6 @@ SQS_MAX_BYTES = 256 * 1024  # per message and per SendMessageBatch call
 # waits 5 s at most. boto3 clients are thread-safe.
 MAX_WORKERS = 16
 
-SLACK_RETRY_TEXT = "could not record your click, please try again"
-
 
 class Claim(Enum):
     NEW = "new"  # claimed now: enqueue it
@@ -462,9 +460,7 @@ def _refuse(
             "headers": safe_headers(headers),
         },
     )
-    if isinstance(err, EnqueueError) and parsed is not None and parsed.interactive:
+    if isinstance(err, EnqueueError) and parsed is not None and parsed.unrecorded_reply is not None:
         # Interactivity has no retry: say so to the user instead of a bare error icon.
-        return json_response(
-            200, {"response_type": "ephemeral", "replace_original": False, "text": SLACK_RETRY_TEXT}
-        )
+        return json_response(200, parsed.unrecorded_reply)
     return error_response(err)

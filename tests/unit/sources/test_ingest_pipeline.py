@@ -19,6 +19,7 @@ import pytest
 from timeline_bridge import config, ingest
 from timeline_bridge.ingest import Claim
 from timeline_bridge.observability import logger, metrics
+from timeline_bridge.sources import slack
 from timeline_bridge.sources.base import SourceEvent
 from timeline_bridge_tools.signing import sign_event, sign_request
 
@@ -344,7 +345,7 @@ def test_click_answered_with_try_again_text_when_queue_fails():
     store = FakeStore()
     answer = run(slack_click(CLICK), "slack", store, FakeQueue(fail_positions={0}))
     assert answer["statusCode"] == 200
-    assert json.loads(answer["body"])["text"] == ingest.SLACK_RETRY_TEXT
+    assert json.loads(answer["body"])["text"] == slack.RETRY_TEXT
     assert store.released == ["1.2.abc"]
 
 

@@ -74,6 +74,8 @@ class ParsedRequest:
     events: list[SourceEvent] = field(default_factory=list)
     reply: dict[str, Any] | None = None  # e.g. Slack url_verification: answered, nothing enqueued
     interactive: bool = False  # Slack interactivity: the sender never retries
+    # What to answer when its events could not be recorded, for a sender that never retries.
+    unrecorded_reply: dict[str, Any] | None = None
 
 
 class Source(ABC):

@@ -56,6 +56,10 @@ INTERACTIVE_TYPES = frozenset({"block_actions", "shortcut", "message_action", "v
 
 FORM = "application/x-www-form-urlencoded"
 
+# A click that could not be recorded is never retried by Slack: the user is asked to click again.
+RETRY_TEXT = "could not record your click, please try again"
+UNRECORDED_REPLY = {"response_type": "ephemeral", "replace_original": False, "text": RETRY_TEXT}
+
 
 def signature(secret: str, timestamp: str | int, body: bytes) -> str:
     """The `v0` signature: "v0=" + hex(HMAC-SHA256(secret, "v0:" + timestamp + ":" + body))."""
@@ -133,7 +137,11 @@ def _parse_form(raw: bytes) -> ParsedRequest:
     if not isinstance(payload_type, str):  # a JSON object or list here is no type (and unhashable)
         payload_type = None
     if payload_type not in INTERACTIVE_TYPES:
-        return ParsedRequest(events=[_unknown(payload_type or "unknown", payload)], interactive=True)
+        return ParsedRequest(
+            events=[_unknown(payload_type or "unknown", payload)],
+            interactive=True,
+            unrecorded_reply=UNRECORDED_REPLY,
+        )
     return ParsedRequest(
         events=[
             SourceEvent(
@@ -146,6 +154,7 @@ def _parse_form(raw: bytes) -> ParsedRequest:
             )
         ],
         interactive=True,
+        unrecorded_reply=UNRECORDED_REPLY,
     )
 
 
