@@ -10,9 +10,10 @@ no `log_metrics` decorator of its own.
 from typing import Any
 
 from timeline_bridge import delivery
-from timeline_bridge.observability import logger
+from timeline_bridge.observability import logger, traced
 
 
 @logger.inject_lambda_context(log_event=False)
+@traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return delivery.handle(event, context)

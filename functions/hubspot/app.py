@@ -6,10 +6,11 @@ Thin handler: verification, dedupe and enqueue live in `timeline_bridge.ingest`.
 from typing import Any
 
 from timeline_bridge import ingest
-from timeline_bridge.observability import logger, metrics
+from timeline_bridge.observability import logger, metrics, traced
 
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return ingest.handle(event, context, source="hubspot")

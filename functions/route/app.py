@@ -7,10 +7,11 @@ Lambda's partial batch response (ReportBatchItemFailures).
 from typing import Any
 
 from timeline_bridge import route
-from timeline_bridge.observability import logger, metrics
+from timeline_bridge.observability import logger, metrics, traced
 
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
+@traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return route.handle(event, context)

@@ -63,6 +63,8 @@ class Settings:
     # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
     # limit resets at midnight; UTC unless set
     hubspot_account_timezone: str = "UTC"
+    # BRIDGE_TRACING=true: X-Ray tracing (opt-in: the SDK costs about 0.4 s of cold start)
+    tracing: bool = False
 
     @staticmethod
     def from_env() -> Settings:
@@ -87,6 +89,7 @@ class Settings:
                 )
             ),
             hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
+            tracing=os.environ.get("BRIDGE_TRACING", "false").lower() == "true",
         )
 
 
