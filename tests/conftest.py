@@ -272,10 +272,14 @@ def local_runtime(tmp_path: Path) -> Iterator[Any]:
 def _restore_environment() -> Iterator[None]:
     """Each test starts from the same environment: the CLI and the local runtime point the process
     at the sandboxes they start (a base URL left set would aim a later test at a stopped port)."""
+    from timeline_bridge import config
+
     before = dict(os.environ)
+    config.settings.cache_clear()  # the settings are parsed once: from this test's environment
     yield
     os.environ.clear()
     os.environ.update(before)
+    config.settings.cache_clear()
 
 
 # any finding fails the session (tests/log_hygiene.py). pytester runs the check's own proof.

@@ -8,7 +8,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from timeline_bridge import TARGETS
+from timeline_bridge import TARGETS, config
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.observability import logger
 from timeline_bridge.targets import client_for
@@ -113,8 +113,10 @@ def test_connect_error_is_plain_retry_when_nothing_listens(stora, make_job):
 def test_timeouts_capped_when_environment_asks_for_more(monkeypatch):
     monkeypatch.setenv("BRIDGE_HTTP_CONNECT_TIMEOUT", "30")
     monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "60")
+    config.settings.cache_clear()  # the settings are parsed once per cold start
     assert timeouts() == (3.0, 10.0)
     monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "2.5")
+    config.settings.cache_clear()
     assert timeouts() == (3.0, 2.5)
 
 

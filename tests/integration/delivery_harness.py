@@ -56,8 +56,11 @@ BATCH_SIZE = {"stora": 5, "hubspot": 100, "matter": 10, "applied": 10}
 
 
 def set_scaled_env(monkeypatch: Any, **overrides: str) -> None:
+    from timeline_bridge import config
+
     for name, value in {**SCALED_ENV, **overrides}.items():
         monkeypatch.setenv(name, value)
+    config.settings.cache_clear()  # the settings are parsed once per cold start
 
 
 def scale_sandboxes(sandboxes: dict[str, Any]) -> None:

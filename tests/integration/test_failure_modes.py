@@ -34,7 +34,7 @@ from delivery_harness import (
     scale_sandboxes,
     set_scaled_env,
 )
-from timeline_bridge import TARGETS, delivery
+from timeline_bridge import TARGETS, config, delivery
 from timeline_bridge import aws as aws_clients
 from timeline_bridge.delivery import JobQueues, parse_iso
 from timeline_bridge.mapping.engine import no_enrichment
@@ -273,6 +273,7 @@ def test_fm05_5xx_resets_and_timeouts_are_retried_then_dead_lettered_as_target_u
     assert stora_keys == [stora_job.key, f"{stora_job.key}-r1", f"{stora_job.key}-r2"]  # Stora replays a 5xx
 
     monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "3")
+    config.settings.cache_clear()  # the settings are parsed once per cold start
     sandboxes["applied"].inject("server_error", 1000, status=503)
     [applied_job] = jobs_for("applied", 1, "f5-a")
     deliver(aws, [applied_job])
@@ -588,6 +589,7 @@ def test_fm22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before
 
     monkeypatch.setenv("BRIDGE_HTTP_CONNECT_TIMEOUT", "30")
     monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "60")
+    config.settings.cache_clear()  # the settings are parsed once per cold start
     assert timeouts() == (3.0, 10.0)  # well under the function timeout, whatever is configured
     set_scaled_env(monkeypatch)  # read timeout 0.4 s
 

@@ -137,10 +137,12 @@ def test_hubspot_delivery_paces_under_the_configured_limit_when_deployed(templat
     unset = rate_limits("hubspot")
 
     monkeypatch.setenv("HUBSPOT_RATE_LIMITS", resolve(setting, template))
+    config.settings.cache_clear()  # the settings are parsed once per cold start
     assert rate_limits("hubspot") == unset == ((80, 10.0),)  # 100 per 10 s, the lowest tier
     monkeypatch.setenv(
         "HUBSPOT_RATE_LIMITS", resolve(setting, template, parameters={"HubspotRateLimits": "190/10"})
     )
+    config.settings.cache_clear()
     assert rate_limits("hubspot") == ((152, 10.0),)
     environments = [fns[f].environment for f in (*DELIVER_FUNCTIONS, *WEBHOOK_FUNCTIONS, "RouteFunction")]
     assert sum("HUBSPOT_RATE_LIMITS" in env for env in environments) == 1  # the deliverer only

@@ -1,5 +1,9 @@
 """Settings and secrets: read once, lazily, from the environment (and Secrets Manager in AWS).
 
+This is the only module of the core that reads the environment: `settings()` parses every knob
+once per cold start (`settings.cache_clear()` after changing the environment), and the other
+modules take their values from it.
+
 A secret `NAME` is read from env `NAME` if set, else from the Secrets Manager secret whose id is
 in `NAME_SECRET_ID`. A value may hold a JSON list of strings: several active secrets during a
 rotation. Values are cached for `SECRETS_MAX_AGE` seconds, so a rotation needs no deploy.
@@ -10,12 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from timeline_bridge.target_registry import is_target, target_spec
+from timeline_bridge.target_registry import is_target, target_names, target_spec
 
 ONE_MIB = 1024 * 1024
 
@@ -32,7 +38,32 @@ HTTP_MAX_ANSWER_BYTES_MIN, HTTP_MAX_ANSWER_BYTES_MAX = 1024, 16 * ONE_MIB
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+def _env_str(name: str) -> str:
+    """Env `name`, stripped; "" when unset."""
+    return os.environ.get(name, "").strip()
+
+
+def _env_number(name: str) -> float | None:
+    """A number from env `name`; None when unset or not a number (the caller's default applies)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _env_finite(name: str, default: float) -> float:
+    """A finite number from env `name`; `default` when unset or not a finite number."""
+    value = _env_number(name)
+    return value if value is not None and math.isfinite(value) else default
 
 
 def _env_bounded(name: str, default: float, low: float, high: float) -> float:
@@ -45,6 +76,106 @@ def _env_bounded(name: str, default: float, low: float, high: float) -> float:
     if not math.isfinite(value):
         value = default
     return min(max(value, low), high)
+
+
+# Delivered records expire no sooner: senders retry for up to 3 days; plus the DLQ redrive window.
+MIN_RECORD_TTL = 7 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How long and how often a delivery job is retried. Every knob is an environment variable."""
+
+    max_attempts: int = 16  # DELIVERY_MAX_ATTEMPTS: counted failures before retries_exhausted
+    max_throttled: int = 200  # DELIVERY_MAX_THROTTLED: 429s before retries_exhausted
+    backoff_base: float = 5.0  # DELIVERY_BACKOFF_BASE_SECONDS
+    backoff_cap: float = 900.0  # DELIVERY_BACKOFF_CAP_SECONDS
+    max_delay: float = 86_400.0  # DELIVERY_MAX_DELAY_SECONDS: longest provider-requested wait honoured
+    throttle_pause: float = 10.0  # DELIVERY_THROTTLE_PAUSE_SECONDS: a 429 that names no delay
+    credentials_pause: float = 60.0  # DELIVERY_CREDENTIALS_PAUSE_SECONDS: after a rejected credential
+    time_margin: float = 15.0  # DELIVERY_TIME_MARGIN_SECONDS: stop sending this close to the timeout
+    max_pace_sleep: float = 2.0  # DELIVERY_MAX_PACE_SLEEP_SECONDS: longer pacing waits re-enqueue
+    busy_recheck: float = 10.0  # DELIVERY_BUSY_RECHECK_SECONDS: look again at a job another worker holds
+    record_ttl: int = 14 * 86_400  # DELIVERY_RECORD_TTL_SECONDS: delivered-record expiry (>= 7 days)
+
+    @staticmethod
+    def from_env() -> RetrySettings:
+        """The policy from the environment; a value that is not a finite number keeps the default."""
+        d = RetrySettings()
+
+        def number(name: str, default: float) -> float:
+            return max(0.0, _env_finite(name, default))
+
+        return RetrySettings(
+            max_attempts=max(1, int(_env_finite("DELIVERY_MAX_ATTEMPTS", d.max_attempts))),
+            max_throttled=max(1, int(_env_finite("DELIVERY_MAX_THROTTLED", d.max_throttled))),
+            backoff_base=number("DELIVERY_BACKOFF_BASE_SECONDS", d.backoff_base),
+            backoff_cap=number("DELIVERY_BACKOFF_CAP_SECONDS", d.backoff_cap),
+            max_delay=number("DELIVERY_MAX_DELAY_SECONDS", d.max_delay),
+            throttle_pause=number("DELIVERY_THROTTLE_PAUSE_SECONDS", d.throttle_pause),
+            credentials_pause=number("DELIVERY_CREDENTIALS_PAUSE_SECONDS", d.credentials_pause),
+            time_margin=number("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin),
+            max_pace_sleep=number("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep),
+            busy_recheck=number("DELIVERY_BUSY_RECHECK_SECONDS", d.busy_recheck),
+            record_ttl=max(MIN_RECORD_TTL, int(_env_finite("DELIVERY_RECORD_TTL_SECONDS", d.record_ttl))),
+        )
+
+
+RateLimits = tuple[tuple[int, float], ...]  # (requests, window seconds), all enforced at once
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSettings:
+    """What the delivery workers pace themselves under, besides each target's documented limits."""
+
+    # <TARGET>_RATE_LIMITS ("count/seconds,..."): replaces the documented limits of that target
+    rate_limits: Mapping[str, RateLimits] = field(default_factory=lambda: MappingProxyType({}))
+    # <TARGET>_MAX_REQUESTS_PER_SECOND / _PER_MINUTE: replaces one window ({window seconds: count})
+    max_requests: Mapping[str, Mapping[float, int]] = field(default_factory=lambda: MappingProxyType({}))
+    time_scale: float = 1.0  # DELIVERY_RATE_TIME_SCALE: windows are scaled by it (sandbox runs)
+    fraction: float = 0.8  # DELIVERY_PACE_FRACTION: the share of each limit used
+    workers: int = 1  # DELIVER_MAX_CONCURRENCY: the workers sharing a provider's limit
+
+    @staticmethod
+    def from_env() -> PacingSettings:
+        """A malformed `<TARGET>_RATE_LIMITS` is logged and ignored (the documented limits apply)."""
+        limits: dict[str, RateLimits] = {}
+        max_requests: dict[str, Mapping[float, int]] = {}
+        for target in target_names():
+            prefix = target.upper()
+            spec = _env_str(f"{prefix}_RATE_LIMITS")
+            if spec:
+                try:
+                    parsed: dict[float, int] = {}
+                    for part in spec.split(","):
+                        count_text, _, seconds = part.strip().partition("/")
+                        parsed[float(seconds or 1)] = int(count_text)
+                    limits[target] = tuple((count, window) for window, count in parsed.items())
+                except ValueError:
+                    from timeline_bridge.observability import logger
+
+                    logger.warning(
+                        "ignoring malformed rate limits", extra={"variable": f"{prefix}_RATE_LIMITS"}
+                    )
+            windows = {
+                window: int(_env_finite(f"{prefix}_MAX_REQUESTS_PER_{name}", 0))
+                for window, name in ((1.0, "SECOND"), (60.0, "MINUTE"))
+            }
+            windows = {window: count for window, count in windows.items() if count > 0}
+            if windows:
+                max_requests[target] = MappingProxyType(windows)
+        return PacingSettings(
+            rate_limits=MappingProxyType(limits),
+            max_requests=MappingProxyType(max_requests),
+            time_scale=max(_env_finite("DELIVERY_RATE_TIME_SCALE", 1.0), 1e-6),
+            fraction=min(max(_env_finite("DELIVERY_PACE_FRACTION", 0.8), 0.01), 1.0),
+            workers=max(1, int(_env_finite("DELIVER_MAX_CONCURRENCY", 1))),
+        )
+
+
+def generic_prefix(name: str) -> str:
+    """The prefix of a generic endpoint's variables: `GENERIC_<NAME>_` (`-` becomes `_`)."""
+    return f"GENERIC_{name.upper().replace('-', '_')}_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +194,32 @@ class Settings:
     # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
     # limit resets at midnight; UTC unless set
     hubspot_account_timezone: str = "UTC"
+    # TARGET: the target a delivery function delivers to ("" outside the delivery functions)
+    target: str = ""
+    # IDENTITY_TABLE: the DynamoDB identity map ("" where none is configured)
+    identity_table: str = ""
+    # SLACK_API_BASE_URL: the Slack Web API host ("" for Slack's own)
+    slack_api_base_url: str = ""
+    # MATTER_VERSION: the Matter-Version header ("" for the client's default)
+    matter_version: str = ""
+    # APPLIED_SHOP_ID: the Applied Labs shop (X-Shop-Id); checked by the client, not here
+    applied_shop_id: str | None = None
+    # BRIDGE_HTTP_CONNECT_TIMEOUT / BRIDGE_HTTP_READ_TIMEOUT: seconds (None: the transport's caps)
+    http_connect_timeout: float | None = None
+    http_read_timeout: float | None = None
+    # BRIDGE_ALLOW_HTTP_TARGETS=true: plain HTTP to a host that is not loopback is allowed
+    allow_http_targets: bool = False
     # BRIDGE_TRACING=true: X-Ray tracing (opt-in: the SDK costs about 0.4 s of cold start)
     tracing: bool = False
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    pacing: PacingSettings = field(default_factory=PacingSettings)
+    # GENERIC_<NAME>_<KEY>: every generic endpoint's variables, as set at cold start
+    generic_variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def generic_endpoint(self, name: str) -> Mapping[str, str]:
+        """The variables of generic endpoint `name` (`GENERIC_<NAME>_<KEY>`), keyed by `<KEY>`."""
+        prefix = generic_prefix(name)
+        return {k[len(prefix) :]: v for k, v in self.generic_variables.items() if k.startswith(prefix)}
 
     @staticmethod
     def from_env() -> Settings:
@@ -89,7 +244,20 @@ class Settings:
                 )
             ),
             hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
+            target=_env_str("TARGET").lower(),
+            identity_table=_env_str("IDENTITY_TABLE"),
+            slack_api_base_url=_env_str("SLACK_API_BASE_URL").rstrip("/"),
+            matter_version=_env_str("MATTER_VERSION"),
+            applied_shop_id=_env_str("APPLIED_SHOP_ID") or None,
+            http_connect_timeout=_env_number("BRIDGE_HTTP_CONNECT_TIMEOUT"),
+            http_read_timeout=_env_number("BRIDGE_HTTP_READ_TIMEOUT"),
+            allow_http_targets=_env_str("BRIDGE_ALLOW_HTTP_TARGETS").lower() == "true",
             tracing=os.environ.get("BRIDGE_TRACING", "false").lower() == "true",
+            retry=RetrySettings.from_env(),
+            pacing=PacingSettings.from_env(),
+            generic_variables=MappingProxyType(
+                {k: v for k, v in os.environ.items() if k.startswith("GENERIC_")}
+            ),
         )
 
 
@@ -110,9 +278,24 @@ def queue_url(target: str, *, dead_letter: bool = False) -> str:
     return url
 
 
+def service_name() -> str:
+    """The Powertools service name (`POWERTOOLS_SERVICE_NAME`, timeline-bridge unless set)."""
+    return os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-bridge")
+
+
+def metrics_namespace() -> str:
+    """The CloudWatch metrics namespace (`POWERTOOLS_METRICS_NAMESPACE`, TimelineBridge unless set)."""
+    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineBridge")
+
+
+def base_url_override(target: str) -> str | None:
+    """`<TARGET>_BASE_URL` when set (an operator's host for a target or enrichment API), else None."""
+    return os.environ.get(f"{target.upper()}_BASE_URL", "").strip().rstrip("/") or None
+
+
 def base_url(target: str) -> str:
     """Scheme and host of a target (or enrichment API): `<TARGET>_BASE_URL`, else the provider's."""
-    return os.environ.get(f"{target.upper()}_BASE_URL", "").rstrip("/") or target_spec(target).base_url
+    return base_url_override(target) or target_spec(target).base_url
 
 
 # HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and

@@ -43,13 +43,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
@@ -70,7 +69,7 @@ SQS_MAX_DELAY = 900  # DelaySeconds upper bound
 SQS_MAX_VISIBILITY = 43_200  # ChangeMessageVisibility upper bound (12 h)
 # SQS delays are whole seconds: a job this close to its time is sent now.
 EARLY_TOLERANCE = 1.0
-MIN_RECORD_TTL = 7 * 86_400  # senders retry for up to 3 days; plus the DLQ redrive window
+MIN_RECORD_TTL = config.MIN_RECORD_TTL
 
 METRIC_DELIVERED = "TimelineEventDelivered"
 METRIC_RETRIED = "TimelineEventRetried"
@@ -82,53 +81,16 @@ METRIC_CREDENTIALS_REJECTED = "TargetCredentialsRejected"
 # --- settings ----------------------------------------------------------------------------------
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    return value if math.isfinite(value) else default
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(_env_float(name, default))
-
-
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long and how often a job is retried. Every knob is an environment variable."""
-
-    max_attempts: int = 16  # DELIVERY_MAX_ATTEMPTS: counted failures before retries_exhausted
-    max_throttled: int = 200  # DELIVERY_MAX_THROTTLED: 429s before retries_exhausted
-    backoff_base: float = 5.0  # DELIVERY_BACKOFF_BASE_SECONDS
-    backoff_cap: float = 900.0  # DELIVERY_BACKOFF_CAP_SECONDS
-    max_delay: float = 86_400.0  # DELIVERY_MAX_DELAY_SECONDS: longest provider-requested wait honoured
-    throttle_pause: float = 10.0  # DELIVERY_THROTTLE_PAUSE_SECONDS: a 429 that names no delay
-    credentials_pause: float = 60.0  # DELIVERY_CREDENTIALS_PAUSE_SECONDS: after a rejected credential
-    time_margin: float = 15.0  # DELIVERY_TIME_MARGIN_SECONDS: stop sending this close to the timeout
-    max_pace_sleep: float = 2.0  # DELIVERY_MAX_PACE_SLEEP_SECONDS: longer pacing waits re-enqueue
-    busy_recheck: float = 10.0  # DELIVERY_BUSY_RECHECK_SECONDS: look again at a job another worker holds
-    record_ttl: int = 14 * 86_400  # DELIVERY_RECORD_TTL_SECONDS: delivered-record expiry (>= 7 days)
+class RetryPolicy(config.RetrySettings):
+    """How long and how often a job is retried: `config.RetrySettings` (every knob an environment
+    variable, parsed once) and the delays it implies."""
 
     @classmethod
-    def from_env(cls) -> RetryPolicy:
-        d = cls()
-        return cls(
-            max_attempts=max(1, _env_int("DELIVERY_MAX_ATTEMPTS", d.max_attempts)),
-            max_throttled=max(1, _env_int("DELIVERY_MAX_THROTTLED", d.max_throttled)),
-            backoff_base=max(0.0, _env_float("DELIVERY_BACKOFF_BASE_SECONDS", d.backoff_base)),
-            backoff_cap=max(0.0, _env_float("DELIVERY_BACKOFF_CAP_SECONDS", d.backoff_cap)),
-            max_delay=max(0.0, _env_float("DELIVERY_MAX_DELAY_SECONDS", d.max_delay)),
-            throttle_pause=max(0.0, _env_float("DELIVERY_THROTTLE_PAUSE_SECONDS", d.throttle_pause)),
-            credentials_pause=max(0.0, _env_float("DELIVERY_CREDENTIALS_PAUSE_SECONDS", d.credentials_pause)),
-            time_margin=max(0.0, _env_float("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin)),
-            max_pace_sleep=max(0.0, _env_float("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep)),
-            busy_recheck=max(0.0, _env_float("DELIVERY_BUSY_RECHECK_SECONDS", d.busy_recheck)),
-            record_ttl=max(MIN_RECORD_TTL, _env_int("DELIVERY_RECORD_TTL_SECONDS", d.record_ttl)),
-        )
+    def from_settings(cls, retry: config.RetrySettings | None = None) -> RetryPolicy:
+        """The policy of `retry` (default: the process settings)."""
+        retry = retry or config.settings().retry
+        return cls(**{f.name: getattr(retry, f.name) for f in fields(retry)})
 
     def backoff(self, retries: int, rng: random.Random) -> float:
         """Full jitter: uniform(0, min(cap, base * 2^(retries-1)))."""
@@ -160,25 +122,11 @@ def rate_limits(target: str) -> tuple[tuple[int, float], ...]:
     "count/seconds,..."; `<TARGET>_MAX_REQUESTS_PER_SECOND`/`_PER_MINUTE` replace one window),
     windows scaled by DELIVERY_RATE_TIME_SCALE, counts by DELIVERY_PACE_FRACTION (0.8) and divided
     by DELIVER_MAX_CONCURRENCY (the workers sharing the provider's limit)."""
-    prefix = target.upper()
-    limits: dict[float, int] = {window: count for count, window in _documented_rate_limits(target)}
-    spec = os.environ.get(f"{prefix}_RATE_LIMITS", "").strip()
-    if spec:
-        try:
-            parsed = {}
-            for part in spec.split(","):
-                count_text, _, seconds = part.strip().partition("/")
-                parsed[float(seconds or 1)] = int(count_text)
-            limits = parsed
-        except ValueError:
-            logger.warning("ignoring malformed rate limits", extra={"variable": f"{prefix}_RATE_LIMITS"})
-    for window, name in ((1.0, "SECOND"), (60.0, "MINUTE")):
-        value = _env_int(f"{prefix}_MAX_REQUESTS_PER_{name}", 0)
-        if value > 0:
-            limits[window] = value
-    scale = max(_env_float("DELIVERY_RATE_TIME_SCALE", 1.0), 1e-6)
-    fraction = min(max(_env_float("DELIVERY_PACE_FRACTION", 0.8), 0.01), 1.0)
-    workers = max(1, _env_int("DELIVER_MAX_CONCURRENCY", 1))
+    pacing = config.settings().pacing
+    configured = pacing.rate_limits.get(target, _documented_rate_limits(target))
+    limits: dict[float, int] = {window: count for count, window in configured}
+    limits.update(pacing.max_requests.get(target, {}))
+    scale, fraction, workers = pacing.time_scale, pacing.fraction, pacing.workers
     return tuple(
         (max(1, int(count * fraction / workers)), window * scale) for window, count in sorted(limits.items())
     )
@@ -1042,7 +990,7 @@ def build(target: str, client: TargetClient | None = None) -> Deliverer:
     """The deliverer for `target` from the environment (IDEMPOTENCY_TABLE, queue URLs, knobs)."""
     from timeline_bridge.targets import client_for
 
-    policy = RetryPolicy.from_env()
+    policy = RetryPolicy.from_settings()
     table = config.settings().idempotency_table
     if not table:
         raise RuntimeError("IDEMPOTENCY_TABLE is not set: delivery never runs without dedupe")
@@ -1065,7 +1013,7 @@ def deliverer_for(target: str) -> Deliverer:
 
 def handle(event: dict[str, Any], context: Any = None, *, target: str | None = None) -> dict[str, Any]:
     """Deliver one SQS batch for `target` (default: env TARGET); the partial batch response."""
-    target = target or os.environ.get("TARGET", "").strip().lower()
+    target = target or config.settings().target
     if not target:
         raise RuntimeError("TARGET is not set")
     return deliverer_for(target).process(event.get("Records") or [], context)

@@ -7,24 +7,21 @@ about 0.4 s of cold start, more than a Slack ack can spare. With tracing off it 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from timeline_bridge.config import settings
+from timeline_bridge.config import metrics_namespace, service_name, settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineBridge")
+NAMESPACE = metrics_namespace()
 
-logger = Logger(
-    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "timeline-bridge"), log_uncaught_exceptions=True
-)
+logger = Logger(service=service_name(), log_uncaught_exceptions=True)
 metrics = Metrics(namespace=NAMESPACE)
 
 # Header names that may appear in logs. Everything else (Authorization, signatures, cookies) is

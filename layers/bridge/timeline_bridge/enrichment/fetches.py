@@ -7,7 +7,6 @@ others are shared only between the mappings of one event.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +56,7 @@ def _stora_scope() -> str:
 
 
 def _identity_scope() -> str:
-    return os.environ.get("IDENTITY_TABLE", "")
+    return config.settings().identity_table
 
 
 def _pipelines(args: dict[str, Any], ctx: FetchContext) -> dict[str, Any]:

@@ -11,7 +11,6 @@ kept exactly as given and checked against the target's id format where the names
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -138,7 +137,9 @@ def _to_item(entry: Identity) -> dict[str, Any]:
 
 def table_from_env() -> IdentityTable | None:
     """The table named by `IDENTITY_TABLE`, or None where no table is configured."""
-    name = os.environ.get("IDENTITY_TABLE", "").strip()
+    from timeline_bridge import config
+
+    name = config.settings().identity_table
     return IdentityTable(name) if name else None
 
 

@@ -8,11 +8,11 @@ users:read, users:read.email). Slack answers most failures with HTTP 200 and
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import requests
 
+from timeline_bridge import config
 from timeline_bridge.enrichment.api import NotFoundError, SourceApi
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets import http
@@ -49,7 +49,7 @@ class SlackWebApi(SourceApi):
     credential = "SLACK_BOT_TOKEN"
 
     def base_url(self) -> str:
-        return os.environ.get("SLACK_API_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL
+        return config.settings().slack_api_base_url or DEFAULT_BASE_URL
 
     def classify(self, response: requests.Response) -> Any:
         status = response.status_code

@@ -35,7 +35,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import time
 import uuid
@@ -102,7 +101,7 @@ def endpoint_name(raw_path: str) -> str:
 
 
 def env_prefix(name: str) -> str:
-    return f"GENERIC_{name.upper().replace('-', '_')}_"
+    return config.generic_prefix(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +119,10 @@ class GenericConfig:
     @staticmethod
     def from_env(name: str) -> GenericConfig:
         prefix = env_prefix(name)
+        variables = config.settings().generic_endpoint(name)
 
         def get(key: str, default: str) -> str:
-            return (os.environ.get(prefix + key) or "").strip() or default
+            return (variables.get(key) or "").strip() or default
 
         scheme = get("SCHEME", "standard").lower()
         encoding = get("ENCODING", "hex").lower()
@@ -134,7 +134,7 @@ class GenericConfig:
             scheme=scheme,
             signature_header=get("SIGNATURE_HEADER", "X-Signature"),
             encoding=encoding,
-            prefix=os.environ.get(prefix + "PREFIX", ""),
+            prefix=variables.get("PREFIX", ""),
             id_header=get("ID_HEADER", "") or None,
             type_field=get("TYPE_FIELD", "type"),
         )

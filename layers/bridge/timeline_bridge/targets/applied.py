@@ -8,13 +8,13 @@ after an answer is lost, a job with a contact is not retried blindly.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
+from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import logger
@@ -134,7 +134,7 @@ class AppliedClient(TargetClient):
 
     def __init__(self, *, shop_id: Callable[[], str | None] | None = None, **options: Any) -> None:
         super().__init__(**options)
-        self._shop_id = shop_id or (lambda: os.environ.get(SHOP_ENV, "").strip() or None)
+        self._shop_id = shop_id or (lambda: config.settings().applied_shop_id)
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
         try:
@@ -188,7 +188,7 @@ def build_client() -> AppliedClient:
     the target on every send: failing the cold start instead would send each batch to the DLQ
     with no reason once its receives ran out."""
     try:
-        check_shop_id(os.environ.get(SHOP_ENV, "").strip() or None)
+        check_shop_id(config.settings().applied_shop_id)
     except ValueError as exc:
         logger.error("target misconfigured", extra={"target": "applied", "reason": str(exc)})
     return AppliedClient()

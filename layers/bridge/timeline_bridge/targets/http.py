@@ -16,7 +16,6 @@ import contextlib
 import ipaddress
 import json
 import math
-import os
 import re
 import socket
 import threading
@@ -174,16 +173,12 @@ def session() -> requests.Session:
 def timeouts() -> tuple[float, float]:
     """(connect, read) seconds: `BRIDGE_HTTP_CONNECT_TIMEOUT`/`BRIDGE_HTTP_READ_TIMEOUT`, capped."""
 
-    def read(name: str, cap: float) -> float:
-        raw = os.environ.get(name, "").strip()
-        try:
-            value = float(raw) if raw else cap
-        except ValueError:
-            value = cap
-        return min(max(value, 0.05), cap)
+    def bounded(value: float | None, cap: float) -> float:
+        return min(max(cap if value is None else value, 0.05), cap)
 
-    return read("BRIDGE_HTTP_CONNECT_TIMEOUT", CONNECT_TIMEOUT_MAX), read(
-        "BRIDGE_HTTP_READ_TIMEOUT", READ_TIMEOUT_MAX
+    settings = config.settings()
+    return bounded(settings.http_connect_timeout, CONNECT_TIMEOUT_MAX), bounded(
+        settings.http_read_timeout, READ_TIMEOUT_MAX
     )
 
 
@@ -204,10 +199,9 @@ def check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname:
-        allowed = os.environ.get("BRIDGE_ALLOW_HTTP_TARGETS", "").strip().lower() == "true"
-        if allowed or is_loopback(parts.hostname):
-            return url.rstrip("/")
+    allowed = parts.scheme == "http" and parts.hostname
+    if allowed and (config.settings().allow_http_targets or is_loopback(parts.hostname)):
+        return url.rstrip("/")
     raise InsecureTargetError(f"refusing target base URL {url!r}: HTTPS required")
 
 

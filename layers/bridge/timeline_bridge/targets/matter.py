@@ -7,12 +7,11 @@ memoises a 5xx, so every retry reuses the same key: a lost answer is replayed, a
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import requests
 
-from timeline_bridge import keys
+from timeline_bridge import config, keys
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
@@ -44,13 +43,13 @@ PERMANENT_AUTH_CODES = frozenset({"auth_token_mode_mismatch"})
 
 
 def matter_version() -> str:
-    return os.environ.get("MATTER_VERSION", "").strip() or DEFAULT_VERSION
+    return config.settings().matter_version or DEFAULT_VERSION
 
 
 def base_url_for(api_key: str) -> str | None:
     """A test key talks to the test host unless MATTER_BASE_URL says otherwise (a live key on the
     test host, or the reverse, is refused with 401 auth_token_mode_mismatch)."""
-    if os.environ.get("MATTER_BASE_URL", "").strip():
+    if config.base_url_override("matter"):
         return None  # config.base_url("matter") reads it
     return TEST_BASE_URL if api_key.startswith("sk_test_") else None
 
