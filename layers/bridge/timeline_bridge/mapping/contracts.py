@@ -74,16 +74,19 @@ def contract_schema(contract: str) -> dict[str, Any]:
 
 
 def mapping_schema() -> dict[str, Any]:
-    """The mapping file schema; its `target` enum lists the registered targets."""
-    return mapping_schema_for(target_names())
+    """The mapping file schema; its `source` and `target` enums list the registered ones."""
+    from timeline_bridge.sources import source_names
+
+    return mapping_schema_for(target_names(), source_names())
 
 
 @cache
-def mapping_schema_for(targets: tuple[str, ...]) -> dict[str, Any]:
+def mapping_schema_for(targets: tuple[str, ...], sources: tuple[str, ...]) -> dict[str, Any]:
     schema = json.loads((SCHEMAS_DIR / "mapping.schema.json").read_text())
-    target = schema["properties"]["target"]
-    target["enum"] = list(targets)
-    target["x-message"] = f"must be one of {', '.join(targets)}"
+    for key, names in (("target", targets), ("source", sources)):
+        prop = schema["properties"][key]
+        prop["enum"] = list(names)
+        prop["x-message"] = f"must be one of {', '.join(names)}"
     return schema
 
 

@@ -58,15 +58,18 @@ def display_path(path: Path) -> str:
 
 
 def _schema_validator() -> Any:
-    return _schema_validator_for(target_names())
+    from timeline_bridge.sources import source_names
+
+    # Keyed on the registered names: a source or target registered in-process gets its own schema.
+    return _schema_validator_for(target_names(), source_names())
 
 
 @cache
-def _schema_validator_for(targets: tuple[str, ...]) -> Any:
+def _schema_validator_for(targets: tuple[str, ...], sources: tuple[str, ...]) -> Any:
     from jsonschema import Draft202012Validator  # lazy: only the route stage and the CLI load mappings
 
     # The schema itself is checked against the 2020-12 meta-schema by the tests, not at each start.
-    return Draft202012Validator(mapping_schema_for(targets), format_checker=None)
+    return Draft202012Validator(mapping_schema_for(targets, sources), format_checker=None)
 
 
 def _json_keys(value: Any) -> Any:
