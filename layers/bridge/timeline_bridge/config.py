@@ -194,6 +194,8 @@ class Settings:
     # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
     # limit resets at midnight; UTC unless set
     hubspot_account_timezone: str = "UTC"
+    # HUBSPOT_TIMELINE_API: as set (v3 unless set); `hubspot_timeline_api()` checks it where used
+    hubspot_timeline_api: str = "v3"
     # TARGET: the target a delivery function delivers to ("" outside the delivery functions)
     target: str = ""
     # IDENTITY_TABLE: the DynamoDB identity map ("" where none is configured)
@@ -244,6 +246,7 @@ class Settings:
                 )
             ),
             hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
+            hubspot_timeline_api=_env_str("HUBSPOT_TIMELINE_API") or "v3",
             target=_env_str("TARGET").lower(),
             identity_table=_env_str("IDENTITY_TABLE"),
             slack_api_base_url=_env_str("SLACK_API_BASE_URL").rstrip("/"),
@@ -309,7 +312,7 @@ HUBSPOT_TIMELINE_APIS = ("v3", "2026-03")
 def hubspot_timeline_api() -> str:
     """The default HubSpot timeline API (`HUBSPOT_TIMELINE_API`, v3 unless set): the one a body
     naming neither a template nor an app event type is checked against."""
-    api = os.environ.get("HUBSPOT_TIMELINE_API", "").strip() or "v3"
+    api = settings().hubspot_timeline_api
     if api not in HUBSPOT_TIMELINE_APIS:
         supported = ", ".join(HUBSPOT_TIMELINE_APIS)
         raise ValueError(f"HUBSPOT_TIMELINE_API={api!r} is not supported (supported: {supported})")

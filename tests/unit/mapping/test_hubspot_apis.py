@@ -10,16 +10,17 @@ import math
 from pathlib import Path
 
 import pytest
+from timeline_bridge import config
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.contracts import contract_name
-from timeline_bridge.target_registry import endpoints
-
-ENDPOINTS = endpoints()
 from timeline_bridge.mapping.expressions import to_text
 from timeline_bridge.models import Envelope
+from timeline_bridge.target_registry import endpoints
 from timeline_bridge.targets.hubspot import APIS, api_for
 from timeline_bridge_tools.cli import main
+
+ENDPOINTS = endpoints()
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAD = """\
@@ -133,6 +134,7 @@ def test_contract_and_client_agree_on_the_api_when_a_body_names_one(
 ) -> None:
     for default in ("v3", "2026-03"):
         monkeypatch.setenv("HUBSPOT_TIMELINE_API", default)
+        config.settings.cache_clear()  # the settings are parsed once per cold start
         assert contract_name("hubspot", body) == contract
         assert ENDPOINTS[contract] == ("POST", path)
         assert api_for(body).single == path
@@ -143,6 +145,7 @@ def test_body_naming_neither_api_follows_the_default_when_checked(monkeypatch) -
     assert contract_name("hubspot", {"objectId": "1"}) == "hubspot"
     assert api_for({"objectId": "1"}).name == "v3"
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "2026-03")
+    config.settings.cache_clear()
     assert contract_name("hubspot", {"objectId": "1"}) == "hubspot-2026-03"
     assert api_for({"objectId": "1"}).name == "2026-03"
 
@@ -204,6 +207,7 @@ def test_v3_mapping_keeps_an_id_of_its_own_when_it_loads(compile_mapping) -> Non
 def test_shipped_mappings_load_side_by_side_whatever_the_default_api(monkeypatch) -> None:
     for default in ("v3", "2026-03"):
         monkeypatch.setenv("HUBSPOT_TIMELINE_API", default)
+        config.settings.cache_clear()
         mappings = load_mappings(ROOT / "mappings")
         hubspot = {m.name: contract_name("hubspot", m.raw["body"]) for m in mappings if m.target == "hubspot"}
         assert hubspot == {
