@@ -294,7 +294,7 @@ class DeliveredRecords:
     The persistence layer is driven directly (not a decorator) because one provider request can
     carry a hundred jobs: each is claimed before the request and COMPLETED only after the provider
     confirmed it. The INPROGRESS record expires with the invocation (`in_progress_expiration`), so a
-    worker killed mid-send never blocks the job: the next delivery re-runs (F4).
+    worker killed mid-send never blocks the job: the next delivery re-runs (FM-04).
     """
 
     def __init__(self, table: str, target: str, *, ttl: int = 14 * 86_400, dynamodb: Any = None) -> None:
@@ -713,7 +713,7 @@ class Deliverer:
             try:
                 claim = self.records.claim(item.data, remaining if remaining != math.inf else 900_000)
             except Exception:
-                # F16: the store is down: never send without dedupe; SQS redelivers later.
+                # FM-16: the store is down: never send without dedupe; SQS redelivers later.
                 logger.exception(
                     "delivered-record store unavailable", extra={"target": self.target, "key": item.job.key}
                 )

@@ -18,7 +18,7 @@ class Envelope:
 
     source: str  # hubspot | slack | pipedrive | generic
     event_type: str  # e.g. deal.propertyChange, block_actions, change.deal
-    event_id: str  # the source's own identity (see reference/sources.md, "Idempotency key")
+    event_id: str  # the source's own identity (each source spec's `identity` says which)
     occurred_at: str | None  # ISO 8601 from the source, when it says
     received_at: str  # ISO 8601, when ingest accepted it
     event: Any  # the raw source event: one HubSpot array element, the Slack payload, ...

@@ -1,6 +1,6 @@
 """Stora Public API 2025-09: `POST /2025-09/timeline/events`, one event per request.
 
-Contract: reference/targets.md §1. Errors come as `{"error": {code, type, message, details[{message,
+Contract: schemas/targets/stora.schema.json, proven by tests/contract/test_stora_contract.py. Errors come as `{"error": {code, type, message, details[{message,
 pointer}], links, request_id}}`; 429 carries `RateLimit-Reset` (UTC epoch seconds), no Retry-After.
 """
 
