@@ -1,4 +1,5 @@
-"""timeline-bridge core: sources, mapping engine, targets, delivery, AWS adapters, local runtime, CLI."""
+"""timeline-bridge core, all that Lambda runs: sources, mapping engine, enrichment, targets, delivery,
+AWS adapters. The CLI, the local runtime and the sandboxes are `timeline_bridge_tools`."""
 
 __version__ = "0.1.0"
 
