@@ -549,12 +549,17 @@ def _bridge_key_fields(target: str, body: dict[str, Any]) -> tuple[KeyField, ...
     may set and does)."""
     if not is_target(target):
         return ()
-    fields = []
-    for key_field in target_spec(target).key_fields:
-        parent = _template_parent(body, key_field.path)
-        if not (key_field.mapping_may_set and isinstance(parent, dict) and key_field.path[-1] in parent):
-            fields.append(key_field)
-    return tuple(fields)
+    return tuple(
+        key_field
+        for key_field in target_spec(target).key_fields
+        if not (key_field.mapping_may_set and _template_sets(body, key_field.path))
+    )
+
+
+def _template_sets(body: dict[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether the template writes `path` itself."""
+    parent = _template_parent(body, path)
+    return isinstance(parent, dict) and path[-1] in parent
 
 
 def _set_key(body: dict[str, Any], path: tuple[str, ...], key: Any) -> None:
@@ -642,10 +647,10 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
         for path, reason in spec.template_problems(body, contracts.contract_name(target, body)):
             compiler.error(("body", *path), reason)
     for key_field in spec.key_fields:
-        parent = _template_parent(body, key_field.path)
-        if key_field.mapping_may_set or not isinstance(parent, dict) or key_field.path[-1] not in parent:
+        if key_field.mapping_may_set or not _template_sets(body, key_field.path):
             continue
-        if str(parent[key_field.path[-1]]).replace(" ", "") != "${{meta.key}}":
+        value = _template_parent(body, key_field.path)[key_field.path[-1]]
+        if str(value).replace(" ", "") != "${{meta.key}}":
             compiler.error(
                 ("body", *key_field.path),
                 f"{'.'.join(key_field.path)} is set by the bridge from the job key: leave it out",

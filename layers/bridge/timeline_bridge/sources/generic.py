@@ -140,9 +140,9 @@ class GenericConfig:
         )
 
     def secrets(self) -> list[str]:
-        own = f"{env_prefix(self.name)}SECRET"
-        values = config.secret_values(own) or config.secret_values(SECRET_NAME)
-        return require_secrets(values, f"{own} (or {SECRET_NAME})")
+        own, shared = secret_names(self.name)
+        values = config.secret_values(own) or config.secret_values(shared)
+        return require_secrets(values, f"{own} (or {shared})")
 
 
 # --- Standard Webhooks ------------------------------------------------------------------------

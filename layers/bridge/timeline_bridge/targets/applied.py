@@ -1,8 +1,9 @@
 """Applied Labs v2026-04: `POST /v2026-04/events/` (the trailing slash is part of the route).
 
-Contract: schemas/targets/applied.schema.json, proven by tests/contract/test_applied_contract.py. Applied documents no idempotency header. A metric is counted
-once per `deduping_key` (set to the job key), but a contact activity is added on every request:
-after an answer is lost, a job with a contact is not retried blindly.
+Contract: schemas/targets/applied.schema.json, proven by tests/contract/test_applied_contract.py.
+Applied documents no idempotency header. A metric is counted once per `deduping_key` (set to the
+job key), but a contact activity is added on every request: after an answer is lost, a job with a
+contact is not retried blindly.
 """
 
 from __future__ import annotations

@@ -48,10 +48,6 @@ Clock = Callable[[], float]
 # A CR or LF in a header value would end the header and start another (or a second request):
 # no control character may reach the wire (a tab is legal in HTTP, but no header here has one).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Headers taken from configuration (credentials, API version, shop: each target's spec names its
-# own): an operator fixes those, so the jobs wait. Any other header comes from the job
-# (idempotency keys): that job is refused.
-
 
 ANSWER_CHUNK_BYTES = 64 * 1024  # one read of a streamed answer: the cap is overshot by at most this
 EXCERPT_CHARS = 300  # the most of an answer a log line quotes
@@ -199,8 +195,8 @@ def check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url.rstrip("/")
-    allowed = parts.scheme == "http" and parts.hostname
-    if allowed and (config.settings().allow_http_targets or is_loopback(parts.hostname)):
+    plain_http = parts.scheme == "http" and parts.hostname
+    if plain_http and (config.settings().allow_http_targets or is_loopback(parts.hostname)):
         return url.rstrip("/")
     raise InsecureTargetError(f"refusing target base URL {url!r}: HTTPS required")
 
@@ -212,6 +208,8 @@ def check_headers(headers: Mapping[str, str], target: str) -> None:
         if not _CONTROL.search(name) and not _CONTROL.search(str(value)):
             continue
         message = f"{target}: the {name!r} header holds a control character (CR, LF, ...); not sent"
+        # A header from configuration (credential, API version, shop: each target's spec names
+        # its own) is the operator's to fix, so the jobs wait; one from the job refuses the job.
         if name.lower() in target_registry.configured_headers():
             raise RetryLaterError(message, code="target_misconfigured")
         raise PermanentDeliveryError(message, code="invalid_header_value")

@@ -1,8 +1,9 @@
 """Matter: `POST /v1/timeline_events` (append-only), with `Matter-Version` and a UUID
 `Idempotency-Key` on every attempt.
 
-Contract: schemas/targets/matter.schema.json, proven by tests/contract/test_matter_contract.py. Errors are RFC 7807 problems with a stable `code`. Matter never
-memoises a 5xx, so every retry reuses the same key: a lost answer is replayed, a failure runs fresh.
+Contract: schemas/targets/matter.schema.json, proven by tests/contract/test_matter_contract.py.
+Errors are RFC 7807 problems with a stable `code`. Matter never memoises a 5xx, so every retry
+reuses the same key: a lost answer is replayed, a failure runs fresh.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Stora Public API 2025-09: `POST /2025-09/timeline/events`, one event per request.
 
-Contract: schemas/targets/stora.schema.json, proven by tests/contract/test_stora_contract.py. Errors come as `{"error": {code, type, message, details[{message,
-pointer}], links, request_id}}`; 429 carries `RateLimit-Reset` (UTC epoch seconds), no Retry-After.
+Contract: schemas/targets/stora.schema.json, proven by tests/contract/test_stora_contract.py.
+Errors come as `{"error": {code, type, message, details[{message, pointer}], links, request_id}}`;
+429 carries `RateLimit-Reset` (UTC epoch seconds), no Retry-After.
 """
 
 from __future__ import annotations
