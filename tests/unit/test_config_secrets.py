@@ -1,12 +1,10 @@
-"""Secrets from Secrets Manager are read through the shared boto3 client, and cached."""
+"""Secrets from Secrets Manager are read through the function's own boto3 client, and cached."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from timeline_bridge import aws, config
+from timeline_bridge import config
 
 
 class FakeSecretsManager:
@@ -21,26 +19,36 @@ class FakeSecretsManager:
         return {"SecretString": self.value, "Name": kwargs["SecretId"]}
 
 
-@pytest.fixture
-def secrets_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSecretsManager]:
+SETTINGS = config.Settings.from_environ({"HUBSPOT_CLIENT_SECRET_SECRET_ID": "timeline-bridge/hubspot"})
+
+
+def test_secret_is_read_once_through_the_functions_client_when_read_twice() -> None:
     fake = FakeSecretsManager('["new-secret", "old-secret"]')
-    monkeypatch.delenv("HUBSPOT_CLIENT_SECRET", raising=False)
-    monkeypatch.setenv("HUBSPOT_CLIENT_SECRET_SECRET_ID", "timeline-bridge/hubspot")
-    monkeypatch.setattr(aws, "client", lambda service: fake if service == "secretsmanager" else None)
-    config.settings.cache_clear()
-    yield fake
-    config.settings.cache_clear()
+    secrets = config.Secrets(SETTINGS, lambda: fake)
+    assert secrets.values("HUBSPOT_CLIENT_SECRET") == ["new-secret", "old-secret"]
+    assert secrets.get("HUBSPOT_CLIENT_SECRET") == "new-secret"
+    assert fake.calls == ["timeline-bridge/hubspot"]
 
 
-def test_secret_is_read_once_through_the_shared_client_when_read_twice(secrets_client):
-    assert config.secret_values("HUBSPOT_CLIENT_SECRET") == ["new-secret", "old-secret"]
-    assert config.secret("HUBSPOT_CLIENT_SECRET") == "new-secret"
-    assert secrets_client.calls == ["timeline-bridge/hubspot"]
-
-
-def test_secret_is_read_again_when_the_client_is_replaced(secrets_client, monkeypatch):
-    config.secret_values("HUBSPOT_CLIENT_SECRET")
+def test_secret_is_read_again_when_another_function_reads_it() -> None:
+    config.Secrets(SETTINGS, lambda: FakeSecretsManager("first")).values("HUBSPOT_CLIENT_SECRET")
     replacement = FakeSecretsManager("rotated")
-    monkeypatch.setattr(aws, "client", lambda service: replacement)
-    assert config.secret_values("HUBSPOT_CLIENT_SECRET") == ["rotated"]
+    assert config.Secrets(SETTINGS, lambda: replacement).values("HUBSPOT_CLIENT_SECRET") == ["rotated"]
     assert replacement.calls == ["timeline-bridge/hubspot"]
+
+
+def test_a_plain_variable_wins_over_the_secret_id_and_no_client_is_built_when_set() -> None:
+    settings = config.Settings.from_environ(
+        {"HUBSPOT_CLIENT_SECRET": '["a", " ", "b"]', "HUBSPOT_CLIENT_SECRET_SECRET_ID": "unused"}
+    )
+
+    def no_client() -> Any:
+        raise AssertionError("Secrets Manager must not be asked")
+
+    assert config.Secrets(settings, no_client).values("HUBSPOT_CLIENT_SECRET") == ["a", "b"]
+    assert config.Secrets(settings, no_client).values("PIPEDRIVE_WEBHOOK_PASSWORD") == []
+
+
+def test_a_plain_secret_never_shows_in_the_settings_repr() -> None:
+    settings = config.Settings.from_environ({"STORA_TOKEN": "tok-do-not-print"})
+    assert "tok-do-not-print" not in repr(settings)

@@ -1,27 +1,48 @@
-"""AWS adapters: boto3 clients built once and lazily (cold starts stay short, tests need no tricks).
+"""AWS adapters: the boto3 clients of one function, and SQS batching.
 
-`AWS_ENDPOINT_URL` (honoured by boto3 itself) points every client at the local moto server
-under `bridge dev`.
+boto3 reads its endpoint (`AWS_ENDPOINT_URL`: the local moto server under `bridge dev`), region
+and credentials itself.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 
-@cache
-def client(service: str) -> Any:
-    """A shared boto3 client for `service` (sqs, dynamodb, secretsmanager, cloudformation)."""
+def new_client(service: str) -> Any:
+    """A boto3 client for `service`, with standard retries (3 attempts)."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 3}))
 
 
+class AwsClients:
+    """The boto3 clients of one function: each built at its first use (a cold start builds only
+    what it calls) and shared by the function's threads (boto3 clients are thread-safe)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            built = self._clients.get(service)
+            if built is None:
+                built = self._clients[service] = new_client(service)
+            return built
+
+
+# TRANSITIONAL (being removed): one process-wide set of clients for callers not yet given theirs.
+@cache
+def client(service: str) -> Any:
+    return new_client(service)
+
+
 def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints and credentials)."""
     client.cache_clear()
 
 

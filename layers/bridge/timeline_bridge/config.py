@@ -1,12 +1,14 @@
-"""Settings and secrets: read once, lazily, from the environment (and Secrets Manager in AWS).
+"""Settings and secrets: parsed once per cold start from the environment (and Secrets Manager).
 
-This is the only module of the core that reads the environment: `settings()` parses every knob
-once per cold start (`settings.cache_clear()` after changing the environment), and the other
-modules take their values from it.
+This is the only module of the core that reads the environment. `Settings.from_environ()` parses
+every knob of one function from its environment (a Lambda function's, or the variables the local
+runtime gives one function), a bad value failing it naming the variable; the stages receive the
+result (`timeline_bridge.wiring`) and pass it to what they build.
 
-A secret `NAME` is read from env `NAME` if set, else from the Secrets Manager secret whose id is
-in `NAME_SECRET_ID`. A value may hold a JSON list of strings: several active secrets during a
-rotation. Values are cached for `SECRETS_MAX_AGE` seconds, so a rotation needs no deploy.
+A secret `NAME` is read from the settings' variable `NAME` if set, else from the Secrets Manager
+secret whose id is in `NAME_SECRET_ID` (`Secrets`). A value may hold a JSON list of strings:
+several active secrets during a rotation. Values are cached for `SECRETS_MAX_AGE` seconds, so a
+rotation needs no deploy.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -36,8 +38,11 @@ HTTP_MAX_ANSWER_BYTES_DEFAULT = ONE_MIB
 HTTP_MAX_ANSWER_BYTES_MIN, HTTP_MAX_ANSWER_BYTES_MAX = 1024, 16 * ONE_MIB
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+Environ = Mapping[str, str]
+
+
+def _env_int(env: Environ, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -46,29 +51,29 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
-def _env_str(name: str) -> str:
-    """Env `name`, stripped; "" when unset."""
-    return os.environ.get(name, "").strip()
+def _env_str(env: Environ, name: str) -> str:
+    """Variable `name`, stripped; "" when unset."""
+    return env.get(name, "").strip()
 
 
-def _env_number(name: str) -> float | None:
-    """A number from env `name`; None when unset or not a number (the caller's default applies)."""
-    raw = os.environ.get(name, "").strip()
+def _env_number(env: Environ, name: str) -> float | None:
+    """A number from variable `name`; None when unset or not a number (the caller's default applies)."""
+    raw = env.get(name, "").strip()
     try:
         return float(raw) if raw else None
     except ValueError:
         return None
 
 
-def _env_finite(name: str, default: float) -> float:
-    """A finite number from env `name`; `default` when unset or not a finite number."""
-    value = _env_number(name)
+def _env_finite(env: Environ, name: str, default: float) -> float:
+    """A finite number from variable `name`; `default` when unset or not a finite number."""
+    value = _env_number(env, name)
     return value if value is not None and math.isfinite(value) else default
 
 
-def _env_bounded(name: str, default: float, low: float, high: float) -> float:
-    """A number from env `name` within [low, high]; `default` when unset or not a finite number."""
-    raw = os.environ.get(name, "").strip()
+def _env_bounded(env: Environ, name: str, default: float, low: float, high: float) -> float:
+    """A number from variable `name` within [low, high]; `default` when unset or not a finite number."""
+    raw = env.get(name, "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
@@ -99,16 +104,16 @@ class RetrySettings:
     record_ttl: int = 14 * 86_400  # DELIVERY_RECORD_TTL_SECONDS: delivered-record expiry (>= 7 days)
 
     @staticmethod
-    def from_env() -> RetrySettings:
-        """The policy from the environment; a value that is not a finite number keeps the default."""
+    def from_environ(env: Environ) -> RetrySettings:
+        """The policy from `env`; a value that is not a finite number keeps the default."""
         d = RetrySettings()
 
         def number(name: str, default: float) -> float:
-            return max(0.0, _env_finite(name, default))
+            return max(0.0, _env_finite(env, name, default))
 
         return RetrySettings(
-            max_attempts=max(1, int(_env_finite("DELIVERY_MAX_ATTEMPTS", d.max_attempts))),
-            max_throttled=max(1, int(_env_finite("DELIVERY_MAX_THROTTLED", d.max_throttled))),
+            max_attempts=max(1, int(_env_finite(env, "DELIVERY_MAX_ATTEMPTS", d.max_attempts))),
+            max_throttled=max(1, int(_env_finite(env, "DELIVERY_MAX_THROTTLED", d.max_throttled))),
             backoff_base=number("DELIVERY_BACKOFF_BASE_SECONDS", d.backoff_base),
             backoff_cap=number("DELIVERY_BACKOFF_CAP_SECONDS", d.backoff_cap),
             max_delay=number("DELIVERY_MAX_DELAY_SECONDS", d.max_delay),
@@ -117,7 +122,9 @@ class RetrySettings:
             time_margin=number("DELIVERY_TIME_MARGIN_SECONDS", d.time_margin),
             max_pace_sleep=number("DELIVERY_MAX_PACE_SLEEP_SECONDS", d.max_pace_sleep),
             busy_recheck=number("DELIVERY_BUSY_RECHECK_SECONDS", d.busy_recheck),
-            record_ttl=max(MIN_RECORD_TTL, int(_env_finite("DELIVERY_RECORD_TTL_SECONDS", d.record_ttl))),
+            record_ttl=max(
+                MIN_RECORD_TTL, int(_env_finite(env, "DELIVERY_RECORD_TTL_SECONDS", d.record_ttl))
+            ),
         )
 
 
@@ -137,13 +144,13 @@ class PacingSettings:
     workers: int = 1  # DELIVER_MAX_CONCURRENCY: the workers sharing a provider's limit
 
     @staticmethod
-    def from_env() -> PacingSettings:
+    def from_environ(env: Environ) -> PacingSettings:
         """A malformed `<TARGET>_RATE_LIMITS` is logged and ignored (the documented limits apply)."""
         limits: dict[str, RateLimits] = {}
         max_requests: dict[str, Mapping[float, int]] = {}
         for target in target_names():
             prefix = target.upper()
-            spec = _env_str(f"{prefix}_RATE_LIMITS")
+            spec = _env_str(env, f"{prefix}_RATE_LIMITS")
             if spec:
                 try:
                     parsed: dict[float, int] = {}
@@ -158,7 +165,7 @@ class PacingSettings:
                         "ignoring malformed rate limits", extra={"variable": f"{prefix}_RATE_LIMITS"}
                     )
             windows = {
-                window: int(_env_finite(f"{prefix}_MAX_REQUESTS_PER_{name}", 0))
+                window: int(_env_finite(env, f"{prefix}_MAX_REQUESTS_PER_{name}", 0))
                 for window, name in ((1.0, "SECOND"), (60.0, "MINUTE"))
             }
             windows = {window: count for window, count in windows.items() if count > 0}
@@ -167,9 +174,9 @@ class PacingSettings:
         return PacingSettings(
             rate_limits=MappingProxyType(limits),
             max_requests=MappingProxyType(max_requests),
-            time_scale=max(_env_finite("DELIVERY_RATE_TIME_SCALE", 1.0), 1e-6),
-            fraction=min(max(_env_finite("DELIVERY_PACE_FRACTION", 0.8), 0.01), 1.0),
-            workers=max(1, int(_env_finite("DELIVER_MAX_CONCURRENCY", 1))),
+            time_scale=max(_env_finite(env, "DELIVERY_RATE_TIME_SCALE", 1.0), 1e-6),
+            fraction=min(max(_env_finite(env, "DELIVERY_PACE_FRACTION", 0.8), 0.01), 1.0),
+            workers=max(1, int(_env_finite(env, "DELIVER_MAX_CONCURRENCY", 1))),
         )
 
 
@@ -223,62 +230,93 @@ class Settings:
         prefix = generic_prefix(name)
         return {k[len(prefix) :]: v for k, v in self.generic_variables.items() if k.startswith(prefix)}
 
+    # The variables these settings were parsed from: the knobs named after a target, a queue or
+    # a secret (`<TARGET>_QUEUE_URL`, `<SERVICE>_BASE_URL`, `NAME` / `NAME_SECRET_ID`) are looked
+    # up in it. Kept out of repr: it can hold a secret set as a plain variable.
+    environ: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
+
     @staticmethod
-    def from_env() -> Settings:
-        versions = os.environ.get("HUBSPOT_SIGNATURE_VERSIONS", "v3")
+    def from_environ(environ: Environ | None = None) -> Settings:
+        """Every knob of one function, from `environ` (default: this process's environment)."""
+        env: Environ = MappingProxyType(dict(os.environ if environ is None else environ))
+        versions = env.get("HUBSPOT_SIGNATURE_VERSIONS", "v3")
         return Settings(
-            events_queue_url=os.environ.get("EVENTS_QUEUE_URL", ""),
-            idempotency_table=os.environ.get("IDEMPOTENCY_TABLE", ""),
-            mappings_dir=Path(os.environ.get("BRIDGE_MAPPINGS_DIR", "mappings")),
-            max_body_bytes=_env_int("MAX_BODY_BYTES", ONE_MIB),
-            hubspot_webhook_url=os.environ.get("HUBSPOT_WEBHOOK_URL") or None,
+            events_queue_url=env.get("EVENTS_QUEUE_URL", ""),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
+            mappings_dir=Path(env.get("BRIDGE_MAPPINGS_DIR", "mappings")),
+            max_body_bytes=_env_int(env, "MAX_BODY_BYTES", ONE_MIB),
+            hubspot_webhook_url=env.get("HUBSPOT_WEBHOOK_URL") or None,
             hubspot_signature_versions=tuple(v.strip().lower() for v in versions.split(",") if v.strip()),
-            secrets_max_age=_env_int("SECRETS_MAX_AGE", 300),
+            secrets_max_age=_env_int(env, "SECRETS_MAX_AGE", 300),
             http_deadline=_env_bounded(
-                "BRIDGE_HTTP_DEADLINE_SECONDS", HTTP_DEADLINE_DEFAULT, HTTP_DEADLINE_MIN, HTTP_DEADLINE_MAX
+                env,
+                "BRIDGE_HTTP_DEADLINE_SECONDS",
+                HTTP_DEADLINE_DEFAULT,
+                HTTP_DEADLINE_MIN,
+                HTTP_DEADLINE_MAX,
             ),
             http_max_answer_bytes=int(
                 _env_bounded(
+                    env,
                     "BRIDGE_HTTP_MAX_ANSWER_BYTES",
                     HTTP_MAX_ANSWER_BYTES_DEFAULT,
                     HTTP_MAX_ANSWER_BYTES_MIN,
                     HTTP_MAX_ANSWER_BYTES_MAX,
                 )
             ),
-            hubspot_account_timezone=os.environ.get("HUBSPOT_ACCOUNT_TIMEZONE", "").strip() or "UTC",
-            hubspot_timeline_api=_env_str("HUBSPOT_TIMELINE_API") or "v3",
-            target=_env_str("TARGET").lower(),
-            identity_table=_env_str("IDENTITY_TABLE"),
-            slack_api_base_url=_env_str("SLACK_API_BASE_URL").rstrip("/"),
-            matter_version=_env_str("MATTER_VERSION"),
-            applied_shop_id=_env_str("APPLIED_SHOP_ID") or None,
-            http_connect_timeout=_env_number("BRIDGE_HTTP_CONNECT_TIMEOUT"),
-            http_read_timeout=_env_number("BRIDGE_HTTP_READ_TIMEOUT"),
-            allow_http_targets=_env_str("BRIDGE_ALLOW_HTTP_TARGETS").lower() == "true",
-            tracing=os.environ.get("BRIDGE_TRACING", "false").lower() == "true",
-            retry=RetrySettings.from_env(),
-            pacing=PacingSettings.from_env(),
-            generic_variables=MappingProxyType(
-                {k: v for k, v in os.environ.items() if k.startswith("GENERIC_")}
-            ),
+            hubspot_account_timezone=_env_str(env, "HUBSPOT_ACCOUNT_TIMEZONE") or "UTC",
+            hubspot_timeline_api=_env_str(env, "HUBSPOT_TIMELINE_API") or "v3",
+            target=_env_str(env, "TARGET").lower(),
+            identity_table=_env_str(env, "IDENTITY_TABLE"),
+            slack_api_base_url=_env_str(env, "SLACK_API_BASE_URL").rstrip("/"),
+            matter_version=_env_str(env, "MATTER_VERSION"),
+            applied_shop_id=_env_str(env, "APPLIED_SHOP_ID") or None,
+            http_connect_timeout=_env_number(env, "BRIDGE_HTTP_CONNECT_TIMEOUT"),
+            http_read_timeout=_env_number(env, "BRIDGE_HTTP_READ_TIMEOUT"),
+            allow_http_targets=_env_str(env, "BRIDGE_ALLOW_HTTP_TARGETS").lower() == "true",
+            tracing=env.get("BRIDGE_TRACING", "false").lower() == "true",
+            retry=RetrySettings.from_environ(env),
+            pacing=PacingSettings.from_environ(env),
+            generic_variables=MappingProxyType({k: v for k, v in env.items() if k.startswith("GENERIC_")}),
+            environ=env,
         )
 
+    def queue_url(self, target: str, *, dead_letter: bool = False) -> str:
+        """URL of a target's delivery queue (`STORA_QUEUE_URL`) or its DLQ (`STORA_DLQ_URL`)."""
+        if not is_target(target):
+            raise ValueError(f"unknown target {target!r}")
+        name = f"{target.upper()}_{'DLQ' if dead_letter else 'QUEUE'}_URL"
+        url = self.environ.get(name, "")
+        if not url:
+            raise RuntimeError(f"{name} is not set")
+        return url
 
-@cache
-def settings() -> Settings:
-    """The process-wide settings; `settings.cache_clear()` after changing the environment."""
-    return Settings.from_env()
+    def base_url_override(self, service: str) -> str | None:
+        """`<SERVICE>_BASE_URL` when set (an operator's host for a target or enrichment API), else None."""
+        return self.environ.get(f"{service.upper()}_BASE_URL", "").strip().rstrip("/") or None
+
+    def base_url(self, target: str) -> str:
+        """Scheme and host of a target: `<TARGET>_BASE_URL`, else the provider's."""
+        return self.base_url_override(target) or target_spec(target).base_url
+
+    def hubspot_api(self) -> str:
+        """The default HubSpot timeline API (`HUBSPOT_TIMELINE_API`, v3 unless set): the one a body
+        naming neither a template nor an app event type is checked against."""
+        api = self.hubspot_timeline_api
+        if api not in HUBSPOT_TIMELINE_APIS:
+            supported = ", ".join(HUBSPOT_TIMELINE_APIS)
+            raise ValueError(f"HUBSPOT_TIMELINE_API={api!r} is not supported (supported: {supported})")
+        return api
 
 
-def queue_url(target: str, *, dead_letter: bool = False) -> str:
-    """URL of a target's delivery queue (`STORA_QUEUE_URL`) or its DLQ (`STORA_DLQ_URL`)."""
-    if not is_target(target):
-        raise ValueError(f"unknown target {target!r}")
-    name = f"{target.upper()}_{'DLQ' if dead_letter else 'QUEUE'}_URL"
-    url = os.environ.get(name, "")
-    if not url:
-        raise RuntimeError(f"{name} is not set")
-    return url
+# HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and
+# its successor `2026-03`, the app events API (event types and properties; occurrences are
+# immutable). v3 is open only to app partners that already have v3 templates. Each mapping's body
+# says which it writes (`eventTemplateId` or `eventTypeName`); the setting is the default for a
+# body that names neither.
+HUBSPOT_TIMELINE_APIS = ("v3", "2026-03")
 
 
 def service_name() -> str:
@@ -291,68 +329,49 @@ def metrics_namespace() -> str:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TimelineBridge")
 
 
-def base_url_override(target: str) -> str | None:
-    """`<TARGET>_BASE_URL` when set (an operator's host for a target or enrichment API), else None."""
-    return os.environ.get(f"{target.upper()}_BASE_URL", "").strip().rstrip("/") or None
+def tracing_enabled() -> bool:
+    """`BRIDGE_TRACING=true`: X-Ray is a process's concern (one daemon per Lambda sandbox)."""
+    return os.environ.get("BRIDGE_TRACING", "false").lower() == "true"
 
 
-def base_url(target: str) -> str:
-    """Scheme and host of a target (or enrichment API): `<TARGET>_BASE_URL`, else the provider's."""
-    return base_url_override(target) or target_spec(target).base_url
+class Secrets:
+    """The secrets of one function: `NAME` from its settings' variables when set, else the Secrets
+    Manager secret whose id is in `NAME_SECRET_ID`, read through Powertools' provider (each value
+    cached for `SECRETS_MAX_AGE` seconds, so a rotation needs no deploy).
 
+    The provider is built on the function's own boto3 client at the first read: Powertools'
+    `get_secret()` would build one on a new boto3 Session, loading botocore's endpoint and model
+    data again (about 200 ms of every cold start that reads a secret)."""
 
-# HubSpot's timeline APIs: `v3` (event templates and tokens; a known id replaces the event) and
-# its successor `2026-03`, the app events API (event types and properties; occurrences are
-# immutable). v3 is open only to app partners that already have v3 templates. Each mapping's body
-# says which it writes (`eventTemplateId` or `eventTypeName`); the setting is the default for a
-# body that names neither.
-HUBSPOT_TIMELINE_APIS = ("v3", "2026-03")
+    def __init__(self, settings: Settings, client: Callable[[], Any]) -> None:
+        self.settings = settings
+        self._client = client  # the Secrets Manager client, built when first needed
+        self._provider: Any = None
+        self._lock = threading.Lock()
 
+    def values(self, name: str) -> list[str]:
+        """Every active value of secret `name` (several during a rotation); [] when none is set."""
+        environ = self.settings.environ
+        raw = environ.get(name)
+        if raw is None:
+            secret_id = environ.get(f"{name}_SECRET_ID")
+            if not secret_id:
+                return []
+            raw = self._secrets_provider().get(secret_id, max_age=self.settings.secrets_max_age)
+        return parse_secret_value(raw)
 
-def hubspot_timeline_api() -> str:
-    """The default HubSpot timeline API (`HUBSPOT_TIMELINE_API`, v3 unless set): the one a body
-    naming neither a template nor an app event type is checked against."""
-    api = settings().hubspot_timeline_api
-    if api not in HUBSPOT_TIMELINE_APIS:
-        supported = ", ".join(HUBSPOT_TIMELINE_APIS)
-        raise ValueError(f"HUBSPOT_TIMELINE_API={api!r} is not supported (supported: {supported})")
-    return api
+    def get(self, name: str) -> str | None:
+        """The current (first) value of secret `name`, or None."""
+        values = self.values(name)
+        return values[0] if values else None
 
+    def _secrets_provider(self) -> Any:
+        with self._lock:
+            if self._provider is None:
+                from aws_lambda_powertools.utilities import parameters  # lazy: only deployed functions pay
 
-def secret_values(name: str) -> list[str]:
-    """Every active value of secret `name` (several during a rotation); [] when none is set."""
-    raw = os.environ.get(name)
-    if raw is None:
-        secret_id = os.environ.get(f"{name}_SECRET_ID")
-        if not secret_id:
-            return []
-        raw = _secrets_provider().get(secret_id, max_age=settings().secrets_max_age)
-    return parse_secret_value(raw)
-
-
-_provider: tuple[Any, Any] | None = None  # (boto3 client, Powertools SecretsProvider on it)
-
-
-def _secrets_provider() -> Any:
-    """Powertools' Secrets Manager provider (values cached for `max_age`) on the shared boto3
-    client. `parameters.get_secret()` builds its provider on a new boto3 Session, which loads
-    botocore's endpoint and model data again: about 200 ms of every cold start that reads a secret.
-    A new client (`aws.reset_clients()`) gets a new provider, with an empty cache."""
-    global _provider
-    from timeline_bridge import aws
-
-    client = aws.client("secretsmanager")
-    if _provider is None or _provider[0] is not client:
-        from aws_lambda_powertools.utilities import parameters  # lazy: only deployed functions pay
-
-        _provider = (client, parameters.SecretsProvider(boto3_client=client))
-    return _provider[1]
-
-
-def secret(name: str) -> str | None:
-    """The current (first) value of secret `name`, or None."""
-    values = secret_values(name)
-    return values[0] if values else None
+                self._provider = parameters.SecretsProvider(boto3_client=self._client())
+            return self._provider
 
 
 def parse_secret_value(raw: str | bytes | None) -> list[str]:
@@ -382,3 +401,42 @@ def load_dotenv(path: str | Path = ".env") -> None:
             continue
         key, _, value = line.partition("=")
         os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+# --- TRANSITIONAL (being removed): process-wide lookups for callers not yet given their settings.
+from functools import cache  # noqa: E402
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_environ()
+
+
+def queue_url(target: str, *, dead_letter: bool = False) -> str:
+    return Settings.from_environ().queue_url(target, dead_letter=dead_letter)
+
+
+def base_url_override(target: str) -> str | None:
+    return Settings.from_environ().base_url_override(target)
+
+
+def base_url(target: str) -> str:
+    return Settings.from_environ().base_url(target)
+
+
+def hubspot_timeline_api() -> str:
+    return settings().hubspot_api()
+
+
+def process_secrets() -> Secrets:
+    from timeline_bridge import aws
+
+    return Secrets(Settings.from_environ(), lambda: aws.client("secretsmanager"))
+
+
+def secret_values(name: str) -> list[str]:
+    return process_secrets().values(name)
+
+
+def secret(name: str) -> str | None:
+    return process_secrets().get(name)
