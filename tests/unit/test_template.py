@@ -218,7 +218,7 @@ def test_sqs_permissions_reach_only_the_functions_own_queues(template):
             assert (sends, polls) == (delivery | delivery_dlqs, {"EventsQueue"})
         else:
             name = DELIVER_FUNCTIONS[logical_id].capitalize()
-            # Its own queue too: a retry is re-enqueued with its state (delivery.py).
+            # Its own queue too: a retry is re-enqueued with its state (timeline_bridge.delivery).
             own = {f"{name}DeliveryQueue", f"{name}DeliveryDeadLetterQueue"}
             assert (sends, polls) == (own, {f"{name}DeliveryQueue"})
 
