@@ -99,16 +99,11 @@ def measure_import(
 
 
 def _clear_caches() -> None:
-    """Settings, clients and target clients are built once per process: rebuild them."""
+    """Settings and clients are built once per process: rebuild them."""
     from timeline_bridge import aws, config
 
     config.settings.cache_clear()
     aws.reset_clients()
-    try:
-        from timeline_bridge.targets import client_for
-    except ImportError:
-        return
-    client_for.cache_clear()
 
 
 @contextmanager

@@ -145,6 +145,7 @@ def drive(target: str, bodies: list[dict[str, Any]], batch_size: int, sandbox: A
     from timeline_bridge.keys import job_key
     from timeline_bridge.models import DeliveryJob
     from timeline_bridge.targets import client_for
+    from timeline_bridge.wiring import Dependencies
 
     queue = MemoryQueue(visibility=1.0)
     queues = MemoryQueues(queue)
@@ -155,9 +156,10 @@ def drive(target: str, bodies: list[dict[str, Any]], batch_size: int, sandbox: A
         waits.append(seconds)
         time.sleep(seconds)
 
+    deps = Dependencies.from_environ()
     deliverer = delivery.Deliverer(
         target,
-        client_for(target),
+        client_for(target, deps.settings, deps.secrets),
         records=records,
         queues=queues,
         gate=delivery.ThrottleGate("", target),  # no table: the pause stays in this process

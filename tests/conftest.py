@@ -227,7 +227,6 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     MATTER_VERSION, and clears the cached settings and target clients before and after the test.
     """
     from timeline_bridge import config
-    from timeline_bridge.targets import client_for
     from timeline_bridge_tools.sandboxes import env_for, start_all, stop_all
 
     running = start_all()
@@ -235,13 +234,11 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv(name, value)
         monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
     config.settings.cache_clear()
-    client_for.cache_clear()
     try:
         yield running
     finally:
         stop_all(running)
         config.settings.cache_clear()
-        client_for.cache_clear()
 
 
 # --- the local runtime (bridge dev) --------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Contract-test fixtures: delivery jobs, and target clients pointed at the `sandboxes` fixture.
 
+A client is built from the settings and secrets of the test's environment as it is when the
+client fixture runs (`built_from_environ`): a fixture that changes the environment comes first.
+
 Sandboxes start with their documented rate limits lifted, so a test that wants throttling sets it
 explicitly (`sandbox.set_rate_limits(...)` or `sandbox.inject("rate_limit")`).
 """
@@ -14,9 +17,11 @@ import pytest
 from timeline_bridge import keys
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.applied import AppliedClient
+from timeline_bridge.targets.base import TargetClient
 from timeline_bridge.targets.hubspot import HubspotClient
 from timeline_bridge.targets.matter import MatterClient
 from timeline_bridge.targets.stora import StoraClient
+from timeline_bridge.wiring import Dependencies
 
 _counter = itertools.count(1)
 
@@ -125,21 +130,34 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.3
 
 
+def built_from_environ[Client: TargetClient](client: type[Client], **options: Any) -> Client:
+    """A `client` built as a deliverer builds it: from the settings and secrets of a function
+    whose variables are this process's environment now."""
+    deps = Dependencies.from_environ()
+    return client(deps.settings, deps.secrets, **options)
+
+
+@pytest.fixture
+def client_from_environ() -> Callable[..., Any]:
+    """`client_from_environ(StoraClient, token=...)`: see `built_from_environ`."""
+    return built_from_environ
+
+
 @pytest.fixture
 def stora_client(stora: Any) -> StoraClient:
-    return StoraClient()
+    return built_from_environ(StoraClient)
 
 
 @pytest.fixture
 def hubspot_client(hubspot: Any) -> HubspotClient:
-    return HubspotClient()
+    return built_from_environ(HubspotClient)
 
 
 @pytest.fixture
 def matter_client(matter: Any) -> MatterClient:
-    return MatterClient()
+    return built_from_environ(MatterClient)
 
 
 @pytest.fixture
 def applied_client(applied: Any) -> AppliedClient:
-    return AppliedClient()
+    return built_from_environ(AppliedClient)

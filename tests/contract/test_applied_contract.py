@@ -77,7 +77,7 @@ def test_contact_job_dead_lettered_not_retried_when_answer_is_lost(applied, appl
     assert len(applied.activities()) == 1  # stored once; the client did not post it again
 
 
-def test_contact_job_dead_lettered_when_read_times_out(applied, applied_client, make_job, short_timeouts):
+def test_contact_job_dead_lettered_when_read_times_out(applied, short_timeouts, applied_client, make_job):
     applied.inject("slow", delay=short_timeouts + 0.5)
     [outcome] = applied_client.send(
         [make_job("applied", {**CONTACT_BODY, "metric": {"metric_name": "won", "value": 1}})]
@@ -86,15 +86,17 @@ def test_contact_job_dead_lettered_when_read_times_out(applied, applied_client, 
     assert outcome.details == [{"transport": "read_timeout"}]
 
 
-def test_metric_only_job_retried_when_read_times_out(applied, applied_client, make_job, short_timeouts):
+def test_metric_only_job_retried_when_read_times_out(applied, short_timeouts, applied_client, make_job):
     applied.inject("slow", delay=short_timeouts + 0.5)
     [outcome] = applied_client.send([make_job("applied")])
     assert isinstance(outcome, RetryLaterError) and outcome.ambiguous and outcome.code == "read_timeout"
 
 
-def test_contact_job_retried_when_connection_was_never_made(applied, make_job, monkeypatch):
+def test_contact_job_retried_when_connection_was_never_made(
+    client_from_environ, applied, make_job, monkeypatch
+):
     applied.stop()  # nothing listens on that port any more
-    [outcome] = AppliedClient().send([make_job("applied", CONTACT_BODY)])
+    [outcome] = client_from_environ(AppliedClient).send([make_job("applied", CONTACT_BODY)])
     assert isinstance(outcome, RetryLaterError) and not outcome.ambiguous and outcome.code == "connect_error"
 
 
@@ -177,25 +179,27 @@ def test_route_without_trailing_slash_refused_when_called(applied, make_job):
     assert applied.events() == []
 
 
-def test_wrong_key_and_unknown_shop_wait_for_the_operator_when_applied_refuses(applied, make_job):
-    [auth] = AppliedClient(token=lambda: "AL_revoked").send([make_job("applied")])
+def test_wrong_key_and_unknown_shop_wait_for_the_operator_when_applied_refuses(
+    client_from_environ, applied, make_job
+):
+    [auth] = client_from_environ(AppliedClient, token=lambda: "AL_revoked").send([make_job("applied")])
     assert isinstance(auth, RetryLaterError) and (auth.status, auth.code) == (401, "authentication_failed")
-    [shop] = AppliedClient(shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
+    [shop] = client_from_environ(AppliedClient, shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
     # The shop is a setting every job shares: a configuration pause, not a dead letter per job.
     assert isinstance(shop, RetryLaterError) and (shop.status, shop.code) == (403, "target_misconfigured")
     assert "APPLIED_SHOP_ID" in shop.message and "permission_denied" in shop.message
     assert failure_category(shop) == "credentials" and stops_target(shop)
 
 
-def test_unknown_shop_pauses_the_target_when_applied_answers_404(applied, make_job):
+def test_unknown_shop_pauses_the_target_when_applied_answers_404(client_from_environ, applied, make_job):
     applied.unknown_shop_status = 404
-    [shop] = AppliedClient(shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
+    [shop] = client_from_environ(AppliedClient, shop_id=lambda: str(uuid.uuid4())).send([make_job("applied")])
     assert isinstance(shop, RetryLaterError) and (shop.status, shop.code) == (404, "target_misconfigured")
     assert stops_target(shop)
 
 
-def test_shop_id_that_is_not_a_uuid_waits_unsent_when_configured(applied, make_job):
-    [outcome] = AppliedClient(shop_id=lambda: "shop-1").send([make_job("applied")])
+def test_shop_id_that_is_not_a_uuid_waits_unsent_when_configured(client_from_environ, applied, make_job):
+    [outcome] = client_from_environ(AppliedClient, shop_id=lambda: "shop-1").send([make_job("applied")])
     assert isinstance(outcome, RetryLaterError) and outcome.code == "target_misconfigured"
     assert "APPLIED_SHOP_ID is not a UUID" in outcome.message and stops_target(outcome)
     assert applied.requests == []

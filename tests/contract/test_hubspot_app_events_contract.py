@@ -15,6 +15,7 @@ from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.mapping.contracts import ContractViolation, validate_body
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.hubspot import APIS, HubspotClient, build_client
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,10 +55,12 @@ def _job(make_job, **properties):
     return make_job("hubspot", body)
 
 
-def test_single_job_posts_one_occurrence_with_string_properties_when_sent_alone(hubspot, make_job):
+def test_single_job_posts_one_occurrence_with_string_properties_when_sent_alone(
+    client_from_environ, hubspot, make_job
+):
     job = _job(make_job)
 
-    [outcome] = HubspotClient().send([job])
+    [outcome] = client_from_environ(HubspotClient).send([job])
 
     assert isinstance(outcome, Delivered) and (outcome.provider_id, outcome.status) == (job.key, 201)
     [request] = hubspot.requests
@@ -72,21 +75,22 @@ def test_single_job_posts_one_occurrence_with_string_properties_when_sent_alone(
     assert hubspot.occurrence(DEAL_TYPE, job.key)["objectType"] == "deals"
 
 
-def test_resent_job_counts_as_delivered_once_when_hubspot_answers_409(hubspot, make_job):
+def test_resent_job_counts_as_delivered_once_when_hubspot_answers_409(client_from_environ, hubspot, make_job):
     job = _job(make_job)
-    HubspotClient().send([job])
+    client_from_environ(HubspotClient).send([job])
 
-    [outcome] = HubspotClient().send([job])  # the first answer was lost; SQS delivers again
+    again = client_from_environ(HubspotClient)  # the first answer was lost; SQS delivers again
+    [outcome] = again.send([job])
 
     assert [r["status"] for r in hubspot.requests] == [201, 409]
     assert isinstance(outcome, Delivered) and outcome.replayed and outcome.provider_id == job.key
     assert len(hubspot.events()) == 1
 
 
-def test_jobs_go_in_batches_of_at_most_100_when_many_arrive(hubspot, make_job):
+def test_jobs_go_in_batches_of_at_most_100_when_many_arrive(client_from_environ, hubspot, make_job):
     jobs = [_job(make_job) for _ in range(150)]
 
-    outcomes = HubspotClient().send(jobs)
+    outcomes = client_from_environ(HubspotClient).send(jobs)
 
     assert all(isinstance(o, Delivered) for o in outcomes)
     assert [(r["path"], len(r["json"]["inputs"]), r["status"]) for r in hubspot.requests] == [
@@ -97,12 +101,12 @@ def test_jobs_go_in_batches_of_at_most_100_when_many_arrive(hubspot, make_job):
 
 
 def test_batch_holding_a_stored_occurrence_is_resent_one_by_one_when_hubspot_refuses_it_whole(
-    hubspot, make_job
+    client_from_environ, hubspot, make_job
 ):
     stored, *fresh = [_job(make_job) for _ in range(3)]
-    HubspotClient().send([stored])
+    client_from_environ(HubspotClient).send([stored])
 
-    outcomes = HubspotClient().send([stored, *fresh])
+    outcomes = client_from_environ(HubspotClient).send([stored, *fresh])
 
     assert [(r["path"], r["status"]) for r in hubspot.requests] == [
         (SINGLE, 201),
@@ -116,10 +120,12 @@ def test_batch_holding_a_stored_occurrence_is_resent_one_by_one_when_hubspot_ref
     assert len(hubspot.events()) == 3
 
 
-def test_only_the_bad_occurrence_dead_letters_when_one_input_sinks_the_atomic_batch(hubspot, make_job):
+def test_only_the_bad_occurrence_dead_letters_when_one_input_sinks_the_atomic_batch(
+    client_from_environ, hubspot, make_job
+):
     good, bad, other = _job(make_job), _job(make_job, nope="x"), _job(make_job)
 
-    outcomes = HubspotClient().send([good, bad, other])
+    outcomes = client_from_environ(HubspotClient).send([good, bad, other])
 
     assert [(r["path"], r["status"]) for r in hubspot.requests][:2] == [(BATCH, 400), (SINGLE, 201)]
     assert isinstance(outcomes[0], Delivered) and isinstance(outcomes[2], Delivered)
@@ -130,18 +136,22 @@ def test_only_the_bad_occurrence_dead_letters_when_one_input_sinks_the_atomic_ba
     assert {e["id"] for e in hubspot.events()} == {good.key, other.key}
 
 
-def test_v3_body_goes_to_v3_when_the_default_api_is_2026_03(hubspot, make_job):
+def test_v3_body_goes_to_v3_when_the_default_api_is_2026_03(client_from_environ, hubspot, make_job):
     job = make_job("hubspot")  # names an eventTemplateId: a v3 event, whatever the default
 
-    [outcome] = HubspotClient().send([job])
+    [outcome] = client_from_environ(HubspotClient).send([job])
 
     assert isinstance(outcome, Delivered)
     assert [r["path"] for r in hubspot.requests] == ["/integrators/timeline/v3/events"]
     assert hubspot.event("1001298", job.key) is not None
 
 
-def test_body_naming_neither_api_refused_unsent_when_the_default_is_2026_03(hubspot, make_job):
-    [outcome] = HubspotClient().send([make_job("hubspot", {"objectId": "98442", "properties": {}})])
+def test_body_naming_neither_api_refused_unsent_when_the_default_is_2026_03(
+    client_from_environ, hubspot, make_job
+):
+    [outcome] = client_from_environ(HubspotClient).send(
+        [make_job("hubspot", {"objectId": "98442", "properties": {}})]
+    )
 
     assert isinstance(outcome, PermanentDeliveryError) and outcome.code == "missing_event_type_name"
     assert hubspot.requests == []
@@ -160,18 +170,20 @@ def test_sandbox_refuses_non_string_properties_and_repeated_ids_when_posted_dire
 def test_contract_follows_the_api_the_body_names_when_bodies_are_checked(monkeypatch):
     occurrence = {**OCCURRENCE, "id": "o-1", "properties": {"stage": "closedwon"}}
     v3_event = {"eventTemplateId": "1001298", "id": "e-1", "objectId": "1", "tokens": {}}
-    validate_body("hubspot", occurrence)
-    validate_body("hubspot", v3_event)
+    settings = config.Settings.from_environ()
+    validate_body("hubspot", occurrence, settings)
+    validate_body("hubspot", v3_event, settings)
     with pytest.raises(ContractViolation, match="tokens"):
-        validate_body("hubspot", {**occurrence, "tokens": {}})
+        validate_body("hubspot", {**occurrence, "tokens": {}}, settings)
     with pytest.raises(ContractViolation, match="eventTypeName"):
-        validate_body("hubspot", {"objectId": "1", "id": "x", "properties": {}})  # neither: the default
+        neither = {"objectId": "1", "id": "x", "properties": {}}
+        validate_body("hubspot", neither, settings)  # neither: the default
 
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "v3")
-    config.settings.cache_clear()  # the settings are parsed once per cold start
-    validate_body("hubspot", occurrence)
+    settings = config.Settings.from_environ()  # another function's settings: another default
+    validate_body("hubspot", occurrence, settings)
     with pytest.raises(ContractViolation, match="eventTemplateId"):
-        validate_body("hubspot", {"objectId": "1", "id": "x", "tokens": {}})
+        validate_body("hubspot", {"objectId": "1", "id": "x", "tokens": {}}, settings)
 
 
 def test_every_api_the_setting_accepts_has_its_paths_and_contract_when_listed():
@@ -187,14 +199,15 @@ def test_every_api_the_setting_accepts_has_its_paths_and_contract_when_listed():
 
 def test_unknown_timeline_api_refused_when_the_client_is_built(monkeypatch):
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "v4")
+    deps = Dependencies.from_environ()
     with pytest.raises(ValueError, match="not supported"):
-        build_client()
+        build_client(deps.settings, deps.secrets)
     with pytest.raises(ValueError, match="v3, 2026-03"):
-        config.hubspot_timeline_api()
+        deps.settings.hubspot_api()
 
 
 def test_mapping_for_app_events_validates_maps_and_delivers_when_2026_03_is_configured(
-    hubspot, tmp_path, monkeypatch, capsys, make_job
+    client_from_environ, hubspot, tmp_path, monkeypatch, capsys, make_job
 ):
     monkeypatch.chdir(ROOT)
     (tmp_path / "app-events.yaml").write_text(APP_EVENTS_MAPPING)
@@ -208,7 +221,9 @@ def test_mapping_for_app_events_validates_maps_and_delivers_when_2026_03_is_conf
     assert code == 0, err
     [request] = json.loads(out)
     assert request["url"].endswith(SINGLE)
-    [outcome] = HubspotClient().send([make_job("hubspot", request["body"], key=request["key"])])
+    [outcome] = client_from_environ(HubspotClient).send(
+        [make_job("hubspot", request["body"], key=request["key"])]
+    )
     assert isinstance(outcome, Delivered)
     stored = hubspot.occurrence(DEAL_TYPE, request["key"])
     assert stored["properties"]["stage"] == request["body"]["properties"]["stage"]

@@ -58,7 +58,9 @@ def test_uuid_placeholder_refused_without_sending_when_id_is_not_deterministic(
     assert hubspot.requests == []
 
 
-def test_batches_hold_one_template_and_at_most_100_inputs_when_many_jobs_arrive(hubspot, make_job):
+def test_batches_hold_one_template_and_at_most_100_inputs_when_many_jobs_arrive(
+    client_from_environ, hubspot, make_job
+):
     contact_template = {
         "eventTemplateId": "1001299",
         "email": "ada@example.com",
@@ -67,7 +69,7 @@ def test_batches_hold_one_template_and_at_most_100_inputs_when_many_jobs_arrive(
     jobs = [make_job("hubspot") for _ in range(150)] + [
         make_job("hubspot", contact_template) for _ in range(100)
     ]
-    outcomes = HubspotClient().send(jobs)
+    outcomes = client_from_environ(HubspotClient).send(jobs)
     assert all(isinstance(o, Delivered) for o in outcomes)
     batches = [r["json"]["inputs"] for r in hubspot.requests]
     assert [r["path"] for r in hubspot.requests] == [BATCH, BATCH, BATCH]
@@ -293,8 +295,10 @@ def test_documented_error_envelope_classified_when_hubspot_answers_it(
         assert {"context": {"missingScopes": ["timeline"]}} in outcome.details
 
 
-def test_wrong_token_is_retry_later_when_hubspot_answers_invalid_authentication(hubspot, make_job):
-    [outcome] = HubspotClient(token=lambda: "revoked").send([make_job("hubspot")])
+def test_wrong_token_is_retry_later_when_hubspot_answers_invalid_authentication(
+    client_from_environ, hubspot, make_job
+):
+    [outcome] = client_from_environ(HubspotClient, token=lambda: "revoked").send([make_job("hubspot")])
     assert isinstance(outcome, RetryLaterError) and (outcome.status, outcome.code) == (
         401,
         "INVALID_AUTHENTICATION",

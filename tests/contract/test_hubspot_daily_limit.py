@@ -12,6 +12,7 @@ from timeline_bridge.errors import RetryLaterError
 from timeline_bridge.targets import hubspot as hubspot_target
 from timeline_bridge.targets.http import seconds_until_next_midnight
 from timeline_bridge.targets.hubspot import HubspotClient, account_zone, build_client
+from timeline_bridge.wiring import Dependencies
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -38,10 +39,10 @@ def settings_from_env():
     ],
 )
 def test_daily_limit_waits_until_midnight_in_the_account_time_zone_when_hubspot_answers_429(
-    hubspot, make_job, now, zone, hours
+    client_from_environ, hubspot, make_job, now, zone, hours
 ):
     hubspot.inject("rate_limit", policy="DAILY")
-    client = HubspotClient(account_timezone=zone, clock=lambda: _at(now))
+    client = client_from_environ(HubspotClient, account_timezone=zone, clock=lambda: _at(now))
 
     [outcome] = client.send([make_job("hubspot")])
 
@@ -54,7 +55,8 @@ def test_account_time_zone_read_from_the_setting_when_the_client_is_built(
 ):
     monkeypatch.setenv("HUBSPOT_ACCOUNT_TIMEZONE", "America/New_York")
     hubspot.inject("rate_limit", policy="DAILY")
-    client = build_client()
+    deps = Dependencies.from_environ()
+    client = build_client(deps.settings, deps.secrets)
     client._clock = lambda: _at("2026-01-15T03:00:00")
 
     [outcome] = client.send([make_job("hubspot")])
@@ -65,15 +67,17 @@ def test_account_time_zone_read_from_the_setting_when_the_client_is_built(
 def test_account_time_zone_is_utc_when_the_setting_is_not_set(monkeypatch, settings_from_env):
     monkeypatch.delenv("HUBSPOT_ACCOUNT_TIMEZONE", raising=False)
 
-    assert account_zone() is UTC
-    assert config.settings().hubspot_account_timezone == "UTC"
+    settings = config.Settings.from_environ()
+    assert account_zone(settings.hubspot_account_timezone) is UTC
+    assert settings.hubspot_account_timezone == "UTC"
 
 
 def test_unknown_time_zone_refused_when_the_client_is_built(monkeypatch, settings_from_env):
     monkeypatch.setenv("HUBSPOT_ACCOUNT_TIMEZONE", "Mars/Olympus_Mons")
 
+    deps = Dependencies.from_environ()
     with pytest.raises(ValueError, match="HUBSPOT_ACCOUNT_TIMEZONE='Mars/Olympus_Mons'"):
-        build_client()
+        build_client(deps.settings, deps.secrets)
 
 
 def test_enrichment_waits_until_midnight_in_the_account_time_zone_when_the_daily_quota_is_used(
@@ -90,4 +94,5 @@ def test_enrichment_waits_until_midnight_in_the_account_time_zone_when_the_daily
 
     assert wait is not None
     assert abs(wait - seconds_until_next_midnight(zone=ZoneInfo("Asia/Tokyo"))) < 5
-    assert hubspot_target.seconds_until_daily_reset(_at("2026-01-15T03:00:00")) == 12 * 3600  # 12:00 JST
+    tokyo = ZoneInfo("Asia/Tokyo")  # 03:00 UTC is 12:00 JST
+    assert hubspot_target.seconds_until_daily_reset(_at("2026-01-15T03:00:00"), zone=tokyo) == 12 * 3600

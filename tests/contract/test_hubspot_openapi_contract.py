@@ -30,12 +30,13 @@ from openapi_schema_validator import OAS30WriteValidator
 from openapi_spec_validator import validate as validate_openapi_document
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
+from timeline_bridge.config import Settings
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.contracts import contract_schema
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered
-from timeline_bridge.targets.hubspot import APIS, HubspotClient, api_for
+from timeline_bridge.targets.hubspot import APIS, HubspotClient, api_for, default_api
 from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 from timeline_bridge_tools.mapping.samples import SampleError, envelopes_from_file
 
@@ -164,13 +165,14 @@ def shipped_hubspot_jobs() -> list[DeliveryJob]:
 
 
 @pytest.fixture
-def sent_requests(hubspot: Any) -> list[dict[str, Any]]:
+def sent_requests(hubspot: Any, client_from_environ: Any) -> list[dict[str, Any]]:
     """Every create request the HubSpot client sent for the shipped jobs: all of them at once
     (batches per API and template or type), then each alone."""
     jobs = shipped_hubspot_jobs()
-    apis = {api_for(job.body).name for job in jobs}
+    default = default_api(Settings.from_environ())
+    apis = {api_for(job.body, default).name for job in jobs}
     assert apis == set(VERSIONS), f"the shipped mappings should write both APIs, they write {apis}"
-    client = HubspotClient()
+    client = client_from_environ(HubspotClient)
     outcomes = client.send(jobs)
     for job in jobs:
         outcomes += client.send([job])

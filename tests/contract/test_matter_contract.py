@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 from timeline_bridge import keys
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.matter import TEST_BASE_URL, MatterClient, base_url_for
@@ -38,11 +39,11 @@ def test_event_appended_with_matter_id_when_body_is_valid(matter, matter_client,
 
 
 def test_request_carries_version_and_uuid_key_from_job_when_sent(
-    matter, matter_client, make_job, monkeypatch
+    matter, client_from_environ, make_job, monkeypatch
 ):
     monkeypatch.setenv("MATTER_VERSION", "2026-05-01")
     job = make_job("matter")
-    matter_client.send([job])
+    client_from_environ(MatterClient).send([job])
     [request] = matter.requests
     assert request["headers"]["matter-version"] == "2026-05-01"
     assert request["headers"]["idempotency-key"] == keys.job_uuid(job.key)
@@ -105,17 +106,19 @@ def test_rejected_body_is_permanent_with_validation_failed_when_fields_are_wrong
     assert outcome.request_id and outcome.request_id.startswith("req_")
 
 
-def test_mode_mismatch_is_permanent_when_live_key_meets_test_host(matter, make_job):
+def test_mode_mismatch_is_permanent_when_live_key_meets_test_host(client_from_environ, matter, make_job):
     matter.add_key("sk_live_abc")
-    [outcome] = MatterClient(token=lambda: "sk_live_abc").send([make_job("matter")])
+    [outcome] = client_from_environ(MatterClient, token=lambda: "sk_live_abc").send([make_job("matter")])
     assert isinstance(outcome, PermanentDeliveryError) and (outcome.status, outcome.code) == (
         401,
         "auth_token_mode_mismatch",
     )
 
 
-def test_unknown_key_is_retry_later_when_matter_answers_auth_token_invalid(matter, make_job):
-    [outcome] = MatterClient(token=lambda: "sk_test_revoked").send([make_job("matter")])
+def test_unknown_key_is_retry_later_when_matter_answers_auth_token_invalid(
+    client_from_environ, matter, make_job
+):
+    [outcome] = client_from_environ(MatterClient, token=lambda: "sk_test_revoked").send([make_job("matter")])
     assert isinstance(outcome, RetryLaterError) and (outcome.status, outcome.code) == (
         401,
         "auth_token_invalid",
@@ -124,10 +127,11 @@ def test_unknown_key_is_retry_later_when_matter_answers_auth_token_invalid(matte
 
 def test_test_key_goes_to_test_host_when_no_base_url_is_configured(monkeypatch):
     monkeypatch.delenv("MATTER_BASE_URL", raising=False)
-    assert base_url_for("sk_test_123") == TEST_BASE_URL == "https://api.test.mattermode.com"
-    assert base_url_for("sk_live_123") is None  # config.base_url("matter"): the live host
+    settings = Settings.from_environ()
+    assert base_url_for("sk_test_123", settings) == TEST_BASE_URL == "https://api.test.mattermode.com"
+    assert base_url_for("sk_live_123", settings) is None  # settings.base_url("matter"): the live host
     monkeypatch.setenv("MATTER_BASE_URL", "https://matter.internal.example")
-    assert base_url_for("sk_test_123") is None
+    assert base_url_for("sk_test_123", Settings.from_environ()) is None
 
 
 @pytest.mark.parametrize(

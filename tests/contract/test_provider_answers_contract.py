@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from timeline_bridge import TARGETS
 from timeline_bridge.errors import RetryLaterError
-from timeline_bridge.targets import client_for, http
+from timeline_bridge.targets import TargetClient, client_for, http
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.sandboxes import CREDENTIAL_ENV
 
 SHAPE_WARNING = "target answered 2xx without its success shape; counted as delivered"
@@ -40,6 +41,12 @@ SUCCESS_FIELD = {"stora": "event.id", "hubspot": "id", "matter": "id", "applied"
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     with caplog.at_level(logging.WARNING):
         yield caplog
+
+
+def built(target: str) -> TargetClient:
+    """The client of `target`, built as its deliverer builds it: from this test's environment."""
+    deps = Dependencies.from_environ()
+    return client_for(target, deps.settings, deps.secrets)
 
 
 def warnings_named(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
@@ -67,7 +74,7 @@ def test_html_2xx_is_delivered_and_logged_with_a_safe_excerpt_when_the_provider_
     sandbox.inject("respond", status=200, body=html_echoing(target), headers={"Content-Type": "text/html"})
     job = make_job(target)
 
-    (outcome,) = client_for(target).send([job])
+    (outcome,) = built(target).send([job])
 
     assert isinstance(outcome, Delivered) and outcome.status == 200
     (record,) = warnings_named(logs, SHAPE_WARNING)
@@ -87,7 +94,7 @@ def test_json_2xx_without_the_id_is_delivered_and_logged_when_the_provider_omits
 ):
     open_sandboxes[target].inject("respond", status=201, json={"ok": True, "note": "queued"})
 
-    (outcome,) = client_for(target).send([make_job(target)])
+    (outcome,) = built(target).send([make_job(target)])
 
     assert isinstance(outcome, Delivered) and outcome.status == 201
     (record,) = warnings_named(logs, SHAPE_WARNING)
@@ -101,7 +108,7 @@ def test_hubspot_batch_2xx_without_results_is_delivered_and_logged_when_the_answ
     hubspot.inject("respond", status=200, body="<html>OK</html>", headers={"Content-Type": "text/html"})
     jobs = [make_job("hubspot"), make_job("hubspot")]
 
-    outcomes = client_for("hubspot").send(jobs)
+    outcomes = built("hubspot").send(jobs)
 
     assert [type(o) for o in outcomes] == [Delivered, Delivered]
     (record,) = warnings_named(logs, SHAPE_WARNING)
@@ -114,7 +121,7 @@ def test_hubspot_batch_2xx_without_results_is_delivered_and_logged_when_the_answ
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_no_shape_warning_when_the_provider_answers_its_success_shape(open_sandboxes, make_job, logs, target):
-    (outcome,) = client_for(target).send([make_job(target)])
+    (outcome,) = built(target).send([make_job(target)])
 
     assert isinstance(outcome, Delivered) and outcome.provider_id
     assert warnings_named(logs, SHAPE_WARNING) == []
@@ -131,7 +138,7 @@ def test_retry_after_capped_at_the_documented_maximum_and_logged_when_a_429_asks
         "respond", status=429, json=THROTTLE_BODIES[target], headers={"Retry-After": "999999"}
     )
 
-    (outcome,) = client_for(target).send([make_job(target)])
+    (outcome,) = built(target).send([make_job(target)])
 
     assert isinstance(outcome, RetryLaterError) and outcome.throttled
     assert outcome.retry_after == THROTTLE_CAPS[target] == http.max_wait(target, throttled=True)
@@ -150,7 +157,7 @@ def test_retry_after_capped_at_15_minutes_and_logged_when_a_5xx_asks_for_999999(
 ):
     open_sandboxes[target].inject("respond", status=503, json={}, headers={"Retry-After": "999999"})
 
-    (outcome,) = client_for(target).send([make_job(target)])
+    (outcome,) = built(target).send([make_job(target)])
 
     assert isinstance(outcome, RetryLaterError) and not outcome.throttled
     assert outcome.retry_after == 900.0
@@ -164,7 +171,7 @@ def test_stora_ratelimit_reset_capped_at_its_minute_window_when_it_names_a_time_
     far = int(time.time()) + 999999
     stora.inject("respond", status=429, json=THROTTLE_BODIES["stora"], headers={"RateLimit-Reset": str(far)})
 
-    (outcome,) = client_for("stora").send([make_job("stora")])
+    (outcome,) = built("stora").send([make_job("stora")])
 
     assert isinstance(outcome, RetryLaterError) and outcome.retry_after == 60.0
     (record,) = warnings_named(logs, CAP_WARNING)
@@ -175,7 +182,7 @@ def test_stora_ratelimit_reset_capped_at_its_minute_window_when_it_names_a_time_
 def test_matter_body_retry_after_capped_when_the_problem_asks_for_999999(matter, make_job, logs):
     matter.inject("respond", status=429, json={**THROTTLE_BODIES["matter"], "retry_after": 999999})
 
-    (outcome,) = client_for("matter").send([make_job("matter")])
+    (outcome,) = built("matter").send([make_job("matter")])
 
     assert isinstance(outcome, RetryLaterError) and outcome.retry_after == 60.0
     (record,) = warnings_named(logs, CAP_WARNING)
@@ -185,7 +192,7 @@ def test_matter_body_retry_after_capped_when_the_problem_asks_for_999999(matter,
 def test_retry_after_within_the_maximum_is_honoured_unlogged_when_a_429_asks_for_it(matter, make_job, logs):
     matter.inject("respond", status=429, json=THROTTLE_BODIES["matter"], headers={"Retry-After": "45"})
 
-    (outcome,) = client_for("matter").send([make_job("matter")])
+    (outcome,) = built("matter").send([make_job("matter")])
 
     assert isinstance(outcome, RetryLaterError) and outcome.retry_after == 45.0
     assert warnings_named(logs, CAP_WARNING) == []

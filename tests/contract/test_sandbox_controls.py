@@ -178,9 +178,11 @@ def test_sandbox_usable_as_context_manager_when_started_inline():
         requests.get(url + "/_sandbox/", timeout=1)
 
 
-def test_delivered_through_client_when_sandbox_has_documented_limits(sandboxes, make_job):
+def test_delivered_through_client_when_sandbox_has_documented_limits(
+    client_from_environ, sandboxes, make_job
+):
     from timeline_bridge.targets.stora import StoraClient
 
     # The shared fixture keeps each provider's documented limits: a few quick jobs fit Stora's 10/s.
-    outcomes = [StoraClient().send([make_job("stora")])[0] for _ in range(3)]
+    outcomes = [client_from_environ(StoraClient).send([make_job("stora")])[0] for _ in range(3)]
     assert all(isinstance(o, Delivered) for o in outcomes)

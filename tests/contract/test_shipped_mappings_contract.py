@@ -10,6 +10,7 @@ from timeline_bridge.mapping import load_mapping
 from timeline_bridge.mapping.loader import mapping_files
 from timeline_bridge.targets import client_for
 from timeline_bridge.targets.base import Delivered
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,7 @@ def test_every_target_has_a_shipped_mapping_when_the_project_is_checked_out():
 def test_sandbox_accepts_mapping_output_when_case_renders_a_body(open_sandboxes, path, case):
     mapping = load_mapping(path)
     job = mapping.render(case_envelope(case, mapping, ROOT), case.enrichment)
-    [outcome] = client_for(mapping.target).send([job])
+    deps = Dependencies.from_environ()
+    [outcome] = client_for(mapping.target, deps.settings, deps.secrets).send([job])
     assert isinstance(outcome, Delivered), f"{mapping.target} refused {job.body}: {outcome!r}"
     assert len(open_sandboxes[mapping.target].events()) == 1

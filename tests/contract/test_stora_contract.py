@@ -90,36 +90,38 @@ def test_custom_variables_not_enforced_but_predefined_are_when_template_needs_co
 
 @pytest.mark.parametrize(("status", "code"), [(404, "resource_not_found"), (422, "invalid_content")])
 def test_unknown_template_refused_with_configured_status_when_template_not_in_fixture(
-    open_sandboxes, make_job, status, code
+    client_from_environ, open_sandboxes, make_job, status, code
 ):
     stora = open_sandboxes["stora"]
     stora.unknown_reference_status = status
     body = {**make_job("stora").body, "template": {"id": "aetpl_ffffffffffffffff"}}
-    [outcome] = StoraClient().send([make_job("stora", body)])
+    [outcome] = client_from_environ(StoraClient).send([make_job("stora", body)])
     assert isinstance(outcome, PermanentDeliveryError)
     assert (outcome.status, outcome.code) == (status, code)
     assert outcome.details[0]["pointer"] == "/template/id"
 
 
-def test_wrong_token_is_retry_later_when_stora_answers_invalid_token(stora, make_job):
-    [outcome] = StoraClient(token=lambda: "expired").send([make_job("stora")])
+def test_wrong_token_is_retry_later_when_stora_answers_invalid_token(client_from_environ, stora, make_job):
+    [outcome] = client_from_environ(StoraClient, token=lambda: "expired").send([make_job("stora")])
     assert isinstance(outcome, RetryLaterError)
     assert (outcome.status, outcome.code) == (401, "invalid_token")
     assert stora.events() == []
 
 
-def test_missing_scope_is_permanent_forbidden_when_token_cannot_write(stora, make_job):
+def test_missing_scope_is_permanent_forbidden_when_token_cannot_write(client_from_environ, stora, make_job):
     stora.add_token("read-only", scopes=["public.timeline_source:read"])
-    [outcome] = StoraClient(token=lambda: "read-only").send([make_job("stora")])
+    [outcome] = client_from_environ(StoraClient, token=lambda: "read-only").send([make_job("stora")])
     assert isinstance(outcome, PermanentDeliveryError) and (outcome.status, outcome.code) == (
         403,
         "forbidden",
     )
 
 
-def test_missing_token_is_retry_later_when_no_credential_is_configured(stora, make_job, monkeypatch):
+def test_missing_token_is_retry_later_when_no_credential_is_configured(
+    client_from_environ, stora, make_job, monkeypatch
+):
     monkeypatch.delenv("STORA_TOKEN")
-    [outcome] = StoraClient().send([make_job("stora")])
+    [outcome] = client_from_environ(StoraClient).send([make_job("stora")])
     assert isinstance(outcome, RetryLaterError) and outcome.code == "credentials_missing"
     assert stora.requests == []
 

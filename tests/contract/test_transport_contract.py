@@ -8,7 +8,8 @@ import time
 from email.utils import formatdate
 
 import pytest
-from timeline_bridge import TARGETS, config
+from timeline_bridge import TARGETS
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.observability import logger
 from timeline_bridge.targets import client_for
@@ -24,6 +25,8 @@ from timeline_bridge.targets.http import (
     timeouts,
 )
 from timeline_bridge.targets.stora import StoraClient
+from timeline_bridge.wiring import Dependencies
+from timeline_bridge_tools.sandboxes import DEFAULT_TOKENS, start
 
 
 def test_retry_after_parsed_when_seconds_or_http_date():
@@ -52,26 +55,28 @@ def test_hubspot_interval_becomes_seconds_when_milliseconds():
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.0.0.53"])
 def test_loopback_recognised_when_host_is_local(host):
     assert is_loopback(host.strip("[]"))
-    assert check_base_url(f"http://{host}:8080/") == f"http://{host}:8080"
+    assert check_base_url(f"http://{host}:8080/", allow_http=False) == f"http://{host}:8080"
 
 
 @pytest.mark.parametrize(
     "url", ["http://api.hubapi.com", "ftp://example.com", "https://", "public-api.stora.co"]
 )
-def test_base_url_refused_when_not_https_and_not_loopback(url, monkeypatch):
-    monkeypatch.delenv("BRIDGE_ALLOW_HTTP_TARGETS", raising=False)
+def test_base_url_refused_when_not_https_and_not_loopback(url):
+    allow_http = Settings.from_environ({}).allow_http_targets
     with pytest.raises(InsecureTargetError):
-        check_base_url(url)
+        check_base_url(url, allow_http=allow_http)
 
 
-def test_plain_http_allowed_when_operator_opts_in(monkeypatch):
-    monkeypatch.setenv("BRIDGE_ALLOW_HTTP_TARGETS", "true")
-    assert check_base_url("http://stora.internal:8080") == "http://stora.internal:8080"
+def test_plain_http_allowed_when_operator_opts_in():
+    allow_http = Settings.from_environ({"BRIDGE_ALLOW_HTTP_TARGETS": "true"}).allow_http_targets
+    assert check_base_url("http://stora.internal:8080", allow_http=allow_http) == "http://stora.internal:8080"
 
 
-def test_nothing_sent_and_job_kept_when_base_url_is_plain_http(stora, make_job, monkeypatch):
+def test_nothing_sent_and_job_kept_when_base_url_is_plain_http(
+    client_from_environ, stora, make_job, monkeypatch
+):
     monkeypatch.setenv("STORA_BASE_URL", "http://stora.example.com")
-    [outcome] = StoraClient().send([make_job("stora")])
+    [outcome] = client_from_environ(StoraClient).send([make_job("stora")])
     assert isinstance(outcome, RetryLaterError) and outcome.code == "target_misconfigured"
     assert stora.requests == []
 
@@ -85,7 +90,7 @@ def test_redirect_not_followed_when_provider_answers_3xx(stora, stora_client, ma
     assert len(stora.requests) == 1
 
 
-def test_read_timeout_is_ambiguous_retry_when_provider_is_slow(stora, stora_client, make_job, short_timeouts):
+def test_read_timeout_is_ambiguous_retry_when_provider_is_slow(stora, short_timeouts, stora_client, make_job):
     stora.inject("slow", delay=short_timeouts + 0.4)
     started = time.monotonic()
     [outcome] = stora_client.send([make_job("stora")])
@@ -104,45 +109,68 @@ def test_dropped_connection_is_ambiguous_retry_when_provider_closes_without_answ
     assert isinstance(stora_client.send([job])[0], Delivered)
 
 
-def test_connect_error_is_plain_retry_when_nothing_listens(stora, make_job):
+def test_connect_error_is_plain_retry_when_nothing_listens(client_from_environ, stora, make_job):
     stora.stop()
-    [outcome] = StoraClient().send([make_job("stora")])
+    [outcome] = client_from_environ(StoraClient).send([make_job("stora")])
     assert isinstance(outcome, RetryLaterError) and not outcome.ambiguous and outcome.code == "connect_error"
 
 
-def test_timeouts_capped_when_environment_asks_for_more(monkeypatch):
-    monkeypatch.setenv("BRIDGE_HTTP_CONNECT_TIMEOUT", "30")
-    monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "60")
-    config.settings.cache_clear()  # the settings are parsed once per cold start
-    assert timeouts() == (3.0, 10.0)
-    monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "2.5")
-    config.settings.cache_clear()
-    assert timeouts() == (3.0, 2.5)
+def test_timeouts_capped_when_environment_asks_for_more():
+    asked = {"BRIDGE_HTTP_CONNECT_TIMEOUT": "30", "BRIDGE_HTTP_READ_TIMEOUT": "60"}
+    assert timeouts(Settings.from_environ(asked)) == (3.0, 10.0)
+    asked["BRIDGE_HTTP_READ_TIMEOUT"] = "2.5"
+    assert timeouts(Settings.from_environ(asked)) == (3.0, 2.5)
 
 
-def test_one_pooled_session_reused_when_clients_send_repeatedly(stora, stora_client, make_job):
+def test_one_pooled_session_reused_when_clients_send_repeatedly(
+    client_from_environ, stora, stora_client, make_job
+):
     assert session() is session()
     assert session().get_adapter(stora.url).max_retries.total == 0
     for _ in range(3):
         stora_client.send([make_job("stora")])
-    StoraClient().send([make_job("stora")])
+    client_from_environ(StoraClient).send([make_job("stora")])
     # keep-alive: one connection served every request, from both client objects
     assert len({r["client"] for r in stora.requests}) == 1
 
 
 def test_client_for_builds_every_target_from_configuration(sandboxes):
-    assert {name: client_for(name).name for name in TARGETS} == {n: n for n in TARGETS}
-    assert client_for("hubspot").max_batch_size == 100
-    assert client_for("stora").max_batch_size == 1
+    deps = Dependencies.from_environ()
+    built = {name: client_for(name, deps.settings, deps.secrets) for name in TARGETS}
+    assert {name: client.name for name, client in built.items()} == {n: n for n in TARGETS}
+    assert built["hubspot"].max_batch_size == 100
+    assert built["stora"].max_batch_size == 1
 
 
-def test_credentials_never_logged_when_requests_fail(stora, make_job, short_timeouts, caplog):
+def test_clients_send_to_their_own_hosts_when_built_from_different_settings(make_job):
+    # Two functions in one process, each with its own STORA_BASE_URL: nothing is shared but the
+    # connection pool, and the environment is never touched.
+    first, second = start("stora"), start("stora")
+    try:
+        clients = []
+        for sandbox in (first, second):
+            deps = Dependencies.from_environ(
+                {"STORA_BASE_URL": sandbox.url, "STORA_TOKEN": DEFAULT_TOKENS["stora"]}
+            )
+            clients.append(client_for("stora", deps.settings, deps.secrets))
+        for client in (*clients, clients[0]):
+            [outcome] = client.send([make_job("stora")])
+            assert isinstance(outcome, Delivered)
+        assert (len(first.requests), len(second.requests)) == (2, 1)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_credentials_never_logged_when_requests_fail(
+    client_from_environ, stora, make_job, short_timeouts, caplog
+):
     stora.inject("slow", delay=short_timeouts + 0.3)
     stora.inject("respond", status=500, json={"error": {"code": "internal_server_error"}})
     logger.setLevel("DEBUG")
     try:
         with caplog.at_level(logging.DEBUG):
-            client = StoraClient()
+            client = client_from_environ(StoraClient)
             for _ in range(3):
                 client.send([make_job("stora")])
     finally:

@@ -537,7 +537,7 @@ def request_parts(data: bytes) -> None:
         if not isinstance(value, str) or not value.strip():
             raise FuzzFinding(f"parse_secret_value returned {value!r}")
     with contextlib.suppress(target_http.InsecureTargetError):
-        target_http.check_base_url(g.text(40))
+        target_http.check_base_url(g.text(40), allow_http=g.bool())
     header = g.pick([g.text(40), "Wed, 21 Oct 2015 07:28:00 GMT", "1e400", "-5", "nan", "Mon, 01 Jan 99999 00:00:00 GMT"])  # fmt: skip
     for parse in (
         target_http.parse_retry_after,
@@ -753,6 +753,14 @@ def mapping_loader(data: bytes) -> None:
 # --- the providers' answers -----------------------------------------------------------------------
 
 
+@cache
+def _hubspot_client() -> Any:
+    from timeline_bridge.targets import hubspot as hubspot_target
+
+    settings = config.Settings.from_environ({})  # nothing set: only the answers vary
+    return hubspot_target.HubspotClient(settings, config.Secrets(settings, lambda: None), token=lambda: "t")
+
+
 def _job(target: str, body: dict[str, Any]) -> DeliveryJob:
     return DeliveryJob(
         key="tb-" + "0" * 40,
@@ -791,7 +799,7 @@ def target_answers(data: bytes) -> None:
         matter.classify(response),
         applied.classify(response, _job("applied", body)),
         hubspot_target.classify_error(response, now=NOW),
-        *hubspot_target.HubspotClient(token=lambda: "t")._partial(
+        *_hubspot_client()._partial(
             hubspot_target.APIS[g.pick(sorted(hubspot_target.APIS))],
             response,
             [

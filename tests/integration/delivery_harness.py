@@ -29,6 +29,7 @@ from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.targets import client_for
 from timeline_bridge.targets.base import Outcome, TargetClient
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.local import moto_sqs
 from timeline_bridge_tools.local.event_source import EventSourceMapping, drain, stop_all
 
@@ -302,7 +303,11 @@ class Pipeline:
         self.router = route.Router(
             mappings=load_mappings(mappings_dir), queue=route.SqsJobQueue(aws.sqs), enrich=no_enrichment
         )
-        self.deliverers = {t: delivery.build(t, (clients or {}).get(t) or client_for(t)) for t in TARGETS}
+        deps = Dependencies.from_environ()
+        self.deliverers = {
+            t: delivery.build(t, (clients or {}).get(t) or client_for(t, deps.settings, deps.secrets))
+            for t in TARGETS
+        }
         concurrency = {"stora": 1, "hubspot": 1, "matter": 2, "applied": 2, **(concurrency or {})}
 
         def route_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

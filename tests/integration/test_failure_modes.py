@@ -40,7 +40,8 @@ from timeline_bridge.delivery import JobQueues, parse_iso
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
-from timeline_bridge.targets import client_for
+from timeline_bridge.targets import TargetClient, client_for
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.local.event_source import FakeLambdaContext
 from timeline_bridge_tools.signing import sign_event
 
@@ -100,8 +101,14 @@ class RecordingQueues(JobQueues):
         return super().requeue_batch(entries)
 
 
+def built(target: str) -> TargetClient:
+    """The client of `target`, built as its deliverer builds it: from this test's environment."""
+    deps = Dependencies.from_environ()
+    return client_for(target, deps.settings, deps.secrets)
+
+
 def deliverer(target: str, *, client: Any = None) -> tuple[delivery.Deliverer, RecordingQueues]:
-    d = delivery.build(target, client or client_for(target))
+    d = delivery.build(target, client or built(target))
     queues = RecordingQueues(target)
     d.queues = queues
     return d, queues
@@ -236,7 +243,7 @@ def test_fm04_a_worker_killed_after_the_provider_accepted_reruns_once_its_claim_
     aws, sandboxes, target
 ):
     [job] = jobs_for(target, 1, f"f4-{target}")
-    killed, _ = deliverer(target, client=CrashingClient(client_for(target), every=1))
+    killed, _ = deliverer(target, client=CrashingClient(built(target), every=1))
     handler = crash_to_batch_failure(target, lambda e, c: killed.process(e["Records"], c))
     with pytest.raises(WorkerCrash):
         handler({"Records": records([job])}, context(1.0))
@@ -340,7 +347,7 @@ def test_fm07_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and
     # The same Matter key was used for another body before (another deployment, an old mapping).
     other = DeliveryJob.from_json(matter.to_json())
     other.body = {**matter.body, "title": "an earlier body under the same key"}
-    assert client_for("matter").send([other])[0].status == 201
+    assert built("matter").send([other])[0].status == 201
     deliver(aws, [bad, matter])
 
     [stora_dead] = dlq(aws, "stora")
@@ -364,7 +371,7 @@ def test_fm07_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and
 
     # 409 "same key, same body" is success: Matter replays the original answer.
     [again] = jobs_for("matter", 1, "f7-same")
-    assert client_for("matter").send([again])[0].status == 201
+    assert built("matter").send([again])[0].status == 201
     d, _ = deliverer("matter")
     assert d.process(records([again]), context())["batchItemFailures"] == []
     assert stored(sandboxes, "matter").get(again.key) == 1
@@ -373,7 +380,6 @@ def test_fm07_permanent_refusals_are_dead_lettered_at_once_with_code_pointer_and
 def test_fm08_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sandboxes, monkeypatch):
     monkeypatch.setenv("STORA_TOKEN", "a-rotated-token")
     monkeypatch.setenv("DELIVERY_CREDENTIALS_PAUSE_SECONDS", "2")
-    client_for.cache_clear()
     first, *rest = jobs_for("stora", 3, "f8")
     d, queues = deliverer("stora")
     d.process(records([first, *rest]), context())
@@ -385,7 +391,6 @@ def test_fm08_rejected_credentials_keep_the_job_retrying_until_the_fix(aws, sand
     assert d.gate.paused_until() > time.time()
 
     monkeypatch.setenv("STORA_TOKEN", "stora-sandbox-token")  # the operator fixed the secret
-    client_for.cache_clear()
     Pipeline(aws).run(timeout=60)
     assert stored(sandboxes, "stora") == {j.key: 1 for j in (first, *rest)}
 
@@ -568,7 +573,7 @@ def test_fm20_the_same_key_with_a_different_body_is_dead_lettered_as_payload_mis
 
 def test_fm21_a_crash_mid_batch_redelivers_the_batch_and_dedupe_keeps_it_single(aws, sandboxes):
     jobs = jobs_for("matter", 20, "f21")
-    crashing = CrashingClient(client_for("matter"), every=5)
+    crashing = CrashingClient(built("matter"), every=5)
     deliver(
         aws,
         jobs,
@@ -590,7 +595,8 @@ def test_fm22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before
     monkeypatch.setenv("BRIDGE_HTTP_CONNECT_TIMEOUT", "30")
     monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "60")
     config.settings.cache_clear()  # the settings are parsed once per cold start
-    assert timeouts() == (3.0, 10.0)  # well under the function timeout, whatever is configured
+    # Well under the function timeout, whatever is configured.
+    assert timeouts(config.Settings.from_environ()) == (3.0, 10.0)
     set_scaled_env(monkeypatch)  # read timeout 0.4 s
 
     sandboxes["stora"].inject("slow", 5, delay=1.0)

@@ -39,6 +39,7 @@ from delivery_harness import (
 )
 from timeline_bridge import TARGETS
 from timeline_bridge.targets import client_for
+from timeline_bridge.wiring import Dependencies
 
 EVENTS = int(os.environ.get("FAULT_SUITE_EVENTS", "1000"))  # the run with every fault at once
 SCENARIO_EVENTS = int(os.environ.get("FAULT_SUITE_SCENARIO_EVENTS", "200"))  # each one-fault scenario
@@ -150,8 +151,9 @@ def test_nothing_is_lost_or_duplicated_when_every_fault_hits_one_run_of_a_thousa
     from timeline_bridge_tools.cli import main
 
     name = f"all_faults ({EVENTS} events)"
+    deps = Dependencies.from_environ()
     pipeline_clients = {
-        t: CrashingClient(client_for(t), every=n)
+        t: CrashingClient(client_for(t, deps.settings, deps.secrets), every=n)
         for t, n in {"stora": 97, "hubspot": 13, "matter": 149, "applied": 61}.items()
     }
     pipeline = Pipeline(aws, clients=pipeline_clients, wrap=crash_to_batch_failure)
@@ -282,7 +284,8 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
     from timeline_bridge_tools.cli import main
 
     every = {"stora": 12, "hubspot": 2, "matter": 12, "applied": 12}  # HubSpot sends batches of 25
-    clients = {t: CrashingClient(client_for(t), every=every[t]) for t in TARGETS}
+    deps = Dependencies.from_environ()
+    clients = {t: CrashingClient(client_for(t, deps.settings, deps.secrets), every=every[t]) for t in TARGETS}
     pipeline, expected = run(
         "worker_crash",
         aws,

@@ -17,6 +17,7 @@ from timeline_bridge import config
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.stora import StoraClient
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.signing import sign_event
 
 # source -> (secret variable, sample event, old value, new value)
@@ -138,7 +139,8 @@ def test_target_sends_the_first_token_without_a_deploy_when_its_secret_is_rotate
     assert accepted
     monkeypatch.setenv("SECRETS_MAX_AGE", "0")
     arn = aws.put_secret("STORA_TOKEN", ["stora-token-revoked"], monkeypatch)
-    client = StoraClient()
+    deps = Dependencies.from_environ()
+    client = StoraClient(deps.settings, deps.secrets)
 
     (refused,) = client.send([_stora_job()])
     assert refused.status == 401

@@ -36,7 +36,6 @@ from timeline_bridge.sources import (
 )
 from timeline_bridge.sources.base import Clock, equal, fixed_secret, load_json, require_secrets, scalar
 from timeline_bridge.target_registry import register_target, unregister_target
-from timeline_bridge.targets import client_for
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
 from timeline_bridge.targets.http import as_dict, as_str, json_body
 from timeline_bridge.targets.spec import Contract, KeyField, TargetSpec
@@ -203,7 +202,6 @@ def _clear_process_caches() -> None:
     """Everything built once per process from the registries or the environment."""
     route.default_router.cache_clear()
     delivery.deliverer_for.cache_clear()
-    client_for.cache_clear()
     contracts.contract_schema.cache_clear()
     config.settings.cache_clear()
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from timeline_bridge import SOURCES
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.codegen import compile_value, compile_when
@@ -25,7 +26,9 @@ from timeline_bridge.mapping.expressions import BridgeFunctions, is_false
 from timeline_bridge.models import Envelope
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = load_mappings(ROOT / "mappings")
+# A function's settings with nothing set: HubSpot bodies naming no API are v3 ones.
+SETTINGS = Settings.from_environ({})
+SHIPPED = load_mappings(ROOT / "mappings", settings=SETTINGS)
 FUNCTIONS = BridgeFunctions({"stage": {"1": "One", "closedwon": "Won"}})
 
 EXPRESSIONS = [
@@ -152,7 +155,7 @@ def test_fast_body_and_planned_contract_agree_with_the_exact_ones_when_events_ar
                 mapping._contract(body)
             continue
         planned = _verdict(lambda m=mapping, b=body: m._contract(b))
-        assert planned == _verdict(lambda m=mapping, b=body: validate_body(m.target, b))
+        assert planned == _verdict(lambda m=mapping, b=body: validate_body(m.target, b, SETTINGS))
 
 
 def _with_bridge_fields(mapping, body, key):
@@ -196,15 +199,15 @@ STORA_REFS = {"source": {"id": "tsrc_1"}, "template": {"id": "aetpl_1"}}
     ],
 )  # fmt: skip
 def test_planned_contract_gives_the_schema_verdict_when_free_values_vary(target, template, rendered) -> None:
-    plan = plan_contract(target, template)
+    plan = plan_contract(target, template, SETTINGS)
 
     assert plan is not None and not plan.problems
-    assert _verdict(lambda: plan(rendered)) == _verdict(lambda: validate_body(target, rendered))
+    assert _verdict(lambda: plan(rendered)) == _verdict(lambda: validate_body(target, rendered, SETTINGS))
 
 
 def test_planned_contract_reports_constant_violations_when_the_mapping_loads() -> None:
     plan = plan_contract(
-        "stora", {"source": {"id": "src_wrong"}, "template": {"id": "aetpl_1"}, "oops": "${{ x }}"}
+        "stora", {"source": {"id": "src_wrong"}, "template": {"id": "aetpl_1"}, "oops": "${{ x }}"}, SETTINGS
     )
 
     assert plan is not None
@@ -243,7 +246,7 @@ def test_checked_render_gives_the_exact_body_or_steps_aside_when_events_are_arbi
         fast = _fast_or_none(mapping, context)
         if fast is not None:  # else the engine renders and checks the exact way
             assert _rendered(mapping._render_exact, context) == ("ok", fast)
-            validate_body(mapping.target, fast)  # accepted bodies pass the full target schema
+            validate_body(mapping.target, fast, SETTINGS)  # accepted bodies pass the full target schema
 
 
 @pytest.mark.parametrize("mapping", list(SHIPPED), ids=lambda m: m.name)
@@ -295,7 +298,7 @@ def _compiled(target, body, required):
 
     data = {"name": "t", "source": "hubspot", "target": target, "body": body, "required": required}
     data["lookups"] = {"ids": {"1": "con_1", "2": "nope"}}
-    mapping, errors = compile_mapping(data, {}, "t.yaml")
+    mapping, errors = compile_mapping(data, {}, "t.yaml", SETTINGS)
     assert mapping is not None, errors
     return mapping
 
@@ -316,7 +319,7 @@ def test_checked_render_agrees_with_the_schema_when_free_values_vary(
     fast = _fast_or_none(mapping, context)
     if fast is not None:  # else it stepped aside: the exact path gives the verdict
         assert exact == ("ok", fast)
-        validate_body(target, fast)
+        validate_body(target, fast, SETTINGS)
 
 
 def test_checked_render_reports_like_the_exact_path_when_a_value_breaks_the_contract() -> None:

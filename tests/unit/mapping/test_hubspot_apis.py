@@ -17,7 +17,7 @@ from timeline_bridge.mapping.contracts import contract_name
 from timeline_bridge.mapping.expressions import to_text
 from timeline_bridge.models import Envelope
 from timeline_bridge.target_registry import endpoints
-from timeline_bridge.targets.hubspot import APIS, api_for
+from timeline_bridge.targets.hubspot import APIS, api_for, default_api
 from timeline_bridge_tools.cli import main
 
 ENDPOINTS = endpoints()
@@ -129,25 +129,24 @@ def test_to_text_spells_scalars_and_leaves_everything_else_when_called() -> None
     ],
     ids=["v3", "2026-03"],
 )
-def test_contract_and_client_agree_on_the_api_when_a_body_names_one(
-    monkeypatch, body, contract, path
-) -> None:
+def test_contract_and_client_agree_on_the_api_when_a_body_names_one(body, contract, path) -> None:
     for default in ("v3", "2026-03"):
-        monkeypatch.setenv("HUBSPOT_TIMELINE_API", default)
-        config.settings.cache_clear()  # the settings are parsed once per cold start
-        assert contract_name("hubspot", body) == contract
+        settings = config.Settings.from_environ({"HUBSPOT_TIMELINE_API": default})
+        assert contract_name("hubspot", body, settings) == contract
         assert ENDPOINTS[contract] == ("POST", path)
-        assert api_for(body).single == path
+        assert api_for(body, default_api(settings)).single == path
     assert {api.type_field for api in APIS.values()} == {"eventTemplateId", "eventTypeName"}
 
 
 def test_body_naming_neither_api_follows_the_default_when_checked(monkeypatch) -> None:
-    assert contract_name("hubspot", {"objectId": "1"}) == "hubspot"
-    assert api_for({"objectId": "1"}).name == "v3"
+    monkeypatch.delenv("HUBSPOT_TIMELINE_API", raising=False)
+    settings = config.Settings.from_environ()
+    assert contract_name("hubspot", {"objectId": "1"}, settings) == "hubspot"
+    assert api_for({"objectId": "1"}, default_api(settings)).name == "v3"
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "2026-03")
-    config.settings.cache_clear()
-    assert contract_name("hubspot", {"objectId": "1"}) == "hubspot-2026-03"
-    assert api_for({"objectId": "1"}).name == "2026-03"
+    settings = config.Settings.from_environ()
+    assert contract_name("hubspot", {"objectId": "1"}, settings) == "hubspot-2026-03"
+    assert api_for({"objectId": "1"}, default_api(settings)).name == "2026-03"
 
 
 def test_v3_field_refused_on_an_app_events_body_when_the_mapping_loads(compile_mapping) -> None:
@@ -207,9 +206,13 @@ def test_v3_mapping_keeps_an_id_of_its_own_when_it_loads(compile_mapping) -> Non
 def test_shipped_mappings_load_side_by_side_whatever_the_default_api(monkeypatch) -> None:
     for default in ("v3", "2026-03"):
         monkeypatch.setenv("HUBSPOT_TIMELINE_API", default)
-        config.settings.cache_clear()
-        mappings = load_mappings(ROOT / "mappings")
-        hubspot = {m.name: contract_name("hubspot", m.raw["body"]) for m in mappings if m.target == "hubspot"}
+        settings = config.Settings.from_environ()
+        mappings = load_mappings(ROOT / "mappings", settings=settings)
+        hubspot = {
+            m.name: contract_name("hubspot", m.raw["body"], settings)
+            for m in mappings
+            if m.target == "hubspot"
+        }
         assert hubspot == {
             "hubspot-deal-stage-to-hubspot-timeline": "hubspot",
             "hubspot-deal-stage-to-hubspot-app-events": "hubspot-2026-03",

@@ -9,12 +9,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from timeline_bridge import SOURCES
+from timeline_bridge.config import Settings
 from timeline_bridge.mapping import RenderFailure, load_mappings, no_enrichment
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge_tools.cli.map import requests_for
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = load_mappings(ROOT / "mappings")
+SETTINGS = Settings.from_environ({})
+SHIPPED = load_mappings(ROOT / "mappings", settings=SETTINGS)
 
 # Keys and values the shipped mappings look at, so generated events often get past `when`.
 KEYS = st.sampled_from(
@@ -65,8 +67,9 @@ def test_engine_only_raises_mapping_errors_when_events_are_arbitrary_json(source
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=st.sampled_from(SOURCES), event=EVENTS)
 def test_dry_run_output_is_identical_when_the_same_event_is_mapped_twice(source, event) -> None:
-    first = requests_for([envelope_for(source, event)], SHIPPED)
-    second = requests_for([envelope_for(source, json.loads(json.dumps(event)))], SHIPPED)
+    first = requests_for([envelope_for(source, event)], SHIPPED, settings=SETTINGS)
+    again = [envelope_for(source, json.loads(json.dumps(event)))]
+    second = requests_for(again, SHIPPED, settings=SETTINGS)
 
     assert json.dumps(first[0], sort_keys=True) == json.dumps(second[0], sort_keys=True)
     assert [str(f.error) for f in first[1]] == [str(f.error) for f in second[1]]

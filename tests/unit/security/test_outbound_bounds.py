@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,19 +24,29 @@ import pytest
 from timeline_bridge import TARGETS, config, keys
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
-from timeline_bridge.targets import applied, http, hubspot, matter, stora
+from timeline_bridge.targets import TargetClient, applied, http, hubspot, matter, stora
+from timeline_bridge.wiring import Dependencies
 
 DRIBBLE_GAP = 0.3  # seconds between two bytes: far inside the 10 s read timeout
 DRIBBLE_GIVES_UP = 6.0  # the dribbling server closes after this long (a bound for unfixed code)
 CEILING = 4.0  # generous: the deadline is 1 s
 HUGE = 64 * 1024 * 1024
 
+
+def built(client: Callable[..., TargetClient], **options: Any) -> TargetClient:
+    """`client` as a deliverer builds it: on the settings and secrets of this test's environment."""
+    deps = Dependencies.from_environ()
+    return client(deps.settings, deps.secrets, **options)
+
+
 CLIENTS = {
-    "stora": lambda: stora.StoraClient(token=lambda: "stora-token-1"),
-    "hubspot": lambda: hubspot.HubspotClient(token=lambda: "hubspot-token-1"),
-    "matter": lambda: matter.MatterClient(token=lambda: "matter-key-1"),
-    "applied": lambda: applied.AppliedClient(
-        token=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"
+    "stora": lambda: built(stora.StoraClient, token=lambda: "stora-token-1"),
+    "hubspot": lambda: built(hubspot.HubspotClient, token=lambda: "hubspot-token-1"),
+    "matter": lambda: built(matter.MatterClient, token=lambda: "matter-key-1"),
+    "applied": lambda: built(
+        applied.AppliedClient,
+        token=lambda: "applied-key-1",
+        shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e",
     ),
 }
 BODIES: dict[str, dict[str, Any]] = {
@@ -233,7 +243,7 @@ def test_deadline_and_answer_cap_have_documented_defaults_when_not_configured(de
 @pytest.mark.parametrize(("raw", "expected"), [("2.5", 2.5), ("3600", 14.0), ("0", 0.1), ("soon", 10.0)])
 def test_deadline_stays_under_the_deliver_time_margin_when_configured_higher(monkeypatch, raw, expected):
     monkeypatch.setenv("BRIDGE_HTTP_DEADLINE_SECONDS", raw)
-    assert config.Settings.from_env().http_deadline == expected
+    assert config.Settings.from_environ().http_deadline == expected
 
 
 # --- a dribbling provider: the deadline ends the call ------------------------------------------

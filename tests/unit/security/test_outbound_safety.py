@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,18 +24,29 @@ from timeline_bridge.errors import MappingError, PermanentDeliveryError, RetryLa
 from timeline_bridge.mapping.loader import check_text
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.targets import applied, http, hubspot, matter, stora
-from timeline_bridge.targets.base import Delivered
+from timeline_bridge.targets.base import Delivered, TargetClient
+from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.local.template import functions, load_template
 
 ROOT = Path(__file__).resolve().parents[3]
 
 BASE_URLS = {t: f"https://{t}.api.example.test" for t in TARGETS}
+
+
+def built(client: Callable[..., TargetClient], **options: Any) -> TargetClient:
+    """`client` as a deliverer builds it: on the settings and secrets of this test's environment."""
+    deps = Dependencies.from_environ()
+    return client(deps.settings, deps.secrets, **options)
+
+
 CLIENTS = {
-    "stora": lambda: stora.StoraClient(token=lambda: "stora-token-1"),
-    "hubspot": lambda: hubspot.HubspotClient(token=lambda: "hubspot-token-1"),
-    "matter": lambda: matter.MatterClient(token=lambda: "matter-key-1"),
-    "applied": lambda: applied.AppliedClient(
-        token=lambda: "applied-key-1", shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e"
+    "stora": lambda: built(stora.StoraClient, token=lambda: "stora-token-1"),
+    "hubspot": lambda: built(hubspot.HubspotClient, token=lambda: "hubspot-token-1"),
+    "matter": lambda: built(matter.MatterClient, token=lambda: "matter-key-1"),
+    "applied": lambda: built(
+        applied.AppliedClient,
+        token=lambda: "applied-key-1",
+        shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e",
     ),
 }
 # What each target's request is: fixed path, fixed header names.
@@ -189,7 +200,7 @@ def test_session_ignores_proxies_and_netrc_from_the_environment_when_built():
     ],
 )
 def test_base_url_accepted_when_https_or_loopback_http(url):
-    assert http.check_base_url(url) == url.rstrip("/")
+    assert http.check_base_url(url, allow_http=False) == url.rstrip("/")
 
 
 @pytest.mark.parametrize(
@@ -205,10 +216,9 @@ def test_base_url_accepted_when_https_or_loopback_http(url):
         "file:///etc/passwd",
     ],
 )
-def test_base_url_refused_when_not_https_nor_loopback(monkeypatch, url):
-    monkeypatch.delenv("BRIDGE_ALLOW_HTTP_TARGETS", raising=False)
+def test_base_url_refused_when_not_https_nor_loopback(url):
     with pytest.raises(http.InsecureTargetError):
-        http.check_base_url(url)
+        http.check_base_url(url, allow_http=False)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -380,11 +390,11 @@ def test_job_refused_unsent_when_its_idempotency_key_holds_a_line_break(recorder
 @pytest.mark.parametrize("target", TARGETS)
 def test_jobs_wait_unsent_when_a_configured_credential_holds_a_line_break(recorder, target):
     client = {
-        "stora": lambda: stora.StoraClient(token=lambda: "tok\r\nX-Injected: 1"),
-        "hubspot": lambda: hubspot.HubspotClient(token=lambda: "tok\r\nX-Injected: 1"),
-        "matter": lambda: matter.MatterClient(token=lambda: "tok\r\nX-Injected: 1"),
-        "applied": lambda: applied.AppliedClient(
-            token=lambda: "tok\r\nX-Injected: 1", shop_id=lambda: "shop-1"
+        "stora": lambda: built(stora.StoraClient, token=lambda: "tok\r\nX-Injected: 1"),
+        "hubspot": lambda: built(hubspot.HubspotClient, token=lambda: "tok\r\nX-Injected: 1"),
+        "matter": lambda: built(matter.MatterClient, token=lambda: "tok\r\nX-Injected: 1"),
+        "applied": lambda: built(
+            applied.AppliedClient, token=lambda: "tok\r\nX-Injected: 1", shop_id=lambda: "shop-1"
         ),
     }[target]()
 

@@ -26,6 +26,7 @@ from timeline_bridge.target_registry import (
 )
 from timeline_bridge.targets import TargetClient, client_for, http
 from timeline_bridge.targets.spec import Contract, KeyField, TargetSpec
+from timeline_bridge.wiring import Dependencies
 
 NAME = "beacon"
 SCHEMA = {
@@ -68,7 +69,6 @@ def beacon(tmp_path: Path) -> Iterator[TargetSpec]:
         yield spec
     finally:
         unregister_target(NAME)
-        client_for.cache_clear()
         config.settings.cache_clear()
         contracts.contract_schema.cache_clear()
 
@@ -103,7 +103,8 @@ def test_every_list_of_targets_names_a_registered_target_when_it_is_registered(b
     assert documented_rate_limits()[NAME] == ((10, 1.0), (100, 30.0))
     assert max_throttle_waits()[NAME] == 30.0
     assert "x-beacon-tenant" in target_registry.configured_headers()
-    assert isinstance(client_for(NAME), BeaconClient)
+    deps = Dependencies.from_environ()
+    assert isinstance(client_for(NAME, deps.settings, deps.secrets), BeaconClient)
 
 
 def test_registered_target_is_gone_when_unregistered(tmp_path) -> None:
@@ -129,11 +130,12 @@ def test_config_reads_base_url_and_queues_of_a_registered_target_when_asked(beac
 
 
 def test_contracts_check_bodies_of_a_registered_target_against_its_schema_when_validated(beacon) -> None:
-    assert contracts.contract_name(NAME, {"title": "x"}) == NAME
-    contracts.validate_body(NAME, {"title": "x", "dedupe_key": "k"})
+    settings = config.Settings.from_environ()
+    assert contracts.contract_name(NAME, {"title": "x"}, settings) == NAME
+    contracts.validate_body(NAME, {"title": "x", "dedupe_key": "k"}, settings)
     with pytest.raises(contracts.ContractViolation, match="title"):
-        contracts.validate_body(NAME, {"title": "", "dedupe_key": "k"})
-    assert contracts.top_level_fields(NAME) == frozenset({"title", "count", "dedupe_key"})
+        contracts.validate_body(NAME, {"title": "", "dedupe_key": "k"}, settings)
+    assert contracts.top_level_fields(NAME, None, settings) == frozenset({"title", "count", "dedupe_key"})
 
 
 def test_engine_renders_a_registered_target_with_its_key_field_when_a_mapping_targets_it(

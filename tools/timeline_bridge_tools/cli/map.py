@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from timeline_bridge.config import base_url, settings
+from timeline_bridge.config import Settings
 from timeline_bridge.sources import source_names
 
 # The APIs enrichment reads and the credential each needs.
@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def requests_for(
-    envelopes: list[Any], mapping_set: Any, enrich: Any = None
+    envelopes: list[Any], mapping_set: Any, enrich: Any = None, *, settings: Settings
 ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """The dry-run requests and the mapping errors for a list of envelopes."""
+    """The dry-run requests and the mapping errors for a list of envelopes, sent where `settings`
+    point each target."""
     from timeline_bridge.mapping.contracts import contract_name
     from timeline_bridge.mapping.engine import RenderFailure
     from timeline_bridge.target_registry import endpoints
@@ -58,14 +59,14 @@ def requests_for(
             if isinstance(outcome, RenderFailure):
                 failures.append(outcome)
                 continue
-            method, path = endpoints()[contract_name(outcome.target, outcome.body)]
+            method, path = endpoints()[contract_name(outcome.target, outcome.body, settings)]
             requests.append(
                 {
                     "mapping": outcome.mapping,
                     "target": outcome.target,
                     "key": outcome.key,
                     "method": method,
-                    "url": base_url(outcome.target) + path,
+                    "url": settings.base_url(outcome.target) + path,
                     "body": outcome.body,
                 }
             )
@@ -78,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     from timeline_bridge_tools.mapping.samples import SampleError, envelopes_from_file
 
+    settings = Settings.from_environ()
     try:
-        mapping_set = load_mappings(args.mappings or settings().mappings_dir)
+        mapping_set = load_mappings(args.mappings or settings.mappings_dir, settings=settings)
     except MappingLoadError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             sandboxes = start_enrichment_sandboxes()
         enrich = Enricher()
     try:
-        requests, failures = requests_for(envelopes, mapping_set, enrich)
+        # Parsed again: pointing enrichment at the sandboxes may have set base URLs since.
+        requests, failures = requests_for(envelopes, mapping_set, enrich, settings=Settings.from_environ())
     except RetryLaterError as exc:
         # The route would fail the record and route the event again later.
         print(f"enrichment cannot run now: {exc}", file=sys.stderr)

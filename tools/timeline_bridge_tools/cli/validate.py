@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timeline_bridge.config import settings
+from timeline_bridge.config import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from timeline_bridge.mapping.loader import check_paths
 
-    paths = args.paths or [settings().mappings_dir]
-    mappings, errors, files = check_paths(paths)
+    settings = Settings.from_environ()
+    paths = args.paths or [settings.mappings_dir]
+    mappings, errors, files = check_paths(paths, settings=settings)
     for error in errors:
         print(error)
     if errors:

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from timeline_bridge.target_registry import target_names, target_spec, target_specs
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Settings
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -33,11 +36,11 @@ class ContractViolation(ValueError):
         self.reason = reason
 
 
-def contract_name(target: str, body: Any = None) -> str:
+def contract_name(target: str, body: Any, settings: Settings) -> str:
     """The contract a target's bodies follow. For a target with several APIs the body's own field
-    names it (`Contract.named_by`); a body naming none follows the target's default API, so its
-    errors say what that API needs."""
-    return target_spec(target).contract_for(body)
+    names it (`Contract.named_by`); a body naming none follows the target's default API in
+    `settings`, so its errors say what that API needs."""
+    return target_spec(target).contract_for(body, settings)
 
 
 def api_fields_named(target: str, body: Any) -> list[str]:
@@ -54,15 +57,15 @@ def schema_path(contract: str) -> Path:
     return SCHEMAS_DIR / "targets" / f"{contract}.schema.json"
 
 
-def target_schema(target: str, body: Any = None) -> dict[str, Any]:
-    return contract_schema(contract_name(target, body))
+def target_schema(target: str, body: Any, settings: Settings) -> dict[str, Any]:
+    return contract_schema(contract_name(target, body, settings))
 
 
-def text_fields(target: str, body: Any = None) -> tuple[str, ...]:
+def text_fields(target: str, body: Any, settings: Settings) -> tuple[str, ...]:
     """Top-level object fields whose values the provider takes as strings only, marked
     `"x-bridge-text": true` in the contract: the bridge writes their numbers and booleans as text
     (3 → "3", true → "true") before the body is checked, so what is checked is what is sent."""
-    properties = target_schema(target, body).get("properties", {})
+    properties = target_schema(target, body, settings).get("properties", {})
     return tuple(
         name for name, sub in properties.items() if isinstance(sub, dict) and sub.get("x-bridge-text")
     )
@@ -90,8 +93,8 @@ def mapping_schema_for(targets: tuple[str, ...], sources: tuple[str, ...]) -> di
     return schema
 
 
-def _validator(target: str, body: Any = None) -> Callable[[Any], Any]:
-    return _contract_validator(contract_name(target, body))
+def _validator(target: str, body: Any, settings: Settings) -> Callable[[Any], Any]:
+    return _contract_validator(contract_name(target, body, settings))
 
 
 @cache
@@ -99,12 +102,13 @@ def _contract_validator(contract: str) -> Callable[[Any], Any]:
     return _compiled(json.dumps(contract_schema(contract), sort_keys=True))
 
 
-def validate_body(target: str, body: Any) -> None:
-    """Raise ContractViolation naming the first offending field of `body`."""
+def validate_body(target: str, body: Any, settings: Settings) -> None:
+    """Raise ContractViolation naming the first offending field of `body` (a body naming no
+    contract is checked against the default of `settings`)."""
     import fastjsonschema
 
     try:
-        _validator(target, body)(body)
+        _validator(target, body, settings)(body)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _violation(exc) from None
 
@@ -125,10 +129,10 @@ def _violation(exc: Any) -> ContractViolation:
     return ContractViolation(field, custom or message)
 
 
-def top_level_fields(target: str, body: Any = None) -> frozenset[str] | None:
+def top_level_fields(target: str, body: Any, settings: Settings) -> frozenset[str] | None:
     """The fields a target's body (of the API `body` writes) may have at the top, or None when it
     allows any."""
-    schema = target_schema(target, body)
+    schema = target_schema(target, body, settings)
     if schema.get("additionalProperties", True) is not False:
         return None
     return frozenset(schema.get("properties", {}))
@@ -511,11 +515,11 @@ def _generate_plan(
     return namespace["_check"]
 
 
-def plan_contract(target: str, template: dict[str, Any]) -> ContractPlan | None:
+def plan_contract(target: str, template: dict[str, Any], settings: Settings) -> ContractPlan | None:
     """Plan the contract check of `target` for a body template (None: check in full each time)."""
     from timeline_bridge.mapping.expressions import split_template
 
-    root = target_schema(target, template)
+    root = target_schema(target, template, settings)
     try:
         schema = _resolve(root, root)
     except _Unplannable:

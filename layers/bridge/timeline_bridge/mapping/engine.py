@@ -38,6 +38,7 @@ from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
 from timeline_bridge.target_registry import is_target, target_spec
 
 if TYPE_CHECKING:
+    from timeline_bridge.config import Settings
     from timeline_bridge.targets.spec import KeyField
 
 CONTEXT_ROOTS = frozenset({"event", "meta", "enrichment"})
@@ -273,6 +274,8 @@ class Mapping:
     _body: Callable[[Any], Any] = field(repr=False)
     # The body fields the bridge sets to the job key (its target's key fields the mapping leaves).
     _key_fields: tuple[KeyField, ...] = field(repr=False)
+    # The settings the mapping was loaded with: the contract of a body naming none is theirs.
+    _settings: Settings = field(repr=False)
     # The generated fast paths (codegen); None when a template cannot take them.
     _fast_when: Callable[[Any], bool] | None = field(default=None, repr=False)
     _fast_body: Callable[[Any], Any] | None = field(default=None, repr=False)
@@ -374,7 +377,7 @@ class Mapping:
                 self._contract(body)
             else:
                 self._check_required(body)
-                contracts.validate_body(self.target, body)
+                contracts.validate_body(self.target, body, self._settings)
         except contracts.EmptyRequiredValue as exc:
             raise self.error("required value is empty", ("body", *exc.path)) from None
         except contracts.ContractViolation as exc:
@@ -414,16 +417,19 @@ def _split_field(text: str) -> list[str | int]:
 
 
 def compile_mapping(
-    data: dict[str, Any], lines: dict[Path_, int], mapping_file: str
+    data: dict[str, Any], lines: dict[Path_, int], mapping_file: str, settings: Settings
 ) -> tuple[Mapping | None, list[MappingError]]:
-    """Compile a schema-valid mapping document. Returns the mapping, or None and every error found."""
+    """Compile a schema-valid mapping document for a function with `settings` (they choose the
+    contract of a body naming none). Returns the mapping, or None and every error found."""
     lookups = {
         name: dict(table) for name, table in (data.get("lookups") or {}).items() if isinstance(table, dict)
     }
     compiler = _Compiler(mapping_file, lines, BridgeFunctions(lookups))
     target = data.get("target", "")
     body_value = data.get("body")
-    body_raw: dict[str, Any] = _with_text_values(target, body_value if isinstance(body_value, dict) else {})
+    body_raw: dict[str, Any] = _with_text_values(
+        target, body_value if isinstance(body_value, dict) else {}, settings
+    )
 
     when_text = data.get("when")
     when_getter = None
@@ -457,12 +463,12 @@ def compile_mapping(
         for path, reason in enrich_problems(data.get("enrich") or {}, body_raw):
             compiler.error(path, reason)
 
-    _check_target_rules(compiler, target, body_raw)
+    _check_target_rules(compiler, target, body_raw, settings)
     contract = None
     key_fields = _bridge_key_fields(target, body_raw)
     checked_template = _with_bridge_fields(key_fields, body_raw)
     if is_target(target) and not compiler.errors:
-        contract = contracts.plan_contract(target, checked_template)
+        contract = contracts.plan_contract(target, checked_template, settings)
         for problem in contract.problems if contract else ():
             field_path: Path_ = ("body", *_split_field(problem.field))
             compiler.error(field_path, f"breaks the {target} contract: {problem.reason}")
@@ -491,6 +497,7 @@ def compile_mapping(
         _when=when_getter,
         _body=render_body,
         _key_fields=key_fields,
+        _settings=settings,
         _fast_when=compile_when(when_expression, compiler.functions, mapping_file) if when_getter else None,
         _fast_body=compile_body(body_raw, compiler.functions, mapping_file),
         _contract=contract,
@@ -587,14 +594,16 @@ def _with_bridge_fields(key_fields: tuple[KeyField, ...], body: dict[str, Any]) 
     return template
 
 
-def _with_text_values(target: str, body: dict[str, Any]) -> dict[str, Any]:
+def _with_text_values(target: str, body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The body template with the values of the maps its contract takes as strings only
     (`contracts.text_fields`: HubSpot's tokens and properties) written as text: constants now,
     each whole `${{ expr }}` through to_text() per event. What the contract checks, and what
     `bridge map` shows, is then what the provider gets."""
     if not is_target(target):
         return body
-    fields = [name for name in contracts.text_fields(target, body) if isinstance(body.get(name), dict)]
+    fields = [
+        name for name in contracts.text_fields(target, body, settings) if isinstance(body.get(name), dict)
+    ]
     if not fields:
         return body
     return {**body, **{name: {k: _as_text(v) for k, v in body[name].items()} for name in fields}}
@@ -624,7 +633,7 @@ def _safe_roots(expression: str) -> set[str]:
         return set()
 
 
-def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) -> None:
+def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any], settings: Settings) -> None:
     """Static checks of the body against its target, before any event arrives."""
     if not is_target(target):
         return  # the schema already says so
@@ -635,7 +644,7 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
             ("body", named[1]),
             f"{' and '.join(named)} name different {target} APIs: a mapping writes one (keep one of them)",
         )
-    allowed = contracts.top_level_fields(target, body)
+    allowed = contracts.top_level_fields(target, body, settings)
     if allowed is not None:
         for key in body:
             if key not in allowed:
@@ -644,7 +653,8 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any]) 
                     f"unknown field for target {target} (allowed: {', '.join(sorted(allowed))})",
                 )
     if spec.template_problems is not None:
-        for path, reason in spec.template_problems(body, contracts.contract_name(target, body)):
+        contract = contracts.contract_name(target, body, settings)
+        for path, reason in spec.template_problems(body, contract):
             compiler.error(("body", *path), reason)
     for key_field in spec.key_fields:
         if key_field.mapping_may_set or not _template_sets(body, key_field.path):

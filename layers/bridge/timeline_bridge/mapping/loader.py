@@ -2,6 +2,9 @@
 
 Every problem in a file is reported at once, each as a MappingError with `file:line`, the
 field and the reason, so `bridge validate` and a cold start say everything that is wrong.
+
+Mappings are checked for one function's settings (they choose the contract of a body naming
+none: HUBSPOT_TIMELINE_API); without them, the settings parsed from this process's environment.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping.contracts import mapping_schema_for
 from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping
@@ -88,7 +92,9 @@ def _json_keys(value: Any) -> Any:
     return value
 
 
-def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[MappingError]]:
+def check_text(
+    text: str, mapping_file: str, *, settings: Settings | None = None
+) -> tuple[Mapping | None, list[MappingError]]:
     """Parse, validate and compile one mapping document. Never raises for a bad document."""
     try:
         data, lines = load_with_lines(text)
@@ -114,7 +120,7 @@ def check_text(text: str, mapping_file: str) -> tuple[Mapping | None, list[Mappi
     data = _json_keys(data)
 
     errors = schema_errors(data, lines, mapping_file)
-    mapping, compile_errors = compile_mapping(data, lines, mapping_file)
+    mapping, compile_errors = compile_mapping(data, lines, mapping_file, settings or Settings.from_environ())
     # One report per field is enough: the schema's wording wins over the compiler's.
     reported = {e.field for e in errors}
     errors.extend(e for e in compile_errors if e.field not in reported)
@@ -163,7 +169,7 @@ def _short(message: str, limit: int = 300) -> str:
 
 
 def check_file(
-    path: str | Path, mapping_file: str | None = None
+    path: str | Path, mapping_file: str | None = None, *, settings: Settings | None = None
 ) -> tuple[Mapping | None, list[MappingError]]:
     path = Path(path)
     name = mapping_file or display_path(path)
@@ -171,19 +177,22 @@ def check_file(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [MappingError(f"cannot read: {exc}", mapping_file=name)]
-    return check_text(text, name)
+    return check_text(text, name, settings=settings)
 
 
-def load_mapping(path: str | Path) -> Mapping:
+def load_mapping(path: str | Path, *, settings: Settings | None = None) -> Mapping:
     """One mapping file, compiled; raises MappingLoadError listing every problem."""
-    mapping, errors = check_file(path)
+    mapping, errors = check_file(path, settings=settings)
     if errors or mapping is None:
         raise MappingLoadError(errors)
     return mapping
 
 
-def check_paths(paths: Sequence[str | Path]) -> tuple[list[Mapping], list[MappingError], list[Path]]:
+def check_paths(
+    paths: Sequence[str | Path], *, settings: Settings | None = None
+) -> tuple[list[Mapping], list[MappingError], list[Path]]:
     """Load every mapping under `paths`: (mappings, every error, the files looked at)."""
+    settings = settings or Settings.from_environ()
     files = mapping_files(paths)
     mappings: list[Mapping] = []
     errors: list[MappingError] = []
@@ -192,7 +201,7 @@ def check_paths(paths: Sequence[str | Path]) -> tuple[list[Mapping], list[Mappin
         if not path.exists():
             errors.append(MappingError("no such file or directory", mapping_file=display_path(path)))
             continue
-        mapping, file_errors = check_file(path)
+        mapping, file_errors = check_file(path, settings=settings)
         errors.extend(file_errors)
         if mapping is None:
             continue
@@ -205,11 +214,13 @@ def check_paths(paths: Sequence[str | Path]) -> tuple[list[Mapping], list[Mappin
     return mappings, errors, files
 
 
-def load_mappings(paths: str | Path | Sequence[str | Path]) -> MappingSet:
+def load_mappings(
+    paths: str | Path | Sequence[str | Path], *, settings: Settings | None = None
+) -> MappingSet:
     """A MappingSet from files and directories; raises MappingLoadError listing every problem."""
     if isinstance(paths, str | Path):
         paths = [paths]
-    mappings, errors, _files = check_paths(paths)
+    mappings, errors, _files = check_paths(paths, settings=settings)
     if errors:
         raise MappingLoadError(errors)
     return MappingSet(mappings)

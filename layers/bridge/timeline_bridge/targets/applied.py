@@ -11,11 +11,10 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import logger
@@ -29,6 +28,9 @@ from timeline_bridge.targets.http import (
     retry_after,
 )
 from timeline_bridge.targets.spec import Contract, KeyField, TargetSpec
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 EVENTS_PATH = "/v2026-04/events/"
 CREDENTIAL = "APPLIED_API_KEY"
@@ -133,9 +135,18 @@ class AppliedClient(TargetClient):
     name = "applied"
     credential = CREDENTIAL
 
-    def __init__(self, *, shop_id: Callable[[], str | None] | None = None, **options: Any) -> None:
-        super().__init__(**options)
-        self._shop_id = shop_id or (lambda: config.settings().applied_shop_id)
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Secrets,
+        *,
+        shop_id: Callable[[], str | None] | None = None,
+        **options: Any,
+    ) -> None:
+        """`shop_id` replaces the configured shop (APPLIED_SHOP_ID)."""
+        super().__init__(settings, secrets, **options)
+        configured = settings.applied_shop_id
+        self._shop_id = shop_id or (lambda: configured)
 
     def _send_one(self, job: DeliveryJob) -> Outcome:
         try:
@@ -182,17 +193,17 @@ def check_shop_id(value: str | None) -> None:
         raise ValueError(f"{SHOP_ENV} must be a UUID (Applied Labs refuses any other X-Shop-Id)")
 
 
-def build_client() -> AppliedClient:
-    """The Applied Labs client; the shop, like the key, is read on each send.
+def build_client(settings: Settings, secrets: Secrets) -> AppliedClient:
+    """The Applied Labs client of the shop in `settings`; the key is read on each send.
 
     A shop id that is not a UUID is reported when the client is built (cold start) and pauses
     the target on every send: failing the cold start instead would send each batch to the DLQ
     with no reason once its receives ran out."""
     try:
-        check_shop_id(config.settings().applied_shop_id)
+        check_shop_id(settings.applied_shop_id)
     except ValueError as exc:
         logger.error("target misconfigured", extra={"target": "applied", "reason": str(exc)})
-    return AppliedClient()
+    return AppliedClient(settings, secrets)
 
 
 SPEC = TargetSpec(

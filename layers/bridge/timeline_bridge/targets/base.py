@@ -6,14 +6,17 @@ import time
 from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import logger
 from timeline_bridge.targets.http import Clock, Transport, answer_excerpt
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +34,11 @@ Outcome = Delivered | DeliveryFailure  # RetryLaterError or PermanentDeliveryErr
 class TargetClient(ABC):
     """One provider. `send` takes up to `max_batch_size` jobs and returns one outcome per job, in order.
 
-    A client sends with its bearer token, read on each send (env or Secrets Manager, cached) so a
-    rotated secret is picked up without a restart, through its own `Transport` (fixed host, no
-    redirects). Providers that take one event per request implement `_send_one`; batching ones
-    override `send`.
+    A client is built from one function's settings and secrets. It sends with its bearer token,
+    read from the secrets on each send (cached there) so a rotated secret is picked up without a
+    restart, through its own `Transport` (the settings' host, no redirects). `token` replaces the
+    secrets' value, `timeout` the configured timeouts. Providers that take one event per request
+    implement `_send_one`; batching ones override `send`.
     """
 
     name: str
@@ -43,13 +47,15 @@ class TargetClient(ABC):
 
     def __init__(
         self,
+        settings: Settings,
+        secrets: Secrets,
         *,
         token: Callable[[], str | None] | None = None,
         timeout: tuple[float, float] | None = None,
         clock: Clock = time.time,
     ) -> None:
-        self._token = token or (lambda: config.secret(self.credential))
-        self._transport = Transport(self.name, timeout=timeout)
+        self._token = token or (lambda: secrets.get(self.credential))
+        self._transport = Transport(self.name, settings, timeout=timeout)
         self._clock = clock
 
     def send(self, jobs: Sequence[DeliveryJob]) -> list[Outcome]:

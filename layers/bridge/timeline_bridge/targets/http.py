@@ -6,8 +6,9 @@ the answer read (`BRIDGE_HTTP_MAX_ANSWER_BYTES`). The timeouts of `requests` app
 read, so a provider sending one byte a second would hold a deliverer forever; here a watchdog
 shuts the socket down when the deadline passes, and the answer is streamed and dropped at the cap.
 
-The host of every request comes from `config.base_url(target)` (operator configuration), never
-from a job: a mapping or a webhook cannot point the bridge at another host.
+The host of every request comes from the function's settings (`Settings.base_url(target)`, the
+operator's configuration), never from a job: a mapping or a webhook cannot point the bridge at
+another host.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -33,9 +34,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from timeline_bridge import config, target_registry
+from timeline_bridge import target_registry
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.observability import logger
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Settings
 
 # Well under the deliver function's timeout, so a slow provider costs one job, not the batch.
 CONNECT_TIMEOUT_MAX = 3.0
@@ -166,13 +170,12 @@ def session() -> requests.Session:
     return s
 
 
-def timeouts() -> tuple[float, float]:
+def timeouts(settings: Settings) -> tuple[float, float]:
     """(connect, read) seconds: `BRIDGE_HTTP_CONNECT_TIMEOUT`/`BRIDGE_HTTP_READ_TIMEOUT`, capped."""
 
     def bounded(value: float | None, cap: float) -> float:
         return min(max(cap if value is None else value, 0.05), cap)
 
-    settings = config.settings()
     return bounded(settings.http_connect_timeout, CONNECT_TIMEOUT_MAX), bounded(
         settings.http_read_timeout, READ_TIMEOUT_MAX
     )
@@ -190,13 +193,14 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
-    """`url` if it may carry credentials: HTTPS, or HTTP to loopback or with BRIDGE_ALLOW_HTTP_TARGETS."""
+def check_base_url(url: str, *, allow_http: bool) -> str:
+    """`url` if it may carry credentials: HTTPS, or HTTP to loopback or with `allow_http`
+    (BRIDGE_ALLOW_HTTP_TARGETS)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url.rstrip("/")
     plain_http = parts.scheme == "http" and parts.hostname
-    if plain_http and (config.settings().allow_http_targets or is_loopback(parts.hostname)):
+    if plain_http and (allow_http or is_loopback(parts.hostname)):
         return url.rstrip("/")
     raise InsecureTargetError(f"refusing target base URL {url!r}: HTTPS required")
 
@@ -551,15 +555,23 @@ def bounded_timeouts(timeout: tuple[float, float], deadline: float) -> tuple[flo
 
 
 class Transport:
-    """POSTs JSON to one target's configured host."""
+    """POSTs JSON to one target's host, within the bounds of one function's settings: its base URL
+    (`<TARGET>_BASE_URL` or the provider's), whether plain HTTP is allowed, the deadline, the
+    timeouts (`timeout` replaces the configured ones) and the answer cap."""
 
-    def __init__(self, target: str, *, timeout: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self, target: str, settings: Settings, *, timeout: tuple[float, float] | None = None
+    ) -> None:
         self.target = target
-        self._timeout = timeout
+        self._base_url = settings.base_url(target)
+        self._allow_http = settings.allow_http_targets
+        self._deadline = settings.http_deadline
+        self._max_answer_bytes = settings.http_max_answer_bytes
+        self._timeout = bounded_timeouts(timeout or timeouts(settings), self._deadline)
 
     def base_url(self, override: str | None = None) -> str:
         """The checked base URL; `override` is for a provider-specific host rule (Matter test keys)."""
-        return check_base_url(override or config.base_url(self.target))
+        return check_base_url(override or self._base_url, allow_http=self._allow_http)
 
     def post(
         self, path: str, body: Any, headers: Mapping[str, str], *, base_url: str | None = None
@@ -572,9 +584,7 @@ class Transport:
             # Configuration, not the job: retry so a fix (and a redrive) loses nothing.
             raise RetryLaterError(str(exc), code="target_misconfigured") from None
         check_headers(headers, self.target)
-        settings = config.settings()
-        deadline = settings.http_deadline
-        timeout = bounded_timeouts(self._timeout or timeouts(), deadline)
+        timeout, deadline = self._timeout, self._deadline
         data = encode_json(body)
         started = time.monotonic()
         try:
@@ -589,7 +599,7 @@ class Transport:
                     stream=True,
                 ),
                 deadline=deadline,
-                max_bytes=settings.http_max_answer_bytes,
+                max_bytes=self._max_answer_bytes,
             )
         except RetryLaterError as error:
             logger.warning(

@@ -19,12 +19,11 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
@@ -40,6 +39,9 @@ from timeline_bridge.targets.http import (
     seconds_until_next_midnight,
 )
 from timeline_bridge.targets.spec import Contract, KeyField, TargetProblem, TargetSpec
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 MAX_BATCH = 100  # v3 states no cap; legacy v1 and HubSpot's other batch APIs cap at 100
 CREDENTIAL = "HUBSPOT_ACCESS_TOKEN"
@@ -84,19 +86,20 @@ APIS = {
 RETRYABLE_CATEGORIES = ("RATE_LIMIT", "INTERNAL", "UNAVAILABLE", "TIMEOUT")
 
 
-def timeline_api() -> TimelineApi:
-    """The default API (HUBSPOT_TIMELINE_API): for a body that names neither a template nor a type."""
-    return APIS[config.hubspot_timeline_api()]
+def default_api(settings: Settings) -> TimelineApi:
+    """The API of a body that names neither a template nor a type: HUBSPOT_TIMELINE_API of
+    `settings` (ValueError naming the setting when it names no API)."""
+    return APIS[settings.hubspot_api()]
 
 
-def api_for(body: Any) -> TimelineApi:
+def api_for(body: Any, default: TimelineApi) -> TimelineApi:
     """The API a body writes: the one whose type field it holds (v3 `eventTemplateId`, 2026-03
-    `eventTypeName`), as `SPEC.contract_for` reads it; else the default."""
+    `eventTypeName`), as `SPEC.contract_for` reads it; else `default`."""
     if isinstance(body, dict):
         for api in APIS.values():
             if api.type_field in body:
                 return api
-    return timeline_api()
+    return default
 
 
 def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any]:
@@ -115,10 +118,9 @@ def _error_fields(body: Any, status: int | None, fallback: str) -> dict[str, Any
     }
 
 
-def account_zone(name: str | None = None) -> tzinfo:
-    """The HubSpot account's time zone: `name`, else HUBSPOT_ACCOUNT_TIMEZONE (an IANA name such
-    as Europe/Berlin; UTC unless set). Raises ValueError for a name no time zone has."""
-    name = config.settings().hubspot_account_timezone if name is None else name
+def account_zone(name: str) -> tzinfo:
+    """The HubSpot account's time zone named `name` (HUBSPOT_ACCOUNT_TIMEZONE: an IANA name such
+    as Europe/Berlin, or UTC). Raises ValueError for a name no time zone has."""
     if name.upper() in ("UTC", "Z", "ETC/UTC"):
         return UTC
     try:
@@ -130,16 +132,16 @@ def account_zone(name: str | None = None) -> tzinfo:
         ) from None
 
 
-def seconds_until_daily_reset(now: float | None = None, zone: tzinfo | None = None) -> float:
+def seconds_until_daily_reset(now: float | None = None, *, zone: tzinfo) -> float:
     """HubSpot's DAILY limit resets at midnight in the account's time zone (`account_zone`)."""
-    return seconds_until_next_midnight(now, account_zone() if zone is None else zone)
+    return seconds_until_next_midnight(now, zone)
 
 
 def classify_error(
     response: requests.Response, *, now: float | None = None, zone: tzinfo | None = None
 ) -> DeliveryFailure:
     """A non-2xx answer to a single or whole-batch request. `zone`: the account's time zone, where
-    a DAILY limit resets (None: HUBSPOT_ACCOUNT_TIMEZONE)."""
+    a DAILY limit resets (UTC unless given; only a 429 reads it)."""
     status = response.status_code
     if 300 <= status < 400:
         return redirect_error(response, "hubspot")
@@ -148,7 +150,7 @@ def classify_error(
     if status == 429:
         policy = (as_str(body.get("policyName")) or "").upper()
         if policy == "DAILY":
-            delay: float | None = seconds_until_daily_reset(now, zone)
+            delay: float | None = seconds_until_daily_reset(now, zone=zone or UTC)
         else:
             delay = retry_after(response, "hubspot", now=now)
             if delay is None:
@@ -209,19 +211,29 @@ class HubspotClient(TargetClient):
     credential = CREDENTIAL
     max_batch_size = MAX_BATCH
 
-    def __init__(self, *, account_timezone: tzinfo | None = None, **options: Any) -> None:
-        """`account_timezone`: where the account's DAILY limit resets (None: HUBSPOT_ACCOUNT_TIMEZONE)."""
-        super().__init__(**options)
-        self._zone = account_zone() if account_timezone is None else account_timezone
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Secrets,
+        *,
+        account_timezone: tzinfo | None = None,
+        **options: Any,
+    ) -> None:
+        """`account_timezone`: where the account's DAILY limit resets (None: HUBSPOT_ACCOUNT_TIMEZONE).
+        Raises ValueError for a HUBSPOT_TIMELINE_API or a time zone that does not exist."""
+        super().__init__(settings, secrets, **options)
+        self._default_api = default_api(settings)
+        if account_timezone is None:
+            account_timezone = account_zone(settings.hubspot_account_timezone)
+        self._zone = account_timezone
 
     # --- request building -------------------------------------------------------------------
 
-    @staticmethod
-    def prepare(job: DeliveryJob, api: TimelineApi | None = None) -> dict[str, Any]:
+    def prepare(self, job: DeliveryJob, api: TimelineApi | None = None) -> dict[str, Any]:
         """The event for `job`, for the API its body writes (`api_for`): its body with a
         deterministic `id` (the job key unless the mapping set one) and string token or property
         values. Raises PermanentDeliveryError for a body that cannot be sent idempotently."""
-        api = api or api_for(job.body)
+        api = api or api_for(job.body, self._default_api)
         event = dict(job.body)
         event_id = event.get("id") or job.key
         if "{{uuid}}" in str(event_id):
@@ -253,7 +265,7 @@ class HubspotClient(TargetClient):
         outcomes: list[Outcome | None] = [None] * len(jobs)
         groups: dict[tuple[str, str], list[_Item]] = {}
         for index, job in enumerate(jobs):
-            api = api_for(job.body)
+            api = api_for(job.body, self._default_api)
             try:
                 event = self.prepare(job, api)
             except PermanentDeliveryError as failure:
@@ -405,19 +417,18 @@ def _id_taken(response: requests.Response, item: _Item) -> PermanentDeliveryErro
     )
 
 
-def build_client() -> HubspotClient:
+def build_client(settings: Settings, secrets: Secrets) -> HubspotClient:
     """The HubSpot client; checks the timeline API and time zone settings now, reads the token
     on each send."""
-    timeline_api()
-    return HubspotClient()
+    return HubspotClient(settings, secrets)
 
 
 def _contract_of(api: TimelineApi) -> str:
     return "hubspot" if api.name == "v3" else f"hubspot-{api.name}"
 
 
-def _default_contract() -> str:
-    return _contract_of(timeline_api())
+def _default_contract(settings: Settings) -> str:
+    return _contract_of(default_api(settings))
 
 
 def template_problems(body: Mapping[str, Any], contract: str) -> list[TargetProblem]:

@@ -8,11 +8,11 @@ reuses the same key: a lost answer is replayed, a failure runs fresh.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from timeline_bridge import config, keys
+from timeline_bridge import keys
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
@@ -26,6 +26,9 @@ from timeline_bridge.targets.http import (
     retry_after,
 )
 from timeline_bridge.targets.spec import Contract, TargetSpec
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 EVENTS_PATH = "/v1/timeline_events"
 CREDENTIAL = "MATTER_API_KEY"
@@ -43,15 +46,16 @@ IDEMPOTENCY_CONFLICT_CODES = frozenset(
 PERMANENT_AUTH_CODES = frozenset({"auth_token_mode_mismatch"})
 
 
-def matter_version() -> str:
-    return config.settings().matter_version or DEFAULT_VERSION
+def matter_version(settings: Settings) -> str:
+    """The Matter-Version header: MATTER_VERSION, else the version this client was written for."""
+    return settings.matter_version or DEFAULT_VERSION
 
 
-def base_url_for(api_key: str) -> str | None:
+def base_url_for(api_key: str, settings: Settings) -> str | None:
     """A test key talks to the test host unless MATTER_BASE_URL says otherwise (a live key on the
     test host, or the reverse, is refused with 401 auth_token_mode_mismatch)."""
-    if config.base_url_override("matter"):
-        return None  # config.base_url("matter") reads it
+    if settings.base_url_override("matter"):
+        return None  # the transport sends to it
     return TEST_BASE_URL if api_key.startswith("sk_test_") else None
 
 
@@ -97,17 +101,23 @@ class MatterClient(TargetClient):
     name = "matter"
     credential = CREDENTIAL
 
+    def __init__(self, settings: Settings, secrets: Secrets, **options: Any) -> None:
+        super().__init__(settings, secrets, **options)
+        self._settings = settings
+        self._version = matter_version(settings)
+
     def _send_one(self, job: DeliveryJob) -> Outcome:
         try:
             api_key = self._require_token()
             headers = {
                 "Authorization": f"Bearer {api_key}",
-                "Matter-Version": matter_version(),
+                "Matter-Version": self._version,
                 "Idempotency-Key": keys.job_uuid(job.key),
                 "Accept": "application/json",
                 "Content-Type": "application/json",
             }
-            response = self._transport.post(EVENTS_PATH, job.body, headers, base_url=base_url_for(api_key))
+            host = base_url_for(api_key, self._settings)
+            response = self._transport.post(EVENTS_PATH, job.body, headers, base_url=host)
         except DeliveryFailure as failure:
             return failure
         outcome = classify(response, now=self._clock())
@@ -116,8 +126,8 @@ class MatterClient(TargetClient):
         return outcome
 
 
-def build_client() -> MatterClient:
-    return MatterClient()
+def build_client(settings: Settings, secrets: Secrets) -> MatterClient:
+    return MatterClient(settings, secrets)
 
 
 SPEC = TargetSpec(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
     from timeline_bridge.targets.base import TargetClient
 
 # A problem a target finds in a mapping's body template: (path inside the body, reason).
@@ -51,7 +52,9 @@ class TargetSpec:
     base_url: str  # scheme and host; `<NAME>_BASE_URL` overrides it
     credential: str  # the environment variable (or `<name>_SECRET_ID` secret) holding the token
     contracts: tuple[Contract, ...]
-    build_client: Callable[[], TargetClient]
+    # The client of one function: its host, HTTP bounds and provider knobs from the settings, its
+    # credential read from the secrets on each send.
+    build_client: Callable[[Settings, Secrets], TargetClient]
     # (requests, window seconds), all enforced at once; `<NAME>_RATE_LIMITS` overrides them.
     rate_limits: tuple[tuple[int, float], ...] = ()
     # False when the limits are a guess: a 429 may then ask for any wait up to the global cap.
@@ -60,8 +63,9 @@ class TargetSpec:
     # there is the operator's to fix, so jobs wait instead of being refused.
     configured_headers: frozenset[str] = frozenset()
     key_fields: tuple[KeyField, ...] = ()
-    # The contract of a body naming none (`Contract.named_by`); None: the first contract.
-    default_contract: Callable[[], str] | None = None
+    # The contract of a body naming none (`Contract.named_by`), as the settings choose it; None:
+    # the first contract.
+    default_contract: Callable[[Settings], str] | None = None
     # Target-specific checks of a body template, given the contract it follows.
     template_problems: Callable[[Mapping[str, Any], str], list[TargetProblem]] | None = field(
         default=None, compare=False
@@ -74,14 +78,15 @@ class TargetSpec:
                 return contract
         raise KeyError(name)
 
-    def contract_for(self, body: Any = None) -> str:
-        """The contract `body` follows: the one whose `named_by` field it holds, else the default."""
+    def contract_for(self, body: Any, settings: Settings) -> str:
+        """The contract `body` follows: the one whose `named_by` field it holds, else the default
+        (`default_contract` of `settings`)."""
         if isinstance(body, dict):
             for contract in self.contracts:
                 if contract.named_by is not None and contract.named_by in body:
                     return contract.name
         if self.default_contract is not None:
-            return self.default_contract()
+            return self.default_contract(settings)
         return self.contracts[0].name
 
     def contract_fields_named(self, body: Any) -> list[str]:

@@ -7,7 +7,7 @@ Errors come as `{"error": {code, type, message, details[{message, pointer}], lin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -25,6 +25,9 @@ from timeline_bridge.targets.http import (
     retry_after,
 )
 from timeline_bridge.targets.spec import Contract, TargetSpec
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 API_VERSION = "2025-09"
 EVENTS_PATH = f"/{API_VERSION}/timeline/events"
@@ -104,8 +107,8 @@ class StoraClient(TargetClient):
         return outcome
 
 
-def build_client() -> StoraClient:
-    return StoraClient()
+def build_client(settings: Settings, secrets: Secrets) -> StoraClient:
+    return StoraClient(settings, secrets)
 
 
 SPEC = TargetSpec(
