@@ -84,13 +84,15 @@ def test_enrichment_waits_until_midnight_in_the_account_time_zone_when_the_daily
     monkeypatch, settings_from_env
 ):
     from timeline_bridge.enrichment.hubspot import HubspotCrm
+    from timeline_bridge.wiring import Dependencies
 
     monkeypatch.setenv("HUBSPOT_ACCOUNT_TIMEZONE", "Asia/Tokyo")
+    dependencies = Dependencies.from_environ()
 
     class Answer:
         headers = {"X-HubSpot-RateLimit-Daily-Remaining": "0"}
 
-    wait = HubspotCrm().quota_wait(Answer())  # type: ignore[arg-type]
+    wait = HubspotCrm(dependencies.settings, dependencies.secrets).quota_wait(Answer())  # type: ignore[arg-type]
 
     assert wait is not None
     assert abs(wait - seconds_until_next_midnight(zone=ZoneInfo("Asia/Tokyo"))) < 5

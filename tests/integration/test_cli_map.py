@@ -44,9 +44,6 @@ def test_map_enriches_from_started_sandboxes_when_nothing_is_configured(
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
     monkeypatch.chdir(tmp_path)
-    from timeline_bridge import enrichment
-
-    enrichment.reset()
     mappings, sample = ROOT / "mappings", ROOT / "events/hubspot/deal-stage-change.json"
 
     code = main(["map", "hubspot", str(sample), "--mappings", str(mappings)])
@@ -60,7 +57,6 @@ def test_map_enriches_from_started_sandboxes_when_nothing_is_configured(
         "previous_state": "Qualified",
         "new_state": "Negotiation",
     }
-    enrichment.reset()
 
 
 def test_map_does_not_start_sandboxes_when_an_enrichment_api_is_configured(
@@ -69,9 +65,6 @@ def test_map_does_not_start_sandboxes_when_an_enrichment_api_is_configured(
     monkeypatch.setenv("HUBSPOT_BASE_URL", "http://127.0.0.1:9")  # nothing listens: the read fails
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "configured-token")
     monkeypatch.chdir(tmp_path)
-    from timeline_bridge import enrichment
-
-    enrichment.reset()
     mappings, sample = ROOT / "mappings", ROOT / "events/hubspot/deal-stage-change.json"
 
     code = main(["map", "hubspot", str(sample), "--mappings", str(mappings)])
@@ -79,4 +72,3 @@ def test_map_does_not_start_sandboxes_when_an_enrichment_api_is_configured(
     _, err = capsys.readouterr()
     assert code == 1
     assert "seeded local sandboxes" not in err
-    enrichment.reset()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from moto import mock_aws
-from timeline_bridge import aws
+from timeline_bridge.aws import AwsClients
 from timeline_bridge.enrichment.identity import IdentityTable
 from timeline_bridge_tools.cli import main
 
@@ -21,15 +21,14 @@ def identity_table(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("IDENTITY_TABLE", raising=False)
     with mock_aws():
-        aws.reset_clients()
-        aws.client("dynamodb").create_table(
+        clients = AwsClients()
+        clients("dynamodb").create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield IdentityTable(TABLE)
-        aws.reset_clients()
+        yield IdentityTable(TABLE, clients)
 
 
 def write_csv(tmp_path, text):

@@ -1,4 +1,5 @@
-"""Fixtures of the enrichment unit tests: the source APIs as in-memory fakes, clean caches."""
+"""Fixtures of the enrichment unit tests: the source APIs as in-memory fakes, and an Enrichment
+built on the test's environment (so it starts with empty caches and open gates)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from enrichment_fakes import HUBSPOT, SLACK, STORA, FakeApis
-from timeline_bridge import enrichment
+from enrichment_fakes import HUBSPOT, SLACK, STORA, FakeApis, enrichment_from_environ
+from timeline_bridge.enrichment import Enrichment
 from timeline_bridge.targets import http
 
 
 @pytest.fixture
 def apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApis]:
-    """HubSpot, Slack and Stora as in-memory fakes, with tokens configured and caches cleared."""
+    """HubSpot, Slack and Stora as in-memory fakes, with their base URLs and tokens set."""
     fake = FakeApis()
     session = requests.Session()
     session.mount("https://", fake)
@@ -28,6 +29,10 @@ def apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApis]:
     monkeypatch.delenv("IDENTITY_TABLE", raising=False)
     for name in ("HUBSPOT_ACCESS_TOKEN", "SLACK_BOT_TOKEN", "STORA_TOKEN"):
         monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
-    enrichment.reset()
     yield fake
-    enrichment.reset()
+
+
+@pytest.fixture
+def enrichment(apis: FakeApis) -> Enrichment:
+    """An Enrichment reading the fakes (a test that changes a variable afterwards builds another)."""
+    return enrichment_from_environ()

@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
+from timeline_bridge.enrichment import Enrichment
+from timeline_bridge.wiring import Dependencies
 
 HUBSPOT = "https://api.hubapi.test"
 SLACK = "https://slack.test"
@@ -75,6 +77,11 @@ class FakeApis(BaseAdapter):
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def enrichment_from_environ() -> Enrichment:
+    """An Enrichment on this process's environment as it is now (the route function's, in a test)."""
+    return Enrichment.of(Dependencies.from_environ())
 
 
 def deal_answer(deal_id: str = "18147040851", history: list[tuple[str, str]] | None = None) -> dict[str, Any]:

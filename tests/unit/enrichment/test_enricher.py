@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from enrichment_fakes import HUBSPOT, PIPELINES, SLACK, deal_answer
-from timeline_bridge.enrichment import Enricher, EnrichmentFailedError, EnrichmentRetryError
-from timeline_bridge.enrichment.cache import TTLCache, reference_cache
+from timeline_bridge.enrichment import EnrichmentFailedError, EnrichmentRetryError
+from timeline_bridge.enrichment.cache import TTLCache
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping.engine import MappingSet
 from timeline_bridge.mapping.loader import check_text
@@ -55,13 +55,13 @@ body:
 """
 
 
-def test_results_feed_later_fetches_and_the_body_when_fetches_run_in_order(apis):
+def test_results_feed_later_fetches_and_the_body_when_fetches_run_in_order(apis, enrichment):
     apis.on("GET", DEAL_URL, (200, deal_answer()))
     apis.on("GET", f"{HUBSPOT}/crm/v3/pipelines/deals", (200, PIPELINES))
     mapping = compile_mapping(DEAL_MAPPING)
     event = envelope(DEAL_EVENT)
 
-    results = Enricher()(mapping, event)
+    results = enrichment(mapping, event)
 
     assert results["previous"] == "Qualified"
     assert results["new"] == "Negotiation"
@@ -70,17 +70,17 @@ def test_results_feed_later_fetches_and_the_body_when_fetches_run_in_order(apis)
     assert apis.paths() == ["/crm/v3/objects/deals/18147040851", "/crm/v3/pipelines/deals"]
 
 
-def test_jobs_render_from_fetched_values_when_the_route_passes_the_enricher(apis):
+def test_jobs_render_from_fetched_values_when_the_route_passes_the_enricher(apis, enrichment):
     apis.on("GET", DEAL_URL, (200, deal_answer()))
     apis.on("GET", f"{HUBSPOT}/crm/v3/pipelines/deals", (200, PIPELINES))
     mappings = MappingSet([compile_mapping(DEAL_MAPPING)])
 
-    (job,) = mappings.render_jobs(envelope(DEAL_EVENT), Enricher())
+    (job,) = mappings.render_jobs(envelope(DEAL_EVENT), enrichment)
 
     assert job.body["title"] == "Acme Storage - 3 units: Qualified -> Negotiation"
 
 
-def test_job_is_dead_lettered_naming_the_fetch_and_status_when_a_fetch_fails_for_good(apis):
+def test_job_is_dead_lettered_naming_the_fetch_and_status_when_a_fetch_fails_for_good(apis, enrichment):
     apis.on(
         "GET",
         DEAL_URL,
@@ -88,7 +88,7 @@ def test_job_is_dead_lettered_naming_the_fetch_and_status_when_a_fetch_fails_for
     )
     mappings = MappingSet([compile_mapping(DEAL_MAPPING)])
 
-    (failure,) = mappings.render_jobs(envelope(DEAL_EVENT), Enricher())
+    (failure,) = mappings.render_jobs(envelope(DEAL_EVENT), enrichment)
 
     letter = failure.dead_letter(envelope(DEAL_EVENT))
     assert letter.body == {}  # nothing half-filled
@@ -105,17 +105,17 @@ def test_job_is_dead_lettered_naming_the_fetch_and_status_when_a_fetch_fails_for
     assert "Object not found." in record["message"]
 
 
-def test_record_fails_as_a_whole_when_a_fetch_must_be_retried(apis):
+def test_record_fails_as_a_whole_when_a_fetch_must_be_retried(apis, enrichment):
     apis.on("GET", DEAL_URL, (503, None))
     mappings = MappingSet([compile_mapping(DEAL_MAPPING)])
 
     with pytest.raises(EnrichmentRetryError) as caught:
-        mappings.render_jobs(envelope(DEAL_EVENT), Enricher())
+        mappings.render_jobs(envelope(DEAL_EVENT), enrichment)
 
     assert (caught.value.fetch, caught.value.status) == ("deal", 503)
 
 
-def test_bad_with_value_is_a_mapping_error_naming_the_field_when_its_expression_fails(apis):
+def test_bad_with_value_is_a_mapping_error_naming_the_field_when_its_expression_fails(apis, enrichment):
     mapping = compile_mapping(
         """
 name: bad-time
@@ -128,31 +128,30 @@ body: {kind: audit, title: "${{ enrichment.deal.id }}", occurred_at: "2025-11-23
     )
 
     with pytest.raises(MappingError) as caught:
-        Enricher()(mapping, envelope({"objectId": "soon"}))
+        enrichment(mapping, envelope({"objectId": "soon"}))
 
     assert caught.value.field == "enrich.deal.with.id"
     assert caught.value.line == 6
     assert apis.calls == []
 
 
-def test_deal_is_fetched_once_per_event_when_two_mappings_need_it(apis):
+def test_deal_is_fetched_once_per_event_when_two_mappings_need_it(apis, enrichment):
     apis.on("GET", DEAL_URL, (200, deal_answer()))
     apis.on("GET", f"{HUBSPOT}/crm/v3/pipelines/deals", (200, PIPELINES))
     first = compile_mapping(DEAL_MAPPING)
     second = compile_mapping(DEAL_MAPPING.replace("name: deal-to-matter", "name: deal-to-matter-too"))
-    enricher = Enricher()
 
-    enricher(first, envelope(DEAL_EVENT))
-    enricher(second, envelope(DEAL_EVENT))
-    enricher(first, envelope(DEAL_EVENT, event_id="e-2"))  # the next event reads the deal again
+    enrichment(first, envelope(DEAL_EVENT))
+    enrichment(second, envelope(DEAL_EVENT))
+    enrichment(first, envelope(DEAL_EVENT, event_id="e-2"))  # the next event reads the deal again
 
     assert apis.paths().count("/crm/v3/objects/deals/18147040851") == 2
     assert apis.paths().count("/crm/v3/pipelines/deals") == 1
 
 
-def test_reference_data_is_read_again_when_its_ttl_has_passed(apis, monkeypatch):
+def test_reference_data_is_read_again_when_its_ttl_has_passed(apis, enrichment, monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(reference_cache, "_clock", lambda: now[0])
+    monkeypatch.setattr(enrichment.sources.reference_cache, "_clock", lambda: now[0])
     apis.on("GET", f"{SLACK}/api/users.info", (200, {"ok": True, "user": {"id": "U1", "real_name": "Maria"}}))
     mapping = compile_mapping(
         """
@@ -164,19 +163,18 @@ enrich:
 body: {kind: governance, title: t, occurred_at: "2025-11-23T12:01:55Z", actor: "${{ enrichment.who.real_name }}", ref: r}
 """
     )
-    enricher = Enricher()
     click = {"user": {"id": "U1"}}
 
-    enricher(mapping, envelope(click, "e-1", "slack"))
+    enrichment(mapping, envelope(click, "e-1", "slack"))
     now[0] += 59
-    enricher(mapping, envelope(click, "e-2", "slack"))
+    enrichment(mapping, envelope(click, "e-2", "slack"))
     assert len(apis.calls) == 1
     now[0] += 2
-    enricher(mapping, envelope(click, "e-3", "slack"))
+    enrichment(mapping, envelope(click, "e-3", "slack"))
     assert len(apis.calls) == 2
 
 
-def test_nothing_is_cached_across_events_when_ttl_is_zero(apis):
+def test_nothing_is_cached_across_events_when_ttl_is_zero(apis, enrichment):
     apis.on("GET", f"{SLACK}/api/users.info", (200, {"ok": True, "user": {"id": "U1", "real_name": "Maria"}}))
     mapping = compile_mapping(
         """
@@ -188,15 +186,14 @@ enrich:
 body: {kind: governance, title: t, occurred_at: "2025-11-23T12:01:55Z", actor: "${{ enrichment.who.real_name }}", ref: r}
 """
     )
-    enricher = Enricher()
 
-    enricher(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))
-    enricher(mapping, envelope({"user": {"id": "U1"}}, "e-2", "slack"))
+    enrichment(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))
+    enrichment(mapping, envelope({"user": {"id": "U1"}}, "e-2", "slack"))
 
     assert len(apis.calls) == 2
 
 
-def test_failure_is_not_cached_when_the_next_event_asks_again(apis):
+def test_failure_is_not_cached_when_the_next_event_asks_again(apis, enrichment):
     answers = iter([(503, None), (200, {"ok": True, "user": {"id": "U1", "real_name": "Maria"}})])
     apis.on("GET", f"{SLACK}/api/users.info", lambda _call: next(answers))
     mapping = compile_mapping(
@@ -209,14 +206,15 @@ enrich:
 body: {kind: governance, title: t, occurred_at: "2025-11-23T12:01:55Z", actor: "${{ enrichment.who.real_name }}", ref: r}
 """
     )
-    enricher = Enricher()
     with pytest.raises(EnrichmentRetryError, match="503"):
-        enricher(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))
+        enrichment(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))
 
-    assert enricher(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))["who"]["real_name"] == "Maria"
+    assert (
+        enrichment(mapping, envelope({"user": {"id": "U1"}}, "e-1", "slack"))["who"]["real_name"] == "Maria"
+    )
 
 
-def test_optional_fetch_gives_null_when_its_required_argument_renders_empty(apis):
+def test_optional_fetch_gives_null_when_its_required_argument_renders_empty(apis, enrichment):
     mapping = compile_mapping(
         """
 name: link
@@ -231,17 +229,17 @@ body: {kind: governance, title: t, occurred_at: "2025-11-23T12:01:55Z", actor: a
 """
     )
 
-    assert Enricher()(mapping, envelope({"container": {"type": "view"}}, source="slack")) == {
+    assert enrichment(mapping, envelope({"container": {"type": "view"}}, source="slack")) == {
         "permalink": None
     }
     assert apis.calls == []
 
 
-def test_required_fetch_is_permanent_when_its_argument_renders_empty(apis):
+def test_required_fetch_is_permanent_when_its_argument_renders_empty(apis, enrichment):
     mapping = compile_mapping(DEAL_MAPPING)
 
     with pytest.raises(EnrichmentFailedError, match="argument id rendered empty"):
-        Enricher()(mapping, envelope({"propertyValue": "contractsent"}))
+        enrichment(mapping, envelope({"propertyValue": "contractsent"}))
 
 
 def test_entries_expire_and_the_oldest_goes_first_when_the_cache_is_full():

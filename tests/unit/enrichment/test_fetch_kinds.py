@@ -4,10 +4,10 @@ labels, and identities from the static table or the DynamoDB identity map."""
 from __future__ import annotations
 
 import pytest
-from enrichment_fakes import HUBSPOT, PIPELINES, deal_answer
+from enrichment_fakes import HUBSPOT, PIPELINES, deal_answer, enrichment_from_environ
 from moto import mock_aws
-from timeline_bridge import aws
-from timeline_bridge.enrichment import EnrichmentFailedError, EnrichmentRetryError, run_fetch
+from timeline_bridge.aws import AwsClients
+from timeline_bridge.enrichment import EnrichmentFailedError, EnrichmentRetryError
 from timeline_bridge.enrichment.identity import Identity, IdentityTable
 
 DEAL_URL = f"{HUBSPOT}/crm/v3/objects/deals/7"
@@ -16,7 +16,7 @@ BATCH_READ = f"{HUBSPOT}/crm/v3/objects/contacts/batch/read"
 PIPELINES_URL = f"{HUBSPOT}/crm/v3/pipelines/deals"
 
 
-def test_previous_stage_is_the_second_newest_entry_whatever_order_hubspot_lists_them(apis):
+def test_previous_stage_is_the_second_newest_entry_whatever_order_hubspot_lists_them(apis, enrichment):
     history = [
         ("appointmentscheduled", "2025-10-14T08:12:40.118Z"),
         ("contractsent", "2025-11-23T12:01:55.724Z"),
@@ -24,7 +24,7 @@ def test_previous_stage_is_the_second_newest_entry_whatever_order_hubspot_lists_
     ]
     apis.on("GET", DEAL_URL, (200, deal_answer("7", history)))
 
-    deal = run_fetch("deal", "hubspot.deal", {"id": "7", "history": ["dealstage"]})
+    deal = enrichment.run_fetch("deal", "hubspot.deal", {"id": "7", "history": ["dealstage"]})
 
     assert [h["value"] for h in deal["history"]["dealstage"]] == [
         "contractsent",
@@ -34,15 +34,15 @@ def test_previous_stage_is_the_second_newest_entry_whatever_order_hubspot_lists_
     assert deal["previous"] == {"dealstage": "qualifiedtobuy"}
 
 
-def test_previous_stage_is_null_when_the_deal_has_one_stage_entry(apis):
+def test_previous_stage_is_null_when_the_deal_has_one_stage_entry(apis, enrichment):
     apis.on("GET", DEAL_URL, (200, deal_answer("7", [("contractsent", "2025-11-23T12:01:55.724Z")])))
 
-    deal = run_fetch("deal", "hubspot.deal", {"id": "7", "history": ["dealstage"]})
+    deal = enrichment.run_fetch("deal", "hubspot.deal", {"id": "7", "history": ["dealstage"]})
 
     assert deal["previous"] == {"dealstage": None}
 
 
-def test_contacts_come_with_their_emails_in_association_order_when_the_deal_has_some(apis):
+def test_contacts_come_with_their_emails_in_association_order_when_the_deal_has_some(apis, enrichment):
     apis.on(
         "GET",
         ASSOCIATIONS,
@@ -71,7 +71,7 @@ def test_contacts_come_with_their_emails_in_association_order_when_the_deal_has_
         ),
     )
 
-    contacts = run_fetch("contacts", "hubspot.deal_contacts", {"id": 7})
+    contacts = enrichment.run_fetch("contacts", "hubspot.deal_contacts", {"id": 7})
 
     assert contacts["ids"] == ["502", "501"]
     assert contacts["emails"] == ["second@acme.example", "first@acme.example"]
@@ -82,10 +82,10 @@ def test_contacts_come_with_their_emails_in_association_order_when_the_deal_has_
     }
 
 
-def test_contacts_are_empty_without_a_batch_read_when_the_deal_has_none(apis):
+def test_contacts_are_empty_without_a_batch_read_when_the_deal_has_none(apis, enrichment):
     apis.on("GET", ASSOCIATIONS, (200, {"results": []}))
 
-    assert run_fetch("contacts", "hubspot.deal_contacts", {"id": 7}) == {
+    assert enrichment.run_fetch("contacts", "hubspot.deal_contacts", {"id": 7}) == {
         "ids": [],
         "contacts": [],
         "emails": [],
@@ -93,10 +93,10 @@ def test_contacts_are_empty_without_a_batch_read_when_the_deal_has_none(apis):
     assert len(apis.calls) == 1
 
 
-def test_stage_labels_cover_every_pipeline_when_pipelines_are_read(apis):
+def test_stage_labels_cover_every_pipeline_when_pipelines_are_read(apis, enrichment):
     apis.on("GET", PIPELINES_URL, (200, PIPELINES))
 
-    stages = run_fetch("stages", "hubspot.pipeline_stages", {"object": "deals"})
+    stages = enrichment.run_fetch("stages", "hubspot.pipeline_stages", {"object": "deals"})
 
     assert stages["labels"] == {
         "qualifiedtobuy": "Qualified",
@@ -106,41 +106,42 @@ def test_stage_labels_cover_every_pipeline_when_pipelines_are_read(apis):
     assert stages["pipelines"]["renewals"]["label"] == "Renewals"
 
 
-def test_stage_label_is_looked_up_in_the_named_pipeline_when_one_is_given(apis):
+def test_stage_label_is_looked_up_in_the_named_pipeline_when_one_is_given(apis, enrichment):
     apis.on("GET", PIPELINES_URL, (200, PIPELINES))
 
     assert (
-        run_fetch("s", "hubspot.stage_label", {"stage": "1234567", "pipeline": "renewals"}) == "Renewal due"
+        enrichment.run_fetch("s", "hubspot.stage_label", {"stage": "1234567", "pipeline": "renewals"})
+        == "Renewal due"
     )
     with pytest.raises(EnrichmentFailedError) as caught:
-        run_fetch("s", "hubspot.stage_label", {"stage": "1234567", "pipeline": "default"})
+        enrichment.run_fetch("s", "hubspot.stage_label", {"stage": "1234567", "pipeline": "default"})
     assert caught.value.code == "stage_not_found"
 
 
-def test_unknown_stage_is_permanent_when_no_pipeline_has_it(apis):
+def test_unknown_stage_is_permanent_when_no_pipeline_has_it(apis, enrichment):
     apis.on("GET", PIPELINES_URL, (200, PIPELINES))
 
     with pytest.raises(EnrichmentFailedError, match="no deals stage 'gone'"):
-        run_fetch("s", "hubspot.stage_label", {"stage": "gone"})
+        enrichment.run_fetch("s", "hubspot.stage_label", {"stage": "gone"})
 
 
 # --- identity ------------------------------------------------------------------------------------
 
 
-def test_identity_comes_from_the_inline_table_case_insensitively(apis):
+def test_identity_comes_from_the_inline_table_case_insensitively(apis, enrichment):
     table = {"Olivia@Acme.example": "con_3f1e0b9a7c5d2e48"}
 
-    found = run_fetch(
+    found = enrichment.run_fetch(
         "c", "identity", {"namespace": "stora_contact", "key": " olivia@acme.EXAMPLE ", "table": table}
     )
 
     assert found == "con_3f1e0b9a7c5d2e48"
 
 
-def test_identity_comes_from_the_mapping_lookups_when_table_names_one(apis):
+def test_identity_comes_from_the_mapping_lookups_when_table_names_one(apis, enrichment):
     lookups = {"stora_contact": {"olivia@acme.example": "con_3f1e0b9a7c5d2e48"}}
 
-    found = run_fetch(
+    found = enrichment.run_fetch(
         "c",
         "identity",
         {"namespace": "stora_contact", "key": "olivia@acme.example", "table": "stora_contact"},
@@ -150,43 +151,45 @@ def test_identity_comes_from_the_mapping_lookups_when_table_names_one(apis):
     assert found == "con_3f1e0b9a7c5d2e48"
 
 
-def test_identity_is_permanent_when_the_static_table_lacks_it_and_no_identity_table_exists(apis):
+def test_identity_is_permanent_when_the_static_table_lacks_it_and_no_identity_table_exists(apis, enrichment):
     with pytest.raises(EnrichmentFailedError) as caught:
-        run_fetch("c", "identity", {"namespace": "stora_contact", "key": "x@y.example", "table": {}})
+        enrichment.run_fetch(
+            "c", "identity", {"namespace": "stora_contact", "key": "x@y.example", "table": {}}
+        )
 
     assert caught.value.code == "identity_not_found"
 
 
-def test_identity_waits_for_configuration_when_neither_a_table_nor_an_identity_map_exists(apis):
+def test_identity_waits_for_configuration_when_neither_a_table_nor_an_identity_map_exists(apis, enrichment):
     with pytest.raises(EnrichmentRetryError) as caught:
-        run_fetch("c", "identity", {"namespace": "stora_contact", "key": "x@y.example"})
+        enrichment.run_fetch("c", "identity", {"namespace": "stora_contact", "key": "x@y.example"})
 
     assert caught.value.code == "identity_map_missing"
 
 
 @pytest.fixture
 def identity_map(apis, monkeypatch):
+    """DynamoDB identity tables on moto (`identities` holds one entry), IDENTITY_TABLE naming it."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("IDENTITY_TABLE", "identities")
     with mock_aws():
-        aws.reset_clients()
-        aws.client("dynamodb").create_table(
+        clients = AwsClients()
+        clients("dynamodb").create_table(
             TableName="identities",
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        table = IdentityTable("identities")
+        table = IdentityTable("identities", clients)
         table.put_many([Identity("stora_contact", "Olivia@Acme.example", "con_3f1e0b9a7c5d2e48")])
         yield table
-        aws.reset_clients()
 
 
 def test_identity_comes_from_the_identity_map_when_the_static_table_lacks_it(identity_map):
-    found = run_fetch(
+    found = enrichment_from_environ().run_fetch(
         "c", "identity", {"namespace": "stora_contact", "key": "olivia@acme.example", "table": {}}
     )
 
@@ -194,18 +197,21 @@ def test_identity_comes_from_the_identity_map_when_the_static_table_lacks_it(ide
 
 
 def test_missing_identity_is_found_once_imported_because_misses_are_not_cached(identity_map):
+    enrichment = enrichment_from_environ()
     args = {"namespace": "stora_contact", "key": "new@acme.example"}
     with pytest.raises(EnrichmentFailedError, match="bridge identities import"):
-        run_fetch("c", "identity", args)
+        enrichment.run_fetch("c", "identity", args)
 
     identity_map.put_many([Identity("stora_contact", "new@acme.example", "con_0000000000000009")])
 
-    assert run_fetch("c", "identity", args) == "con_0000000000000009"
+    assert enrichment.run_fetch("c", "identity", args) == "con_0000000000000009"
 
 
 def test_missing_identity_gives_null_when_the_fetch_is_optional(identity_map):
     assert (
-        run_fetch("c", "identity", {"namespace": "stora_contact", "key": "nobody@x.example"}, optional=True)
+        enrichment_from_environ().run_fetch(
+            "c", "identity", {"namespace": "stora_contact", "key": "nobody@x.example"}, optional=True
+        )
         is None
     )
 
@@ -214,6 +220,8 @@ def test_identity_map_failure_is_retried_later_when_dynamodb_refuses(identity_ma
     monkeypatch.setenv("IDENTITY_TABLE", "no-such-table")
 
     with pytest.raises(EnrichmentRetryError) as caught:
-        run_fetch("c", "identity", {"namespace": "stora_contact", "key": "olivia@acme.example"})
+        enrichment_from_environ().run_fetch(
+            "c", "identity", {"namespace": "stora_contact", "key": "olivia@acme.example"}
+        )
 
     assert caught.value.code == "identity_map_error"

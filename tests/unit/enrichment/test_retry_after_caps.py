@@ -7,8 +7,7 @@ import logging
 
 import pytest
 from enrichment_fakes import HUBSPOT, SLACK, STORA
-from timeline_bridge.enrichment import EnrichmentRetryError, run_fetch
-from timeline_bridge.enrichment.api import gate
+from timeline_bridge.enrichment import EnrichmentRetryError
 
 CAP_WARNING = "provider asked for a longer wait than its documented maximum; capped"
 
@@ -44,19 +43,18 @@ CAP_WARNING = "provider asked for a longer wait than its documented maximum; cap
     ids=["hubspot", "slack", "stora"],
 )
 def test_read_throttle_capped_and_logged_when_the_api_asks_for_999999_seconds(
-    apis, caplog, api, url, kind, args, answer, cap
+    apis, enrichment, caplog, api, url, kind, args, answer, cap
 ):
     apis.on("GET", url, (429, answer, {"Retry-After": "999999"}))
 
     with caplog.at_level(logging.WARNING), pytest.raises(EnrichmentRetryError) as caught:
-        run_fetch("thing", kind, args)
+        enrichment.run_fetch("thing", kind, args)
 
     assert caught.value.throttled and caught.value.retry_after == cap
     (record,) = [r for r in caplog.records if r.getMessage() == CAP_WARNING]
     assert (record.target, record.asked_seconds, record.capped_seconds) == (api, 999999.0, cap)
     # The gate closes for the capped wait, not for 11 days.
     with pytest.raises(EnrichmentRetryError) as waiting:
-        run_fetch("thing", kind, args)
+        enrichment.run_fetch("thing", kind, args)
     assert 0 < waiting.value.retry_after <= cap
     assert len(apis.calls) == 1
-    gate.reset()

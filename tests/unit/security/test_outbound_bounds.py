@@ -313,17 +313,17 @@ def test_applied_contact_activity_is_ambiguous_timeout_not_resent_when_the_deadl
 def test_enrichment_read_ends_at_the_deadline_and_is_retried_when_the_api_dribbles(
     monkeypatch, one_second_deadline
 ):
-    from timeline_bridge import enrichment
-    from timeline_bridge.enrichment import hubspot as crm
+    from timeline_bridge.enrichment import Enrichment, hubspot
+    from timeline_bridge.wiring import Dependencies
 
     with provider("dribble_body") as (url, _server):
         monkeypatch.setenv("HUBSPOT_BASE_URL", url)
         monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "hubspot-token-1")
         monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN_SECRET_ID", raising=False)
-        enrichment.reset()
+        crm = Enrichment.of(Dependencies.from_environ()).sources.hubspot
         started = time.monotonic()
         with pytest.raises(RetryLaterError) as caught:
-            crm.deal({"id": "98442"})
+            hubspot.deal(crm, {"id": "98442"})
         elapsed = time.monotonic() - started
 
     # A read stores nothing: never ambiguous.
@@ -365,15 +365,15 @@ def test_answer_refused_unread_when_its_declared_length_exceeds_the_cap(monkeypa
 
 
 def test_enrichment_read_refused_when_the_api_answers_a_huge_body(monkeypatch, default_settings):
-    from timeline_bridge import enrichment
-    from timeline_bridge.enrichment import stora as contacts
+    from timeline_bridge.enrichment import Enrichment, stora
+    from timeline_bridge.wiring import Dependencies
 
     with provider("huge_chunked") as (url, _server):
         monkeypatch.setenv("STORA_BASE_URL", url)
         monkeypatch.setenv("STORA_TOKEN", "stora-token-1")
         monkeypatch.delenv("STORA_TOKEN_SECRET_ID", raising=False)
-        enrichment.reset()
+        contacts = Enrichment.of(Dependencies.from_environ()).sources.stora
         with pytest.raises(RetryLaterError) as caught:
-            contacts.contact_by_email({"email": "someone@example.test"})
+            stora.contact_by_email(contacts, {"email": "someone@example.test"})
 
     assert (caught.value.code, caught.value.ambiguous) == ("answer_too_large", False)

@@ -428,21 +428,29 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> RecordingReads:
     return session
 
 
+def hubspot_crm() -> Any:
+    """The HubSpot CRM client of an Enrichment on this test's environment."""
+    from timeline_bridge.enrichment import Enrichment
+    from timeline_bridge.wiring import Dependencies
+
+    return Enrichment.of(Dependencies.from_environ()).sources.hubspot
+
+
 @pytest.mark.parametrize("fetch", ["deal", "deal_contacts"])
 @pytest.mark.parametrize("deal_id", ["..", ".", " .. ", ""])
 def test_enrichment_read_refused_unsent_when_the_id_would_climb_the_path(reads, fetch, deal_id):
-    from timeline_bridge.enrichment import hubspot as crm
+    from timeline_bridge.enrichment import hubspot
 
     with pytest.raises(PermanentDeliveryError) as caught:
-        getattr(crm, fetch)({"id": deal_id})
+        getattr(hubspot, fetch)(hubspot_crm(), {"id": deal_id})
     assert caught.value.code == "invalid_argument"
     assert reads.calls == []
 
 
 def test_enrichment_read_stays_on_its_path_when_the_id_holds_url_syntax(reads):
-    from timeline_bridge.enrichment import hubspot as crm
+    from timeline_bridge.enrichment import hubspot
 
-    crm.deal({"id": "1/../../settings?x=1#y"})
+    hubspot.deal(hubspot_crm(), {"id": "1/../../settings?x=1#y"})
 
     (call,) = reads.calls
     assert call["url"] == BASE_URLS["hubspot"] + "/crm/v3/objects/deals/1%2F..%2F..%2Fsettings%3Fx%3D1%23y"

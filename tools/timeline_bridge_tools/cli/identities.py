@@ -122,7 +122,9 @@ def _table(args: argparse.Namespace, err: TextIO) -> IdentityTable | None:
             file=err,
         )
         return None
-    return IdentityTable(name)
+    from timeline_bridge.aws import AwsClients
+
+    return IdentityTable(name, AwsClients())
 
 
 def _local_table() -> str:

@@ -98,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
     if args.no_enrich:
         enrich = no_enrichment
     else:
-        from timeline_bridge.enrichment import Enricher
+        from timeline_bridge.enrichment import Enrichment
+        from timeline_bridge.wiring import Dependencies
 
         if args.sandboxes or not (use_bridge_dev() or enrichment_configured()):
             sandboxes = start_enrichment_sandboxes()
-        enrich = Enricher()
+        # Built after the sandboxes are started: their URLs and tokens are in the environment.
+        enrich = Enrichment.of(Dependencies.from_environ())
     try:
         # Parsed again: pointing enrichment at the sandboxes may have set base URLs since.
         requests, failures = requests_for(envelopes, mapping_set, enrich, settings=Settings.from_environ())

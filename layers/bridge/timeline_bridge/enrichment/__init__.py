@@ -13,6 +13,10 @@ Fetches run in the order written; each result is `enrichment.<name>` for the bod
 or a required argument that renders empty, gives null instead of a failure) and `ttl: <seconds>`
 (how long reference data stays cached; 0 disables).
 
+The route stage's enricher is an `Enrichment`, built once per route function from its settings,
+secrets and AWS clients: it owns the API clients, the identity map, the reference-data cache and
+the throttle gates, so two functions in one process (the local runtime, tests) never share them.
+
 Failures keep the target calls' two types, wrapped so the dead letter names the fetch:
 `EnrichmentRetryError` (a RetryLaterError: throttled, 5xx, timeout, expired credentials; the route
 fails the SQS record and the whole event is routed again later) and `EnrichmentFailedError` (a
@@ -23,26 +27,26 @@ nothing half-filled is sent).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timeline_bridge.enrichment.cache import Memo, cached, reference_cache
+from timeline_bridge.enrichment.cache import Memo, cached
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 
 if TYPE_CHECKING:
-    from timeline_bridge.enrichment.fetches import FetchKind
+    from timeline_bridge.config import Secrets, Settings
+    from timeline_bridge.enrichment.fetches import FetchKind, Sources
     from timeline_bridge.mapping import Mapping
     from timeline_bridge.models import Envelope
+    from timeline_bridge.wiring import Dependencies
 
 __all__ = [
-    "Enricher",
+    "Enrichment",
     "EnrichmentFailedError",
     "EnrichmentRetryError",
     "NotFoundError",
-    "enrich",
     "fetch_kinds",
-    "reset",
-    "run_fetch",
 ]
 
 
@@ -98,71 +102,82 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or value in ([], {})
 
 
-def run_fetch(
-    name: str,
-    kind_name: str,
-    args: dict[str, Any],
-    *,
-    optional: bool = False,
-    ttl: float | None = None,
-    lookups: dict[str, dict[str, Any]] | None = None,
-    memo: Memo | None = None,
-) -> Any:
-    """Run one fetch with rendered `args`. Raises EnrichmentRetryError or EnrichmentFailedError."""
-    from timeline_bridge.enrichment.api import NotFoundError
-    from timeline_bridge.enrichment.fetches import FetchContext
-
-    kind = fetch_kinds().get(kind_name)
-    if kind is None:
-        raise EnrichmentFailedError(
-            f"enrich.{name}: unknown fetch {kind_name!r}", code="unknown_fetch", fetch=name, kind=kind_name
-        )
-    missing = [arg for arg in kind.required if _empty(args.get(arg))]
-    if missing:
-        if optional:
-            return None
-        raise EnrichmentFailedError(
-            f"enrich.{name} ({kind_name}): argument {', '.join(missing)} rendered empty",
-            code="argument_empty",
-            fetch=name,
-            kind=kind_name,
-        )
-    known = {*kind.required, *kind.optional}
-    call_args = {k: v for k, v in args.items() if k in known and v is not None}
-    context = FetchContext(lookups=lookups or {}, ttl=kind.ttl if ttl is None else float(ttl))
-    key = (kind_name, kind.scope(), json.dumps(call_args, sort_keys=True, default=str))
-    try:
-        # Failures are never cached: the next event (or the retry) asks again.
-        return cached(reference_cache, key, context.ttl, lambda: kind.run(call_args, context), memo)
-    except NotFoundError as exc:
-        if optional:
-            return None
-        raise _wrap(exc, name, kind_name) from None
-    except DeliveryFailure as exc:
-        raise _wrap(exc, name, kind_name) from None
-
-
-class Enricher:
-    """The route's enrich hook: `enricher(mapping, envelope)` → `{name: result}`.
+class Enrichment:
+    """The route stage's enricher: `enrichment(mapping, envelope)` → `{name: result}`.
 
     Results of record fetches (a deal, its contacts) are shared by the mappings of one envelope;
-    the hook is called for each matching mapping of an envelope in turn, so one memo is kept for
-    the envelope seen last.
+    the enricher is called for each matching mapping of an envelope in turn, so one memo is kept
+    for the envelope seen last. Reference data is cached for its TTL in `sources`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings, secrets: Secrets, aws: Callable[[str], Any]) -> None:
+        from timeline_bridge.enrichment.fetches import Sources  # lazy: the HTTP clients' imports
+
+        self.sources: Sources = Sources.of(settings, secrets, aws)
         self._memo_key: tuple[str, str] | None = None
         self._memo = Memo()
 
-    def forget(self) -> None:
-        """Drop the memo of the envelope seen last."""
-        self._memo_key, self._memo = None, Memo()
+    @classmethod
+    def of(cls, dependencies: Dependencies) -> Enrichment:
+        """The enrichment of a route function built on `dependencies`."""
+        return cls(dependencies.settings, dependencies.secrets, dependencies.aws)
 
     def memo_for(self, envelope: Envelope) -> Memo:
         key = (envelope.source, envelope.event_id)
         if key != self._memo_key:
             self._memo_key, self._memo = key, Memo()
         return self._memo
+
+    def run_fetch(
+        self,
+        name: str,
+        kind_name: str,
+        args: dict[str, Any],
+        *,
+        optional: bool = False,
+        ttl: float | None = None,
+        lookups: dict[str, dict[str, Any]] | None = None,
+        memo: Memo | None = None,
+    ) -> Any:
+        """Run one fetch with rendered `args`. Raises EnrichmentRetryError or EnrichmentFailedError."""
+        from timeline_bridge.enrichment.api import NotFoundError
+        from timeline_bridge.enrichment.fetches import FetchContext
+
+        kind = fetch_kinds().get(kind_name)
+        if kind is None:
+            raise EnrichmentFailedError(
+                f"enrich.{name}: unknown fetch {kind_name!r}",
+                code="unknown_fetch",
+                fetch=name,
+                kind=kind_name,
+            )
+        missing = [arg for arg in kind.required if _empty(args.get(arg))]
+        if missing:
+            if optional:
+                return None
+            raise EnrichmentFailedError(
+                f"enrich.{name} ({kind_name}): argument {', '.join(missing)} rendered empty",
+                code="argument_empty",
+                fetch=name,
+                kind=kind_name,
+            )
+        known = {*kind.required, *kind.optional}
+        call_args = {k: v for k, v in args.items() if k in known and v is not None}
+        context = FetchContext(
+            self.sources, lookups=lookups or {}, ttl=kind.ttl if ttl is None else float(ttl)
+        )
+        key = (kind_name, json.dumps(call_args, sort_keys=True, default=str))
+        try:
+            # Failures are never cached: the next event (or the retry) asks again.
+            return cached(
+                self.sources.reference_cache, key, context.ttl, lambda: kind.run(call_args, context), memo
+            )
+        except NotFoundError as exc:
+            if optional:
+                return None
+            raise _wrap(exc, name, kind_name) from None
+        except DeliveryFailure as exc:
+            raise _wrap(exc, name, kind_name) from None
 
     def __call__(self, mapping: Mapping, envelope: Envelope) -> dict[str, Any]:
         from timeline_bridge.mapping.engine import RenderError
@@ -178,7 +193,7 @@ class Enricher:
             except RenderError as exc:
                 raise mapping.error(exc.reason, exc.path) from None
             entry = options.get(name) or {}
-            results[name] = run_fetch(
+            results[name] = self.run_fetch(
                 name,
                 spec.fetch,
                 args,
@@ -188,17 +203,3 @@ class Enricher:
                 memo=memo,
             )
         return results
-
-
-def reset() -> None:
-    """Forget cached results and throttle state (a new configuration, or between tests)."""
-    from timeline_bridge.enrichment.api import gate
-
-    reference_cache.clear()
-    gate.reset()
-    enrich.forget()
-
-
-# The route stage's hook (`timeline_bridge.route.default_enricher` picks it up): one per process,
-# so the memo of the envelope being routed is shared by its mappings.
-enrich = Enricher()

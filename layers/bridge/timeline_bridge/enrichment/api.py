@@ -7,6 +7,9 @@ expired credentials) or `PermanentDeliveryError`.
 A 429 also closes a per-API gate for the delay the provider asked for, so the events behind the
 throttled one wait instead of hammering the API; so does an answer saying the quota is used up
 (HubSpot's `X-HubSpot-RateLimit-Remaining: 0`), before any 429.
+
+Each API client is built on one function's settings (its host, the HTTP deadline) and secrets (its
+token, read at each request so a rotation shows), and shares the gate of its `Enrichment`.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets import http
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 Clock = Callable[[], float]
 DEFAULT_THROTTLE_SECONDS = 10.0
@@ -58,25 +63,17 @@ class RateGate:
         with self._lock:
             self._until[api] = max(self._until.get(api, 0.0), self._clock() + delay)
 
-    def reset(self) -> None:
-        with self._lock:
-            self._until.clear()
-
-
-gate = RateGate()
-
 
 class SourceApi:
     """One API: where it lives, its bearer token, and how its answers are classified."""
 
     name: str = ""
-    credential: str = ""
+    credential: str = ""  # the secret holding the bearer token
 
-    def __init__(
-        self, *, token: Callable[[], str | None] | None = None, rate_gate: RateGate | None = None
-    ) -> None:
-        self._token = token or (lambda: config.secret(self.credential))
-        self.gate = rate_gate or gate
+    def __init__(self, settings: Settings, secrets: Secrets, gate: RateGate | None = None) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.gate = gate or RateGate()
 
     def base_url(self) -> str:
         raise NotImplementedError
@@ -104,12 +101,13 @@ class SourceApi:
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
         self.gate.check(self.gate_key())
-        token = self._token()
+        token = self.secrets.get(self.credential)
         if not token:
             # Configuration, not the event: wait for the operator rather than drop the event.
             raise RetryLaterError(f"{self.credential} is not configured", code="credentials_missing")
+        settings = self.settings
         try:
-            url = http.check_base_url(self.base_url()) + path
+            url = http.check_base_url(self.base_url(), allow_http=settings.allow_http_targets) + path
         except http.InsecureTargetError as exc:
             raise RetryLaterError(str(exc), code="source_misconfigured") from None
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -117,8 +115,7 @@ class SourceApi:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = http.encode_json(body)
-        settings = config.settings()
-        timeout = http.bounded_timeouts(http.timeouts(), settings.http_deadline)
+        timeout = http.bounded_timeouts(http.timeouts(settings), settings.http_deadline)
         try:
             response = http.exchange(
                 self.name,

@@ -1,9 +1,10 @@
 """Per-cold-start caches for enrichment results.
 
 Reference data (pipeline stage labels, Slack users, identity map entries) changes rarely and is
-read on almost every event, so it is kept for a TTL in the Lambda container. Record data (a deal,
-its contacts, a permalink) is only shared within one envelope, through `Memo`, so two mappings
-that fan out from the same event fetch the deal once.
+read on almost every event, so the route function's `Enrichment` keeps it for a TTL (it lives as
+long as the Lambda container). Record data (a deal, its contacts, a permalink) is only shared
+within one envelope, through `Memo`, so two mappings that fan out from the same event fetch the
+deal once.
 """
 
 from __future__ import annotations
@@ -60,10 +61,6 @@ class TTLCache:
 class Memo(dict):
     """Results of one envelope's fetches, keyed by (fetch kind, arguments): shared by every mapping
     that matches the event, dropped when the envelope is done."""
-
-
-# The process-wide cache for reference data; lives as long as the Lambda container.
-reference_cache = TTLCache()
 
 
 def cached(

@@ -8,17 +8,44 @@ others are shared only between the mappings of one event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from timeline_bridge import config
 from timeline_bridge.enrichment import hubspot, identity, slack, stora
-from timeline_bridge.enrichment.cache import cached, reference_cache
+from timeline_bridge.enrichment.api import RateGate
+from timeline_bridge.enrichment.cache import TTLCache, cached
+
+if TYPE_CHECKING:
+    from timeline_bridge.config import Secrets, Settings
 
 PIPELINES_TTL = 600.0
 USERS_TTL = 3600.0
 PERMALINK_TTL = 3600.0
 CONTACTS_TTL = 300.0
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the fetches of one `Enrichment` read: its API clients (sharing one throttle gate),
+    its identity map (None without `IDENTITY_TABLE`) and its cache of reference data. Built from
+    one function's settings, nothing here is shared with another function's."""
+
+    hubspot: hubspot.HubspotCrm
+    slack: slack.SlackWebApi
+    stora: stora.StoraContacts
+    identities: identity.IdentityTable | None
+    reference_cache: TTLCache = field(default_factory=TTLCache)
+
+    @staticmethod
+    def of(settings: Settings, secrets: Secrets, aws: Callable[[str], Any]) -> Sources:
+        gate = RateGate()
+        table = settings.identity_table
+        return Sources(
+            hubspot=hubspot.HubspotCrm(settings, secrets, gate),
+            slack=slack.SlackWebApi(settings, secrets, gate),
+            stora=stora.StoraContacts(settings, secrets, gate),
+            identities=identity.IdentityTable(table, aws) if table else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -31,41 +58,25 @@ class FetchKind:
     optional: tuple[str, ...] = ()
     ttl: float = 0.0  # seconds a result is kept per cold start (0: this event only)
     description: str = ""
-    # Where the data lives (API host, table name): part of every cache key.
-    scope: Callable[[], str] = lambda: ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class FetchContext:
-    """What a fetch may need besides its arguments: the mapping's lookups, the TTL in force."""
+    """What a fetch may need besides its arguments: the sources it reads, the mapping's lookups,
+    the TTL in force."""
 
+    sources: Sources
     lookups: dict[str, dict[str, Any]]
     ttl: float
-
-
-def _hubspot_scope() -> str:
-    return config.base_url("hubspot")
-
-
-def _slack_scope() -> str:
-    return slack.web_api().base_url()
-
-
-def _stora_scope() -> str:
-    return config.base_url("stora")
-
-
-def _identity_scope() -> str:
-    return config.settings().identity_table
 
 
 def _pipelines(args: dict[str, Any], ctx: FetchContext) -> dict[str, Any]:
     object_type = str(args.get("object") or "deals")
     return cached(
-        reference_cache,
-        ("hubspot.pipeline_stages", _hubspot_scope(), object_type),
+        ctx.sources.reference_cache,
+        ("hubspot.pipeline_stages", object_type),
         ctx.ttl,
-        lambda: hubspot.pipeline_stages({"object": object_type}),
+        lambda: hubspot.pipeline_stages(ctx.sources.hubspot, {"object": object_type}),
     )
 
 
@@ -74,7 +85,7 @@ def _stage_label(args: dict[str, Any], ctx: FetchContext) -> str:
 
 
 def _identity(args: dict[str, Any], ctx: FetchContext) -> str:
-    return identity.resolve(args, ctx.lookups)
+    return identity.resolve(args, ctx.lookups, ctx.sources.identities)
 
 
 KINDS: dict[str, FetchKind] = {
@@ -82,18 +93,16 @@ KINDS: dict[str, FetchKind] = {
     for kind in (
         FetchKind(
             "hubspot.deal",
-            lambda args, _ctx: hubspot.deal(args),
+            lambda args, ctx: hubspot.deal(ctx.sources.hubspot, args),
             required=("id",),
             optional=("properties", "history"),
-            scope=_hubspot_scope,
             description="the deal's properties, their history and each one's previous value",
         ),
         FetchKind(
             "hubspot.deal_contacts",
-            lambda args, _ctx: hubspot.deal_contacts(args),
+            lambda args, ctx: hubspot.deal_contacts(ctx.sources.hubspot, args),
             required=("id",),
             optional=("properties",),
-            scope=_hubspot_scope,
             description="the deal's associated contacts and their emails",
         ),
         FetchKind(
@@ -102,7 +111,6 @@ KINDS: dict[str, FetchKind] = {
             required=(),
             optional=("object",),
             ttl=PIPELINES_TTL,
-            scope=_hubspot_scope,
             description="every pipeline's stage labels by stage id",
         ),
         FetchKind(
@@ -111,31 +119,27 @@ KINDS: dict[str, FetchKind] = {
             required=("stage",),
             optional=("object", "pipeline"),
             ttl=PIPELINES_TTL,
-            scope=_hubspot_scope,
             description="the label of one pipeline stage",
         ),
         FetchKind(
             "slack.user",
-            lambda args, _ctx: slack.user(args),
+            lambda args, ctx: slack.user(ctx.sources.slack, args),
             required=("user",),
             ttl=USERS_TTL,
-            scope=_slack_scope,
             description="the Slack user object (real_name, profile.email, ...)",
         ),
         FetchKind(
             "slack.permalink",
-            lambda args, _ctx: slack.permalink(args),
+            lambda args, ctx: slack.permalink(ctx.sources.slack, args),
             required=("channel", "message_ts"),
             ttl=PERMALINK_TTL,
-            scope=_slack_scope,
             description="the permalink URL of a message",
         ),
         FetchKind(
             "stora.contact",
-            lambda args, _ctx: stora.contact_by_email(args),
+            lambda args, ctx: stora.contact_by_email(ctx.sources.stora, args),
             required=("email",),
             ttl=CONTACTS_TTL,
-            scope=_stora_scope,
             description="the Stora contact with this email",
         ),
         FetchKind(
@@ -144,7 +148,6 @@ KINDS: dict[str, FetchKind] = {
             required=("namespace", "key"),
             optional=("table",),
             ttl=identity.IDENTITY_TTL,
-            scope=_identity_scope,
             description="a target id from the identity map (static table, then IDENTITY_TABLE)",
         ),
     )

@@ -13,12 +13,12 @@ Answers are classified by the HubSpot target client's rules (429 with the policy
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.enrichment.api import DEFAULT_THROTTLE_SECONDS, NotFoundError, SourceApi
 from timeline_bridge.errors import PermanentDeliveryError
 from timeline_bridge.targets import http
@@ -32,7 +32,7 @@ class HubspotCrm(SourceApi):
     credential = "HUBSPOT_ACCESS_TOKEN"
 
     def base_url(self) -> str:
-        return config.base_url("hubspot")
+        return self.settings.base_url("hubspot")
 
     def classify(self, response: requests.Response) -> Any:
         from timeline_bridge.targets.hubspot import classify_error  # the one home of HubSpot's rules
@@ -40,7 +40,8 @@ class HubspotCrm(SourceApi):
         status = response.status_code
         if 200 <= status < 300:
             return http.json_body(response)
-        failure = classify_error(response)
+        # The account's time zone matters only to a DAILY 429 (it waits until midnight there).
+        failure = classify_error(response, zone=self.account_zone() if status == 429 else None)
         if status == 404:
             raise NotFoundError(failure.message, status=404, code=failure.code, request_id=failure.request_id)
         raise self.throttled(failure)
@@ -52,21 +53,17 @@ class HubspotCrm(SourceApi):
         if headers.get("X-HubSpot-RateLimit-Daily-Remaining", "").strip() == "0":
             from timeline_bridge.targets.hubspot import seconds_until_daily_reset
 
-            return seconds_until_daily_reset()  # midnight in the account's time zone
+            return seconds_until_daily_reset(zone=self.account_zone())
         if headers.get("X-HubSpot-RateLimit-Remaining", "").strip() == "0":
             interval = http.parse_interval_ms(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
             return DEFAULT_THROTTLE_SECONDS if interval is None else interval
         return None
 
+    def account_zone(self) -> tzinfo:
+        """The account's time zone (`HUBSPOT_ACCOUNT_TIMEZONE`), where its DAILY limit resets."""
+        from timeline_bridge.targets.hubspot import account_zone
 
-_crm: HubspotCrm | None = None
-
-
-def crm() -> HubspotCrm:
-    global _crm
-    if _crm is None:
-        _crm = HubspotCrm()
-    return _crm
+        return account_zone(self.settings.hubspot_account_timezone)
 
 
 def segment(value: Any, what: str) -> str:
@@ -89,13 +86,13 @@ def _history_entries(raw: Any) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: str(e.get("timestamp") or ""), reverse=True)
 
 
-def deal(args: dict[str, Any]) -> dict[str, Any]:
+def deal(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
     """`{id, properties, history: {prop: [newest … oldest]}, previous: {prop: value before the
     current one}}` for deal `args.id`."""
     deal_id = str(args["id"])
     params = {"properties": _csv(args.get("properties")), "propertiesWithHistory": _csv(args.get("history"))}
     body = http.as_dict(
-        crm().get(
+        crm.get(
             f"/crm/v3/objects/deals/{segment(deal_id, 'deal id')}", {k: v for k, v in params.items() if v}
         )
     )
@@ -110,14 +107,12 @@ def deal(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def deal_contacts(args: dict[str, Any]) -> dict[str, Any]:
+def deal_contacts(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
     """`{ids, contacts: [{id, email, firstname, lastname, …}], emails}` for deal `args.id`, in
     association order (first 100)."""
     deal_id = str(args["id"])
     answer = http.as_dict(
-        crm().get(
-            f"/crm/v4/objects/deals/{segment(deal_id, 'deal id')}/associations/contacts", {"limit": 500}
-        )
+        crm.get(f"/crm/v4/objects/deals/{segment(deal_id, 'deal id')}/associations/contacts", {"limit": 500})
     )
     ids: list[str] = []
     for row in http.as_list(answer.get("results")):
@@ -129,7 +124,7 @@ def deal_contacts(args: dict[str, Any]) -> dict[str, Any]:
     contacts: list[dict[str, Any]] = []
     if ids:
         batch = http.as_dict(
-            crm().post(
+            crm.post(
                 "/crm/v3/objects/contacts/batch/read",
                 {"properties": properties, "inputs": [{"id": i} for i in ids]},
             )
@@ -147,11 +142,11 @@ def deal_contacts(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pipeline_stages(args: dict[str, Any]) -> dict[str, Any]:
+def pipeline_stages(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
     """`{labels: {stage id: label}, pipelines: {pipeline id: {label, stages: {stage id: label}}}}`
     for every pipeline of `args.object` (default deals)."""
     object_type = str(args.get("object") or "deals")
-    answer = http.as_dict(crm().get(f"/crm/v3/pipelines/{segment(object_type, 'object type')}"))
+    answer = http.as_dict(crm.get(f"/crm/v3/pipelines/{segment(object_type, 'object type')}"))
     labels: dict[str, str] = {}
     pipelines: dict[str, Any] = {}
     for pipeline in http.as_list(answer.get("results")):

@@ -12,7 +12,7 @@ kept exactly as given and checked against the target's id format where the names
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,21 +64,21 @@ class Identity:
 
 
 class IdentityTable:
-    """The DynamoDB identity map. The table is read by the route and written by the CLI."""
+    """The DynamoDB identity map. The table is read by the route and written by the CLI.
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    `aws` gives the boto3 client of a service (`timeline_bridge.aws.AwsClients`): the DynamoDB
+    client is asked for at the first read or write, so a route function that never resolves an
+    identity never builds it."""
+
+    def __init__(self, table_name: str, aws: Callable[[str], Any]) -> None:
         if not table_name:
             raise ValueError("no identity table configured (IDENTITY_TABLE)")
         self.table_name = table_name
-        self._client = client
+        self._aws = aws
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from timeline_bridge import aws
-
-            self._client = aws.client("dynamodb")
-        return self._client
+        return self._aws("dynamodb")
 
     def get(self, namespace: str, key: Any) -> str | None:
         """The target id mapped to (`namespace`, `key`), or None."""
@@ -135,17 +135,10 @@ def _to_item(entry: Identity) -> dict[str, Any]:
     }
 
 
-def table_from_env() -> IdentityTable | None:
-    """The table named by `IDENTITY_TABLE`, or None where no table is configured."""
-    from timeline_bridge import config
-
-    name = config.settings().identity_table
-    return IdentityTable(name) if name else None
-
-
-def resolve(args: dict[str, Any], lookups: dict[str, dict[str, Any]]) -> str:
+def resolve(args: dict[str, Any], lookups: dict[str, dict[str, Any]], store: IdentityTable | None) -> str:
     """The target id for (`args.namespace`, `args.key`): from `args.table` (an inline table, or the
-    name of one of the mapping's `lookups`) first, then from the DynamoDB identity map."""
+    name of one of the mapping's `lookups`) first, then from the DynamoDB identity map `store`
+    (None where the function has no `IDENTITY_TABLE`)."""
     from timeline_bridge.enrichment.api import NotFoundError
     from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 
@@ -161,7 +154,6 @@ def resolve(args: dict[str, Any], lookups: dict[str, dict[str, Any]]) -> str:
         for candidate, target_id in table.items():
             if normalize_key(candidate) == key and target_id not in (None, ""):
                 return str(target_id)
-    store = table_from_env()
     if store is None:
         if isinstance(table, dict):
             raise NotFoundError(

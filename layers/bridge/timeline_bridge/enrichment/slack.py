@@ -12,7 +12,6 @@ from typing import Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.enrichment.api import NotFoundError, SourceApi
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets import http
@@ -49,7 +48,7 @@ class SlackWebApi(SourceApi):
     credential = "SLACK_BOT_TOKEN"
 
     def base_url(self) -> str:
-        return config.settings().slack_api_base_url or DEFAULT_BASE_URL
+        return self.settings.slack_api_base_url or DEFAULT_BASE_URL
 
     def classify(self, response: requests.Response) -> Any:
         status = response.status_code
@@ -91,28 +90,18 @@ class SlackWebApi(SourceApi):
         raise PermanentDeliveryError(message, status=status, code=code)
 
 
-_api: SlackWebApi | None = None
-
-
-def web_api() -> SlackWebApi:
-    global _api
-    if _api is None:
-        _api = SlackWebApi()
-    return _api
-
-
-def user(args: dict[str, Any]) -> dict[str, Any]:
+def user(web_api: SlackWebApi, args: dict[str, Any]) -> dict[str, Any]:
     """The Slack user object of `args.user` (`real_name`, `profile.email`, `profile.display_name`, …)."""
-    body = web_api().get("/api/users.info", {"user": str(args["user"])})
+    body = web_api.get("/api/users.info", {"user": str(args["user"])})
     found = http.as_dict(body.get("user"))
     if not found:
         raise PermanentDeliveryError("Slack users.info answered without a user", code="malformed_answer")
     return found
 
 
-def permalink(args: dict[str, Any]) -> str:
+def permalink(web_api: SlackWebApi, args: dict[str, Any]) -> str:
     """The permalink URL of message `args.message_ts` in channel `args.channel`."""
-    body = web_api().get(
+    body = web_api.get(
         "/api/chat.getPermalink", {"channel": str(args["channel"]), "message_ts": str(args["message_ts"])}
     )
     link = http.as_str(body.get("permalink"))

@@ -11,7 +11,6 @@ from typing import Any
 
 import requests
 
-from timeline_bridge import config
 from timeline_bridge.enrichment.api import NotFoundError, SourceApi
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.targets import http
@@ -24,7 +23,7 @@ class StoraContacts(SourceApi):
     credential = "STORA_TOKEN"
 
     def base_url(self) -> str:
-        return config.base_url("stora")
+        return self.settings.base_url("stora")
 
     def classify(self, response: requests.Response) -> Any:
         status = response.status_code
@@ -54,22 +53,12 @@ class StoraContacts(SourceApi):
         raise PermanentDeliveryError(**fields)
 
 
-_api: StoraContacts | None = None
-
-
-def contacts_api() -> StoraContacts:
-    global _api
-    if _api is None:
-        _api = StoraContacts()
-    return _api
-
-
-def contact_by_email(args: dict[str, Any]) -> dict[str, Any]:
+def contact_by_email(contacts: StoraContacts, args: dict[str, Any]) -> dict[str, Any]:
     """The Stora contact (`{id, email, full_name, …}`) whose email is `args.email`."""
     email = str(args["email"]).strip()
     if "," in email:
         raise PermanentDeliveryError(f"not one email address: {email!r}", code="invalid_argument")
-    body = http.as_dict(contacts_api().get(CONTACTS_PATH, {"email": email, "limit": 2}))
+    body = http.as_dict(contacts.get(CONTACTS_PATH, {"email": email, "limit": 2}))
     wanted = email.casefold()
     matches = [
         c
