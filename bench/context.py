@@ -98,20 +98,12 @@ def measure_import(
     )
 
 
-def _clear_caches() -> None:
-    """Settings and clients are built once per process: rebuild them."""
-    from timeline_bridge import aws, config
-
-    config.settings.cache_clear()
-    aws.reset_clients()
-
-
 @contextmanager
 def environment(**values: str) -> Iterator[None]:
-    """Set environment variables for in-process figures, and put everything back afterwards."""
+    """Set environment variables for in-process figures, and put everything back afterwards (a
+    stage built inside reads them: its dependencies come from the environment it starts in)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    _clear_caches()
     try:
         yield
     finally:
@@ -120,7 +112,6 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
-        _clear_caches()
 
 
 @contextmanager

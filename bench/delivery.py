@@ -162,9 +162,9 @@ def drive(target: str, bodies: list[dict[str, Any]], batch_size: int, sandbox: A
         client_for(target, deps.settings, deps.secrets),
         records=records,
         queues=queues,
-        gate=delivery.ThrottleGate("", target),  # no table: the pause stays in this process
-        pacer=delivery.Pacer(delivery.rate_limits(target)),
-        policy=delivery.RetryPolicy.from_env(),
+        gate=delivery.ThrottleGate("", target, dynamodb=None),  # no table: the pause stays in this process
+        pacer=delivery.Pacer(delivery.rate_limits(target, deps.settings.pacing)),
+        policy=delivery.RetryPolicy.from_settings(deps.settings.retry),
         sleep=sleep,
     )
     for n, body in enumerate(bodies):

@@ -58,14 +58,16 @@ class InMemoryDynamoDB:
 
 
 def _noop_store(ingest: Any) -> Any:
+    from timeline_bridge.claims import ClaimState
+
     class NoopStore(ingest.IdempotencyStore):
         """Every claim is new; nothing is stored."""
 
         def __init__(self) -> None:
-            super().__init__("none")
+            super().__init__("none", client=None)
 
         def claim(self, scope: str, event: Any, *, remaining_ms: int = 0) -> Any:
-            return ingest.Claim.NEW
+            return ClaimState.NEW
 
         def complete(self, scope: str, event: Any) -> None:
             return None
@@ -118,6 +120,7 @@ def run() -> Figure:
     with environment(**env), quiet_logs(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Powertools' per-call warnings would flood the table
         from timeline_bridge.observability import metrics
+        from timeline_bridge.wiring import Dependencies
 
         requests = [(s, hubspot_body(1) if s == "hubspot" else BODIES[s](0)) for s in SOURCES]
         requests.append(("hubspot", hubspot_body(100)))
@@ -128,12 +131,13 @@ def run() -> Figure:
             queue = ingest.EventQueue(QUEUE_URL, client=sqs)
             store = _noop_store(ingest)
 
-            def call(
-                event: dict[str, Any] = event, source: str = source, queue: Any = queue, store: Any = store
-            ) -> Any:
-                answer = ingest.handle(
-                    event, None, source=source, now=lambda: TIMESTAMP, store=store, queue=queue
-                )
+            # A warm function: its stage built once, at the cold start.
+            stage = ingest.Ingest(
+                Dependencies.from_environ(), source, store=store, queue=queue, now=lambda: TIMESTAMP
+            )
+
+            def call(event: dict[str, Any] = event, stage: Any = stage) -> Any:
+                answer = stage.handle(event, None)
                 metrics.flush_metrics()  # what @metrics.log_metrics does after every invocation
                 return answer
 

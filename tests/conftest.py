@@ -4,7 +4,8 @@
   read. Use it in any test that touches SQS, DynamoDB or Secrets Manager.
 - `lambda_context`: a stand-in for the Lambda context object (Powertools reads its fields).
 - `load_function`: `load_function("hubspot")` imports `functions/hubspot/app.py` (every handler
-  file is called app.py, so each is loaded by path under its own module name).
+  file is called app.py, so each is loaded by path under its own module name), once per test: its
+  stage builds its dependencies at its first call, from the test's environment.
 - `load_event`: `load_event("slack/approve-button.json")` reads a Function URL event from `events/`.
 """
 
@@ -86,17 +87,7 @@ class AwsResources:
         arn = self.secretsmanager.create_secret(Name=f"timeline-bridge/{name}", SecretString=text)["ARN"]
         monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv(f"{name}_SECRET_ID", arn)
-        _reset_caches()
         return arn
-
-
-def _reset_caches() -> None:
-    from aws_lambda_powertools.utilities import parameters
-    from timeline_bridge import aws, config
-
-    config.settings.cache_clear()
-    aws.reset_clients()
-    parameters.clear_caches()
 
 
 @pytest.fixture
@@ -106,8 +97,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     Creates: the events queue and its DLQ (redrive after 5 receives), one delivery queue and DLQ
     per target, the idempotency table (partition key `id`, TTL on `expiration`). Sets
     EVENTS_QUEUE_URL, EVENTS_DLQ_URL, <TARGET>_QUEUE_URL, <TARGET>_DLQ_URL, IDEMPOTENCY_TABLE,
-    AWS_DEFAULT_REGION and dummy credentials, and clears the cached settings, boto3 clients and
-    Powertools parameter cache before and after the test.
+    AWS_DEFAULT_REGION and dummy credentials. Stages built in the test read them at their first call
+    (each handler module is loaded once per test).
     """
     from moto import mock_aws
 
@@ -117,7 +108,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    _reset_caches()
     with mock_aws():
         import boto3
 
@@ -157,11 +147,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
         monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
-        _reset_caches()
-        try:
-            yield resources
-        finally:
-            _reset_caches()
+        yield resources
 
 
 @dataclass
@@ -184,16 +170,22 @@ def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
+# Handler modules loaded in this test: each test gets its own, so a handler's stage builds its
+# dependencies from that test's environment, at its first call, as a cold start does.
+_LOADED_FUNCTIONS: dict[str, ModuleType] = {}
+
+
 def _load_function(name: str) -> ModuleType:
-    """`functions/<name>/app.py` as module `functions_<name>_app` (imported once per run)."""
+    """`functions/<name>/app.py` as module `functions_<name>_app` (imported once per test)."""
     module_name = f"functions_{name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
+    if name in _LOADED_FUNCTIONS:
+        return _LOADED_FUNCTIONS[name]
     spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    _LOADED_FUNCTIONS[name] = module
     return module
 
 
@@ -205,6 +197,22 @@ def _load_event(relative: str) -> dict[str, Any]:
 def load_function() -> Any:
     """`load_function("hubspot")` → the module `functions/hubspot/app.py` (its `lambda_handler`)."""
     return _load_function
+
+
+@pytest.fixture
+def cold_start() -> Any:
+    """`cold_start("hubspot")` → a new cold start of that handler: its stage configured now from
+    this test's environment (a changed variable is a new function configuration in Lambda too).
+    Returns the stage's `Dependencies`: patch a call on `.aws("sqs")` to make an AWS API fail for
+    that function alone."""
+    from timeline_bridge.wiring import Dependencies
+
+    def start(name: str) -> Any:
+        dependencies = Dependencies.from_environ()
+        _load_function(name).stage.configure(dependencies)
+        return dependencies
+
+    return start
 
 
 @pytest.fixture
@@ -224,21 +232,18 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     documented rate limits (`sandbox.set_rate_limits(())` lifts them). Sets STORA_BASE_URL,
     HUBSPOT_BASE_URL, MATTER_BASE_URL, APPLIED_BASE_URL, the credentials they accept
     (STORA_TOKEN, HUBSPOT_ACCESS_TOKEN, MATTER_API_KEY, APPLIED_API_KEY), APPLIED_SHOP_ID and
-    MATTER_VERSION, and clears the cached settings and target clients before and after the test.
+    MATTER_VERSION.
     """
-    from timeline_bridge import config
     from timeline_bridge_tools.sandboxes import env_for, start_all, stop_all
 
     running = start_all()
     for name, value in env_for(running).items():
         monkeypatch.setenv(name, value)
         monkeypatch.delenv(f"{name}_SECRET_ID", raising=False)
-    config.settings.cache_clear()
     try:
         yield running
     finally:
         stop_all(running)
-        config.settings.cache_clear()
 
 
 # --- the local runtime (bridge dev) --------------------------------------------------------------
@@ -269,14 +274,13 @@ def local_runtime(tmp_path: Path) -> Iterator[Any]:
 def _restore_environment() -> Iterator[None]:
     """Each test starts from the same environment: the CLI and the local runtime point the process
     at the sandboxes they start (a base URL left set would aim a later test at a stopped port)."""
-    from timeline_bridge import config
 
     before = dict(os.environ)
-    config.settings.cache_clear()  # the settings are parsed once: from this test's environment
+    _LOADED_FUNCTIONS.clear()
     yield
+    _LOADED_FUNCTIONS.clear()
     os.environ.clear()
     os.environ.update(before)
-    config.settings.cache_clear()
 
 
 # any finding fails the session (tests/log_hygiene.py). pytester runs the check's own proof.

@@ -12,8 +12,10 @@ from typing import Any
 from timeline_bridge import delivery
 from timeline_bridge.observability import logger, traced
 
+stage = delivery.stage()  # the deliverer of the function's TARGET, built at the first batch
+
 
 @logger.inject_lambda_context(log_event=False)
 @traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return delivery.handle(event, context)
+    return stage(event, context)

@@ -23,9 +23,7 @@ def _at(text: str) -> float:
 
 @pytest.fixture
 def settings_from_env():
-    config.settings.cache_clear()
     yield
-    config.settings.cache_clear()
 
 
 @pytest.mark.parametrize(

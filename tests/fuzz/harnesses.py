@@ -583,7 +583,6 @@ def _ingest_setup() -> Any:
     for name in ("HUBSPOT_SIGNATURE_VERSIONS", "HUBSPOT_WEBHOOK_URL", "MAX_BODY_BYTES"):
         os.environ.pop(name, None)
     os.environ["HUBSPOT_SIGNATURE_VERSIONS"] = "v3,v2,v1"
-    config.settings.cache_clear()
     from timeline_bridge import ingest
     from timeline_bridge.observability import logger
 
@@ -598,16 +597,16 @@ class _Store:
         self.records: dict[tuple[str, str], Any] = {}
 
     def claim(self, scope: str, event: Any, *, remaining_ms: int = 0) -> Any:
-        from timeline_bridge.ingest import Claim
+        from timeline_bridge.claims import ClaimState
 
         if event.event_id is None:
-            return Claim.NO_KEY
+            return ClaimState.NO_KEY
         fingerprint = json.dumps(event.fingerprint, sort_keys=True, default=str)
         key = (scope, event.event_id)
         if key in self.records:
-            return Claim.DUPLICATE if self.records[key] == fingerprint else Claim.MISMATCH
+            return ClaimState.DUPLICATE if self.records[key] == fingerprint else ClaimState.MISMATCH
         self.records[key] = fingerprint
-        return Claim.NEW
+        return ClaimState.NEW
 
     def complete(self, scope: str, event: Any) -> None:
         pass

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from timeline_bridge import TARGETS, delivery, route
+from timeline_bridge.config import Settings
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
@@ -57,11 +58,9 @@ BATCH_SIZE = {"stora": 5, "hubspot": 100, "matter": 10, "applied": 10}
 
 
 def set_scaled_env(monkeypatch: Any, **overrides: str) -> None:
-    from timeline_bridge import config
 
     for name, value in {**SCALED_ENV, **overrides}.items():
         monkeypatch.setenv(name, value)
-    config.settings.cache_clear()  # the settings are parsed once per cold start
 
 
 def scale_sandboxes(sandboxes: dict[str, Any]) -> None:
@@ -301,11 +300,14 @@ class Pipeline:
     ) -> None:
         self.aws = aws
         self.router = route.Router(
-            mappings=load_mappings(mappings_dir), queue=route.SqsJobQueue(aws.sqs), enrich=no_enrichment
+            mappings=load_mappings(mappings_dir),
+            queue=route.SqsJobQueue(aws.sqs),
+            queue_url=Settings.from_environ().queue_url,
+            enrich=no_enrichment,
         )
         deps = Dependencies.from_environ()
         self.deliverers = {
-            t: delivery.build(t, (clients or {}).get(t) or client_for(t, deps.settings, deps.secrets))
+            t: delivery.build(deps, t, (clients or {}).get(t) or client_for(t, deps.settings, deps.secrets))
             for t in TARGETS
         }
         concurrency = {"stora": 1, "hubspot": 1, "matter": 2, "applied": 2, **(concurrency or {})}

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from delivery_harness import FAULT_MAPPINGS, envelopes, scale_sandboxes, set_scaled_env
-from timeline_bridge import delivery
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob
@@ -22,9 +21,7 @@ def handler(
     set_scaled_env(monkeypatch)
     scale_sandboxes(sandboxes)
     monkeypatch.setenv("TARGET", "matter")
-    delivery.deliverer_for.cache_clear()
     yield load_function("deliver").lambda_handler
-    delivery.deliverer_for.cache_clear()
 
 
 def test_matter_batch_is_delivered_and_a_bad_record_failed_back_when_target_is_matter(

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from timeline_bridge import enrichment, route
+from timeline_bridge import route
+from timeline_bridge.aws import AwsClients
 from timeline_bridge.enrichment.identity import Identity, IdentityTable
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge_tools.mapping.samples import envelopes_from_file
@@ -50,11 +51,7 @@ def sample(source: str, name: str) -> Envelope:
 def route_handler(aws, sandboxes, monkeypatch: pytest.MonkeyPatch, lambda_context) -> Any:
     """The route function with the shipped mappings; enrichment reads the sandboxes."""
     monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(ROOT / "mappings"))
-    enrichment.reset()
-    route.default_router.cache_clear()
     yield lambda event: route.handle(event, lambda_context)
-    route.default_router.cache_clear()
-    enrichment.reset()
 
 
 def jobs_on(aws, queue: str) -> list[DeliveryJob]:
@@ -99,7 +96,7 @@ def test_contact_is_resolved_from_the_identity_map_when_the_mapping_table_lacks_
         BillingMode="PAY_PER_REQUEST",
     )
     monkeypatch.setenv("IDENTITY_TABLE", "timeline-bridge-identities")
-    IdentityTable("timeline-bridge-identities").put_many(
+    IdentityTable("timeline-bridge-identities", AwsClients()).put_many(
         [Identity("stora_contact", "New.Buyer@acme-storage.example", "con_00000000000000aa")]
     )
 

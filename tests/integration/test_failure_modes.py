@@ -35,7 +35,6 @@ from delivery_harness import (
     set_scaled_env,
 )
 from timeline_bridge import TARGETS, config, delivery
-from timeline_bridge import aws as aws_clients
 from timeline_bridge.delivery import JobQueues, parse_iso
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
@@ -92,8 +91,10 @@ def context(seconds: float = 30.0) -> FakeLambdaContext:
 class RecordingQueues(JobQueues):
     """The real queues, keeping a copy of every re-enqueued job so a test can read its state."""
 
-    def __init__(self, target: str) -> None:
-        super().__init__(target)
+    def __init__(self, queues: JobQueues) -> None:
+        super().__init__(
+            queues.target, sqs=queues.sqs, queue_url=queues.queue_url, dead_letter_url=queues.dead_letter_url
+        )
         self.requeued: list[tuple[DeliveryJob, float]] = []
 
     def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
@@ -107,9 +108,13 @@ def built(target: str) -> TargetClient:
     return client_for(target, deps.settings, deps.secrets)
 
 
-def deliverer(target: str, *, client: Any = None) -> tuple[delivery.Deliverer, RecordingQueues]:
-    d = delivery.build(target, client or built(target))
-    queues = RecordingQueues(target)
+def deliverer(
+    target: str, *, client: Any = None, dependencies: Dependencies | None = None
+) -> tuple[delivery.Deliverer, RecordingQueues]:
+    """The deliverer of `target` as its function builds it (from this test's environment, or on
+    `dependencies`), its queues recording what it re-enqueues."""
+    d = delivery.build(dependencies or Dependencies.from_environ(), target, client or built(target))
+    queues = RecordingQueues(d.queues)
     d.queues = queues
     return d, queues
 
@@ -280,7 +285,6 @@ def test_fm05_5xx_resets_and_timeouts_are_retried_then_dead_lettered_as_target_u
     assert stora_keys == [stora_job.key, f"{stora_job.key}-r1", f"{stora_job.key}-r2"]  # Stora replays a 5xx
 
     monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "3")
-    config.settings.cache_clear()  # the settings are parsed once per cold start
     sandboxes["applied"].inject("server_error", 1000, status=503)
     [applied_job] = jobs_for("applied", 1, "f5-a")
     deliver(aws, [applied_job])
@@ -485,12 +489,13 @@ def test_fm10_a_207_partial_batch_retries_or_dead_letters_only_the_failed_inputs
 def test_fm15_a_failed_enqueue_at_the_worker_never_acknowledges_the_job(aws, sandboxes):
     sandboxes["matter"].inject("server_error", 1, status=503)
     [job] = jobs_for("matter", 1, "f15")
-    sqs = aws_clients.client("sqs")
+    dependencies = Dependencies.from_environ()
+    sqs = dependencies.aws("sqs")  # the deliverer's own client
 
     def refuse(**kwargs: Any) -> Any:
         raise client_error("InternalError", "SendMessageBatch")
 
-    d, _ = deliverer("matter")
+    d, _ = deliverer("matter", dependencies=dependencies)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sqs, "send_message_batch", refuse)
         answer = d.process(records([job]), context())
@@ -501,13 +506,14 @@ def test_fm15_a_failed_enqueue_at_the_worker_never_acknowledges_the_job(aws, san
 
 
 def test_fm16_an_unavailable_dedupe_store_fails_the_record_and_nothing_is_sent(aws, sandboxes):
-    dynamodb = aws_clients.client("dynamodb")
+    dependencies = Dependencies.from_environ()
+    dynamodb = dependencies.aws("dynamodb")  # the deliverer's own client
 
     def throttled(**kwargs: Any) -> Any:
         raise client_error("ProvisionedThroughputExceededException", "PutItem")
 
     jobs = jobs_for("stora", 2, "f16")
-    d, _ = deliverer("stora")
+    d, _ = deliverer("stora", dependencies=dependencies)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dynamodb, "put_item", throttled)
         answer = d.process(records(jobs), context())
@@ -594,7 +600,6 @@ def test_fm22_a_slow_target_costs_a_timeout_and_the_unsent_rest_goes_back_before
 
     monkeypatch.setenv("BRIDGE_HTTP_CONNECT_TIMEOUT", "30")
     monkeypatch.setenv("BRIDGE_HTTP_READ_TIMEOUT", "60")
-    config.settings.cache_clear()  # the settings are parsed once per cold start
     # Well under the function timeout, whatever is configured.
     assert timeouts(config.Settings.from_environ()) == (3.0, 10.0)
     set_scaled_env(monkeypatch)  # read timeout 0.4 s

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from timeline_bridge import config
 from timeline_bridge_tools.signing import sign_event
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -16,7 +15,6 @@ FILE = "generic/standard-webhook.json"
 @pytest.fixture
 def handler(aws, monkeypatch, load_function, lambda_context):
     monkeypatch.setenv("GENERIC_WEBHOOK_SECRET", SECRET)
-    config.settings.cache_clear()
     module = load_function("generic")
     return lambda event: module.lambda_handler(event, lambda_context)
 
@@ -51,12 +49,15 @@ def test_same_webhook_id_on_two_endpoints_enqueued_twice(handler, aws, load_even
     assert sorted(e["name"] for e in aws.receive()) == ["billing", "shipping"]
 
 
-def test_old_and_new_signatures_accepted_when_endpoint_secret_rotates(handler, aws, load_event, monkeypatch):
+def test_old_and_new_signatures_accepted_when_endpoint_secret_rotates(
+    handler, aws, load_event, monkeypatch, cold_start
+):
     monkeypatch.setenv("GENERIC_BILLING_SECRET", json.dumps([SECRET, NEXT_SECRET]))
     old = sign_event("generic", load_event(FILE), SECRET, webhook_id="msg_old")
     new = sign_event("generic", load_event(FILE), NEXT_SECRET, webhook_id="msg_new")
     assert [handler(e)["statusCode"] for e in (old, new)] == [200, 200]
     monkeypatch.setenv("GENERIC_BILLING_SECRET", json.dumps([NEXT_SECRET]))
+    cold_start("generic")  # a plain variable changes with a new function configuration
     retired = sign_event("generic", load_event(FILE), SECRET, webhook_id="msg_retired")
     assert handler(retired)["statusCode"] == 401
 

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import requests
 from delivery_harness import FAULT_MAPPINGS, scale_sandboxes, set_scaled_env
-from timeline_bridge import config, delivery, enrichment, route
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge_tools.local.runtime import LocalRuntime
 from timeline_bridge_tools.signing import sign_event
@@ -39,7 +38,6 @@ HMAC_SECRET = "It's a Secret to Everybody"
 @pytest.fixture
 def ingest_handler(aws, monkeypatch, load_function, lambda_context):
     monkeypatch.setenv("GENERIC_WEBHOOK_SECRET", SECRET)
-    config.settings.cache_clear()
     module = load_function("generic")
     return lambda event: module.lambda_handler(event, lambda_context)
 
@@ -66,34 +64,21 @@ def route_and_deliver(aws, monkeypatch, load_function, lambda_context, sandboxes
     """Every envelope on the events queue through route (the fault-suite mappings) and the Matter
     deliverer; returns the Matter jobs the route made."""
     monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(FAULT_MAPPINGS))
-    config.settings.cache_clear()
-    enrichment.reset()
-    route.default_router.cache_clear()
     envelopes = aws.receive("events")
     records = [
         {"messageId": f"e-{i}", "receiptHandle": "rh", "body": json.dumps(e)} for i, e in enumerate(envelopes)
     ]
-    try:
-        assert load_function("route").lambda_handler({"Records": records}, lambda_context) == {
-            "batchItemFailures": []
-        }
-    finally:
-        route.default_router.cache_clear()
+    assert load_function("route").lambda_handler({"Records": records}, lambda_context) == {
+        "batchItemFailures": []
+    }
     jobs = [DeliveryJob(**body) for body in aws.receive("matter")]
     aws.receive("hubspot")  # the suite's other generic mapping: not delivered here
 
     set_scaled_env(monkeypatch)
     scale_sandboxes(sandboxes)
     monkeypatch.setenv("TARGET", "matter")
-    config.settings.cache_clear()
-    delivery.deliverer_for.cache_clear()
-    try:
-        batch = [
-            {"messageId": f"j-{i}", "receiptHandle": "rh", "body": j.to_json()} for i, j in enumerate(jobs)
-        ]
-        answer = load_function("deliver").lambda_handler({"Records": batch}, lambda_context)
-    finally:
-        delivery.deliverer_for.cache_clear()
+    batch = [{"messageId": f"j-{i}", "receiptHandle": "rh", "body": j.to_json()} for i, j in enumerate(jobs)]
+    answer = load_function("deliver").lambda_handler({"Records": batch}, lambda_context)
     assert answer == {"batchItemFailures": []}
     return jobs
 

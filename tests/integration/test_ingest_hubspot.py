@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from timeline_bridge import aws as aws_clients
-from timeline_bridge import config
 from timeline_bridge_tools.signing import sign_event
 
 SECRET = "3f6c0b7e-5d1a-4c2b-9e8f-7a6b5c4d3e2f"
@@ -20,7 +18,6 @@ EVENT_FILE = "hubspot/deal-stage-change.json"
 @pytest.fixture
 def handler(aws, monkeypatch, load_function, lambda_context):
     monkeypatch.setenv("HUBSPOT_CLIENT_SECRET", SECRET)
-    config.settings.cache_clear()
     module = load_function("hubspot")
     return lambda event: module.lambda_handler(event, lambda_context)
 
@@ -91,11 +88,11 @@ def test_claims_written_for_seven_days_with_payload_hash(handler, aws, load_even
     assert 7 * 86400 - 60 < ttl <= 7 * 86400
 
 
-def test_sqs_failure_answers_503_then_retry_goes_through(handler, aws, load_event, monkeypatch):
+def test_sqs_failure_answers_503_then_retry_goes_through(handler, aws, load_event, monkeypatch, cold_start):
     event = sign_event(
         "hubspot", with_body(load_event(EVENT_FILE), batch(load_event(EVENT_FILE), 100)), SECRET
     )
-    sqs = aws_clients.client("sqs")
+    sqs = cold_start("hubspot").aws("sqs")
 
     def refuse(**kwargs):
         raise client_error("InternalError", "SendMessageBatch")
@@ -114,11 +111,11 @@ def test_sqs_failure_answers_503_then_retry_goes_through(handler, aws, load_even
     assert len(aws.receive()) == 100
 
 
-def test_partial_sqs_failure_releases_only_unsent_events(handler, aws, load_event, monkeypatch):
+def test_partial_sqs_failure_releases_only_unsent_events(handler, aws, load_event, monkeypatch, cold_start):
     event = sign_event(
         "hubspot", with_body(load_event(EVENT_FILE), batch(load_event(EVENT_FILE), 25)), SECRET
     )
-    sqs = aws_clients.client("sqs")
+    sqs = cold_start("hubspot").aws("sqs")
     real = sqs.send_message_batch
 
     def drop_first_entry(**kwargs):
@@ -139,9 +136,9 @@ def test_partial_sqs_failure_releases_only_unsent_events(handler, aws, load_even
     assert len(aws.receive()) == 3
 
 
-def test_dynamodb_failure_answers_503_and_enqueues_nothing(handler, aws, load_event, monkeypatch):
+def test_dynamodb_failure_answers_503_and_enqueues_nothing(handler, aws, load_event, monkeypatch, cold_start):
     event = sign_event("hubspot", with_body(load_event(EVENT_FILE), batch(load_event(EVENT_FILE), 5)), SECRET)
-    dynamodb = aws_clients.client("dynamodb")
+    dynamodb = cold_start("hubspot").aws("dynamodb")
     real = dynamodb.put_item
     calls = {"n": 0}
 
@@ -162,7 +159,6 @@ def test_dynamodb_failure_answers_503_and_enqueues_nothing(handler, aws, load_ev
 
 def test_oversized_body_answers_413_and_enqueues_nothing(handler, aws, load_event, monkeypatch):
     monkeypatch.setenv("MAX_BODY_BYTES", "4096")
-    config.settings.cache_clear()
     event = with_body(load_event(EVENT_FILE), batch(load_event(EVENT_FILE), 40))
     assert len(event["body"]) > 4096
     assert handler(sign_event("hubspot", event, SECRET))["statusCode"] == 413
@@ -264,7 +260,6 @@ def test_both_secrets_accepted_when_secrets_manager_holds_a_rotation_list(
 
 def test_public_url_setting_used_when_behind_a_custom_domain(handler, aws, load_event, monkeypatch):
     monkeypatch.setenv("HUBSPOT_WEBHOOK_URL", "https://hooks.acme.example/hubspot")
-    config.settings.cache_clear()
     event = sign_event("hubspot", load_event(EVENT_FILE), SECRET, url="https://hooks.acme.example/hubspot")
     assert handler(event)["statusCode"] == 200
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from timeline_bridge import config
 from timeline_bridge_tools.signing import sign_event
 
 CREDENTIALS = "pipedrive-hook:Zk3pL9qW2xV7nB4mR8tY"
@@ -14,7 +13,6 @@ CREDENTIALS = "pipedrive-hook:Zk3pL9qW2xV7nB4mR8tY"
 @pytest.fixture
 def handler(aws, monkeypatch, load_function, lambda_context):
     monkeypatch.setenv("PIPEDRIVE_BASIC_AUTH", CREDENTIALS)
-    config.settings.cache_clear()
     module = load_function("pipedrive")
     return lambda event: module.lambda_handler(event, lambda_context)
 

@@ -8,8 +8,6 @@ from urllib.parse import parse_qs, quote_plus
 
 import pytest
 from botocore.exceptions import ClientError
-from timeline_bridge import aws as aws_clients
-from timeline_bridge import config
 from timeline_bridge.sources import slack
 from timeline_bridge_tools.signing import sign_event
 
@@ -19,7 +17,6 @@ SECRET = "7d3f9a1c5e2b8d4f6a0c1e3b5d7f9a2c"
 @pytest.fixture
 def handler(aws, monkeypatch, load_function, lambda_context):
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
-    config.settings.cache_clear()
     module = load_function("slack")
     return lambda event: module.lambda_handler(event, lambda_context)
 
@@ -28,13 +25,13 @@ def payload_of(event) -> dict:
     return json.loads(parse_qs(event["body"])["payload"][0])
 
 
-def refuse_sqs(monkeypatch):
+def refuse_sqs(monkeypatch, cold_start):
     def refuse(**kwargs):
         raise ClientError(
             {"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "SendMessageBatch"
         )
 
-    monkeypatch.setattr(aws_clients.client("sqs"), "send_message_batch", refuse)
+    monkeypatch.setattr(cold_start("slack").aws("sqs"), "send_message_batch", refuse)
 
 
 @pytest.mark.parametrize(
@@ -108,9 +105,11 @@ def test_events_api_retry_deduped_when_slack_retries_after_timeout(handler, aws,
     assert (envelope["event_type"], envelope["event_id"]) == ("app_mention", "Ev08MFMKH6")
 
 
-def test_click_answered_with_try_again_text_when_queue_fails(handler, aws, load_event, monkeypatch):
+def test_click_answered_with_try_again_text_when_queue_fails(
+    handler, aws, load_event, monkeypatch, cold_start
+):
     event = sign_event("slack", load_event("slack/approve-button.json"), SECRET)
-    refuse_sqs(monkeypatch)
+    refuse_sqs(monkeypatch, cold_start)
     answer = handler(event)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"]) == {
@@ -125,21 +124,23 @@ def test_click_answered_with_try_again_text_when_queue_fails(handler, aws, load_
     assert len(aws.receive()) == 1
 
 
-def test_click_answered_with_try_again_text_when_dedupe_table_fails(handler, aws, load_event, monkeypatch):
+def test_click_answered_with_try_again_text_when_dedupe_table_fails(
+    handler, aws, load_event, monkeypatch, cold_start
+):
     def throttled(**kwargs):
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "PutItem")
 
-    monkeypatch.setattr(aws_clients.client("dynamodb"), "put_item", throttled)
+    monkeypatch.setattr(cold_start("slack").aws("dynamodb"), "put_item", throttled)
     answer = handler(sign_event("slack", load_event("slack/reject-button.json"), SECRET))
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["text"] == slack.RETRY_TEXT
     assert aws.count() == 0
 
 
-def test_events_api_gets_503_when_queue_fails(handler, aws, load_event, monkeypatch):
+def test_events_api_gets_503_when_queue_fails(handler, aws, load_event, monkeypatch, cold_start):
     event = load_event("slack/url-verification.json")
     event["body"] = json.dumps({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"}})
-    refuse_sqs(monkeypatch)
+    refuse_sqs(monkeypatch, cold_start)
     assert handler(sign_event("slack", event, SECRET))["statusCode"] == 503
 
 

@@ -120,7 +120,26 @@ def test_each_function_gets_its_own_template_environment_when_loaded(local_runti
     route = functions["RouteFunction"].env
     assert Path(route["BRIDGE_MAPPINGS_DIR"]) == ROOT / "mappings"  # /opt/mappings of the layer
     assert route["SLACK_API_BASE_URL"] == local_runtime.sandboxes["slack"].url
-    assert "TARGET" not in os.environ  # applied around invocations only
+    assert "TARGET" not in os.environ  # each stage has its own settings; the process has none
+
+
+def test_other_functions_keep_going_when_one_deliverer_waits_on_a_slow_provider(
+    local_runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    local_runtime.sandboxes["stora"].inject("slow", 1, delay=6.0)  # the next Stora request
+    assert bridge_send(tmp_path, "hubspot", str(SAMPLE)).returncode == 0
+    accepted = time.monotonic()
+    deal = sample_deal_id()
+
+    # HubSpot and Matter get the event while the Stora deliverer still waits for its answer...
+    assert wait_for(lambda: all(stored_with(local_runtime, t, deal) for t in ("hubspot", "matter")), 4.0)
+    # ...and a webhook is verified, claimed and answered meanwhile.
+    answered = bridge_send(
+        tmp_path, "pipedrive", str(ROOT / "events" / "pipedrive" / "deal-stage-change-v2.json")
+    )
+    assert answered.returncode == 0 and answered.stdout.startswith("200 ")
+    assert not stored_with(local_runtime, "stora", deal) and time.monotonic() - accepted < 6.0
+    assert wait_for(lambda: stored_with(local_runtime, "stora", deal), timeout=15.0)
 
 
 def test_bad_signature_gets_401_and_shows_as_rejected_when_signed_with_another_secret(
@@ -149,7 +168,9 @@ def test_console_names_a_paused_target_when_a_deliverer_pauses_it(local_runtime:
     from timeline_bridge.delivery import ThrottleGate
 
     assert local_runtime.console_state()["paused"] == {}
-    ThrottleGate(local_runtime.table_name, "stora").pause(time.time() + 30, reason="401 invalid_token")
+    ThrottleGate(local_runtime.table_name, "stora", dynamodb=local_runtime.aws("dynamodb")).pause(
+        time.time() + 30, reason="401 invalid_token"
+    )
 
     paused = local_runtime.console_state()["paused"]
     assert list(paused) == ["stora"] and paused["stora"]["reason"] == "401 invalid_token"

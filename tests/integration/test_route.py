@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from timeline_bridge import route
+from timeline_bridge.config import Settings
 from timeline_bridge.keys import job_key
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.models import DeliveryJob, Envelope
@@ -55,13 +56,8 @@ def hubspot_envelope() -> Envelope:
 def route_handler(aws, sandboxes, monkeypatch: pytest.MonkeyPatch, load_function) -> Any:
     """functions/route/app.py with the shipped mappings, against the `aws` fixture's queues; the
     mappings' enrichment reads the HubSpot CRM and Slack sandboxes."""
-    from timeline_bridge import enrichment
-
     monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(MAPPINGS))
-    enrichment.reset()
-    route.default_router.cache_clear()
     yield load_function("route").lambda_handler
-    route.default_router.cache_clear()
 
 
 def jobs_on(aws, queue: str) -> list[DeliveryJob]:
@@ -116,7 +112,8 @@ def test_keys_repeat_when_the_same_envelope_is_routed_twice(
 def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
     aws, sandboxes, hubspot_envelope, lambda_context, tmp_path: Path
 ) -> None:
-    from timeline_bridge import enrichment
+    from timeline_bridge.enrichment import Enrichment
+    from timeline_bridge.wiring import Dependencies
 
     for names in HUBSPOT_MAPPINGS.values():
         for name in names:
@@ -127,9 +124,11 @@ def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
     text = stora_file.read_text()
     contact_line = text[: text.index(good)].count("\n") + 1
     stora_file.write_text(text.replace(good, 'contact: {id: "${{ enrichment.contacts.contact_id }}"}'))
-    enrichment.reset()
     router = route.Router(
-        mappings=load_mappings(tmp_path), queue=route.SqsJobQueue(), enrich=enrichment.enrich
+        mappings=load_mappings(tmp_path),
+        queue=route.SqsJobQueue(aws.sqs),
+        queue_url=Settings.from_environ().queue_url,
+        enrich=Enrichment.of(Dependencies.from_environ()),
     )
 
     answer = route.handle(sqs_event(hubspot_envelope.to_json()), lambda_context, router=router)
@@ -188,14 +187,17 @@ def test_event_is_dropped_without_failure_when_no_mapping_applies(aws, route_han
 def test_record_fails_when_a_delivery_queue_refuses_the_job(
     aws, sandboxes, hubspot_envelope, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from timeline_bridge import enrichment
+    from timeline_bridge.enrichment import Enrichment
+    from timeline_bridge.wiring import Dependencies
 
     monkeypatch.setenv(
         "MATTER_QUEUE_URL", aws.queues["matter"].replace("timeline-bridge-matter", "no-such-queue")
     )
-    enrichment.reset()
     router = route.Router(
-        mappings=load_mappings(MAPPINGS), queue=route.SqsJobQueue(), enrich=enrichment.enrich
+        mappings=load_mappings(MAPPINGS),
+        queue=route.SqsJobQueue(aws.sqs),
+        queue_url=Settings.from_environ().queue_url,
+        enrich=Enrichment.of(Dependencies.from_environ()),
     )
 
     answer = route.handle(sqs_event(hubspot_envelope.to_json()), lambda_context, router=router)

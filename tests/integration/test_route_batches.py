@@ -8,6 +8,7 @@ from typing import Any
 
 from delivery_harness import FAULT_MAPPINGS, envelopes
 from timeline_bridge import TARGETS, route
+from timeline_bridge.config import Settings
 from timeline_bridge.mapping.engine import no_enrichment
 from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import DeliveryJob
@@ -39,7 +40,12 @@ def sqs_event(bodies: Sequence[str]) -> dict[str, Any]:
 
 
 def router(queue: RecordingQueue) -> route.Router:
-    return route.Router(mappings=load_mappings(FAULT_MAPPINGS), queue=queue, enrich=no_enrichment)
+    return route.Router(
+        mappings=load_mappings(FAULT_MAPPINGS),
+        queue=queue,
+        queue_url=Settings.from_environ().queue_url,
+        enrich=no_enrichment,
+    )
 
 
 def test_jobs_of_ten_events_go_out_in_one_call_per_queue_when_they_arrive_in_one_batch(aws, lambda_context):

@@ -9,11 +9,11 @@ Targets send with the first value of theirs.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import pytest
-from timeline_bridge import config
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered
 from timeline_bridge.targets.stora import StoraClient
@@ -135,7 +135,7 @@ def test_target_sends_the_first_token_without_a_deploy_when_its_secret_is_rotate
     aws, sandboxes, monkeypatch
 ):
     sandboxes["stora"].set_rate_limits(())
-    accepted = config.secret("STORA_TOKEN")  # the token the Stora sandbox accepts
+    accepted = os.environ["STORA_TOKEN"]  # the token the Stora sandbox accepts
     assert accepted
     monkeypatch.setenv("SECRETS_MAX_AGE", "0")
     arn = aws.put_secret("STORA_TOKEN", ["stora-token-revoked"], monkeypatch)

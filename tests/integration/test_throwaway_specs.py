@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from timeline_bridge import config, delivery, ingest, keys, route
+from timeline_bridge import delivery, ingest, keys
 from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, RetryLaterError, SignatureError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.mapping import contracts
@@ -107,7 +107,7 @@ class ChimeSource(Source):
 
 CHIME = SourceSpec(
     name=SOURCE,
-    source=lambda _request: ChimeSource(),
+    source=lambda _request, _settings: ChimeSource(),
     identity="id",
     secret_names=fixed_secret(SIGNING_SECRET_NAME),
     sign=lambda request: {SIGNATURE_HEADER: _signature(request.secret, request.body)},
@@ -199,11 +199,8 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def _clear_process_caches() -> None:
-    """Everything built once per process from the registries or the environment."""
-    route.default_router.cache_clear()
-    delivery.deliverer_for.cache_clear()
+    """What is built once per process from the registries: the target contracts' schemas."""
     contracts.contract_schema.cache_clear()
-    config.settings.cache_clear()
 
 
 @pytest.fixture

@@ -19,9 +19,6 @@ MAPPINGS = ROOT / "mappings"
 def _in_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("BRIDGE_MAPPINGS_DIR", raising=False)
-    from timeline_bridge import config
-
-    config.settings.cache_clear()
 
 
 def test_validate_passes_when_given_the_shipped_mappings(capsys) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from timeline_bridge import config
+from timeline_bridge.config import Settings
 from timeline_bridge.delivery import (
     Claim,
     ClaimState,
@@ -442,12 +442,11 @@ def test_rate_limits_pace_below_the_documented_limits_and_split_across_workers(
     monkeypatch.delenv("DELIVERY_RATE_TIME_SCALE", raising=False)
     monkeypatch.delenv("DELIVERY_PACE_FRACTION", raising=False)
     monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "2")
-    assert rate_limits("stora") == ((4, 1.0), (24, 60.0))
+    assert rate_limits("stora", Settings.from_environ().pacing) == ((4, 1.0), (24, 60.0))
     monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "1")
     monkeypatch.setenv("STORA_MAX_REQUESTS_PER_MINUTE", "600")
     monkeypatch.setenv("DELIVERY_RATE_TIME_SCALE", "0.1")
-    config.settings.cache_clear()  # the settings are parsed once per cold start
-    assert rate_limits("stora") == ((8, 0.1), (480, 6.0))
+    assert rate_limits("stora", Settings.from_environ().pacing) == ((8, 0.1), (480, 6.0))
 
 
 def test_hubspot_is_paced_under_the_lowest_documented_tier_when_no_limit_is_configured(
@@ -458,13 +457,11 @@ def test_hubspot_is_paced_under_the_lowest_documented_tier_when_no_limit_is_conf
     for name in ("DELIVERY_RATE_TIME_SCALE", "DELIVERY_PACE_FRACTION", "DELIVER_MAX_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
     # Free/Starter private apps and OAuth public apps: 100 per 10 s, paced at 80 %.
-    assert rate_limits("hubspot") == ((80, 10.0),)
+    assert rate_limits("hubspot", Settings.from_environ().pacing) == ((80, 10.0),)
     monkeypatch.setenv("HUBSPOT_RATE_LIMITS", "190/10")  # Professional and Enterprise
-    config.settings.cache_clear()  # the settings are parsed once per cold start
-    assert rate_limits("hubspot") == ((152, 10.0),)
+    assert rate_limits("hubspot", Settings.from_environ().pacing) == ((152, 10.0),)
     monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "2")
-    config.settings.cache_clear()
-    assert rate_limits("hubspot") == ((76, 10.0),)
+    assert rate_limits("hubspot", Settings.from_environ().pacing) == ((76, 10.0),)
 
 
 # --- permanent and unusable --------------------------------------------------------------------

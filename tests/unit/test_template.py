@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from timeline_bridge import SOURCES, TARGETS, config
+from timeline_bridge.config import Settings
 from timeline_bridge.target_registry import default_base_urls
 from timeline_bridge_tools.local.template import (
     environment_for,
@@ -134,16 +135,16 @@ def test_hubspot_delivery_paces_under_the_configured_limit_when_deployed(templat
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DELIVER_MAX_CONCURRENCY", "1")
     monkeypatch.delenv("HUBSPOT_RATE_LIMITS", raising=False)
-    unset = rate_limits("hubspot")
+    unset = rate_limits("hubspot", Settings.from_environ().pacing)
 
     monkeypatch.setenv("HUBSPOT_RATE_LIMITS", resolve(setting, template))
-    config.settings.cache_clear()  # the settings are parsed once per cold start
-    assert rate_limits("hubspot") == unset == ((80, 10.0),)  # 100 per 10 s, the lowest tier
+    assert (
+        rate_limits("hubspot", Settings.from_environ().pacing) == unset == ((80, 10.0),)
+    )  # 100 per 10 s, the lowest tier
     monkeypatch.setenv(
         "HUBSPOT_RATE_LIMITS", resolve(setting, template, parameters={"HubspotRateLimits": "190/10"})
     )
-    config.settings.cache_clear()
-    assert rate_limits("hubspot") == ((152, 10.0),)
+    assert rate_limits("hubspot", Settings.from_environ().pacing) == ((152, 10.0),)
     environments = [fns[f].environment for f in (*DELIVER_FUNCTIONS, *WEBHOOK_FUNCTIONS, "RouteFunction")]
     assert sum("HUBSPOT_RATE_LIMITS" in env for env in environments) == 1  # the deliverer only
 
@@ -304,13 +305,14 @@ def test_deliver_environment_satisfies_the_settings_contract_when_deployed(templ
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         queue = f"{target.capitalize()}DeliveryQueue"
-        assert config.queue_url(target) == refs[queue]
+        settings = config.Settings.from_environ()
+        assert settings.queue_url(target) == refs[queue]
         assert (
-            config.queue_url(target, dead_letter=True)
+            settings.queue_url(target, dead_letter=True)
             == refs[f"{target.capitalize()}DeliveryDeadLetterQueue"]
         )
         assert (
-            config.base_url(target)
+            settings.base_url(target)
             == defaults[f"{target.capitalize()}BaseUrl"]
             == default_base_urls()[target]
         )

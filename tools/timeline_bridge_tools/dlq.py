@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from timeline_bridge import TARGETS, aws, config
+from timeline_bridge import TARGETS, aws
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import logger
 
@@ -204,6 +204,7 @@ class RedriveReport:
     skipped: int = 0  # not matching the filter: left in the DLQ
     dry_run: bool = False
     errors: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the delivery jobs moved back, by key
 
 
 # --- where the queues are ----------------------------------------------------------------------
@@ -211,7 +212,7 @@ class RedriveReport:
 
 def stack_queues(stack: str, cloudformation: Any = None) -> dict[str, QueuePair]:
     """Queue URLs from a deployed stack's outputs (`<Target>DeliveryQueueUrl`, ...)."""
-    cfn = cloudformation or aws.client("cloudformation")
+    cfn = cloudformation or aws.new_client("cloudformation")
     stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     pairs: dict[str, QueuePair] = {}
@@ -238,7 +239,7 @@ def env_queues() -> dict[str, QueuePair]:
         dlq = os.environ.get(f"{target.upper()}_DLQ_URL")
         if queue and dlq:
             pairs[target] = QueuePair(target, queue, dlq)
-    events, events_dlq = config.settings().events_queue_url, os.environ.get("EVENTS_DLQ_URL")
+    events, events_dlq = os.environ.get("EVENTS_QUEUE_URL"), os.environ.get("EVENTS_DLQ_URL")
     if events and events_dlq:
         pairs[EVENTS] = QueuePair(EVENTS, events, events_dlq)
     return pairs
@@ -275,7 +276,7 @@ def select(pairs: dict[str, QueuePair], wanted: str | None) -> list[QueuePair]:
 
 def depth(pair: QueuePair, sqs: Any = None) -> int:
     """Dead letters waiting (visible + being looked at)."""
-    client = sqs or aws.client("sqs")
+    client = sqs or aws.new_client("sqs")
     attrs = client.get_queue_attributes(
         QueueUrl=pair.dlq_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -323,7 +324,7 @@ def peek(
 ) -> list[DeadLetter]:
     """Up to `limit` dead letters (those `where` matches, if given), without removing them (they
     are hidden briefly, then released)."""
-    client = sqs or aws.client("sqs")
+    client = sqs or aws.new_client("sqs")
     filtering = where is not None and not where.everything
     seen: dict[str, DeadLetter] = {}
     found: list[DeadLetter] = []
@@ -400,7 +401,7 @@ def redrive(
     With `where`, only the letters it matches move; the others are counted as skipped and stay in
     the DLQ. With `dry_run`, nothing moves: `moved` counts what would. Letters read but not moved
     are made visible again when the pass ends."""
-    client = sqs or aws.client("sqs")
+    client = sqs or aws.new_client("sqs")
     report = RedriveReport(pair.name, dry_run=dry_run)
     filtering = where is not None and not where.everything
     there = depth(pair, client) if limit is None or filtering else 0
@@ -500,6 +501,8 @@ def _move(
         report.moved += 1
         if kind == "events":
             report.to_events += 1
+        elif key := (dl.data or {}).get("key"):
+            report.keys.append(str(key))
 
 
 def _delete(pair: QueuePair, sqs: Any, letters: list[DeadLetter]) -> set[str]:

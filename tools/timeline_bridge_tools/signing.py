@@ -18,6 +18,7 @@ import json
 import time
 from typing import Any
 
+from timeline_bridge.config import Settings
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources import SigningRequest, source_spec
 
@@ -58,11 +59,13 @@ def sign_request(
     webhook_id: str | None = None,
     versions: tuple[str, ...] | None = None,
     hubspot_versions: tuple[str, ...] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, str]:
     """The headers `source` adds when it posts `body` (see `body_bytes`) to `url` at time `now`:
     its spec's `sign` recipe. `name` is the endpoint of a source served on `/<source>/<name>`,
     `webhook_id` the sender's message id, `versions` the signature versions to send (the spec's
-    default otherwise; `hubspot_versions` is the older spelling of it)."""
+    default otherwise; `hubspot_versions` is the older spelling of it), `settings` those of the
+    bridge posted to (default: this process's environment), for recipes they configure."""
     spec = source_spec(source)
     chosen = versions or hubspot_versions or spec.signature_versions
     return spec.sign(
@@ -76,6 +79,7 @@ def sign_request(
             name=name,
             message_id=webhook_id,
             versions=tuple(chosen),
+            settings=Settings.from_environ() if settings is None else settings,
         )
     )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 
@@ -34,16 +33,6 @@ class AwsClients:
             if built is None:
                 built = self._clients[service] = new_client(service)
             return built
-
-
-# TRANSITIONAL (being removed): one process-wide set of clients for callers not yet given theirs.
-@cache
-def client(service: str) -> Any:
-    return new_client(service)
-
-
-def reset_clients() -> None:
-    client.cache_clear()
 
 
 SQS_BATCH_ENTRIES = 10  # SendMessageBatch: at most ten messages per call

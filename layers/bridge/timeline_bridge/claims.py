@@ -28,7 +28,6 @@ from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from timeline_bridge import aws
 from timeline_bridge.observability import logger
 
 if TYPE_CHECKING:
@@ -80,16 +79,14 @@ class ClaimStore:
         key_field: str,
         payload_field: str,
         expires_after_seconds: int,
-        dynamodb: Any = None,
+        dynamodb: Any,
         label: str = "claim",
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
         self.label = label  # what the records are called in errors ("delivered-record")
         self._collected = threading.local()  # this thread's writes held back by `batch()`
-        self.layer = batching_layer_class()(
-            self._collected, table_name=table, boto3_client=dynamodb or aws.client("dynamodb")
-        )
+        self.layer = batching_layer_class()(self._collected, table_name=table, boto3_client=dynamodb)
         self.layer.configure(
             IdempotencyConfig(
                 event_key_jmespath=key_field,

@@ -201,7 +201,7 @@ class Settings:
     # HUBSPOT_ACCOUNT_TIMEZONE: the HubSpot account's time zone (IANA name), where its DAILY
     # limit resets at midnight; UTC unless set
     hubspot_account_timezone: str = "UTC"
-    # HUBSPOT_TIMELINE_API: as set (v3 unless set); `hubspot_timeline_api()` checks it where used
+    # HUBSPOT_TIMELINE_API: as set (v3 unless set); `hubspot_api()` checks it where used
     hubspot_timeline_api: str = "v3"
     # TARGET: the target a delivery function delivers to ("" outside the delivery functions)
     target: str = ""
@@ -218,8 +218,6 @@ class Settings:
     http_read_timeout: float | None = None
     # BRIDGE_ALLOW_HTTP_TARGETS=true: plain HTTP to a host that is not loopback is allowed
     allow_http_targets: bool = False
-    # BRIDGE_TRACING=true: X-Ray tracing (opt-in: the SDK costs about 0.4 s of cold start)
-    tracing: bool = False
     retry: RetrySettings = field(default_factory=RetrySettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     # GENERIC_<NAME>_<KEY>: every generic endpoint's variables, as set at cold start
@@ -276,7 +274,6 @@ class Settings:
             http_connect_timeout=_env_number(env, "BRIDGE_HTTP_CONNECT_TIMEOUT"),
             http_read_timeout=_env_number(env, "BRIDGE_HTTP_READ_TIMEOUT"),
             allow_http_targets=_env_str(env, "BRIDGE_ALLOW_HTTP_TARGETS").lower() == "true",
-            tracing=env.get("BRIDGE_TRACING", "false").lower() == "true",
             retry=RetrySettings.from_environ(env),
             pacing=PacingSettings.from_environ(env),
             generic_variables=MappingProxyType({k: v for k, v in env.items() if k.startswith("GENERIC_")}),
@@ -401,42 +398,3 @@ def load_dotenv(path: str | Path = ".env") -> None:
             continue
         key, _, value = line.partition("=")
         os.environ.setdefault(key.strip(), value.strip().strip("'\""))
-
-
-# --- TRANSITIONAL (being removed): process-wide lookups for callers not yet given their settings.
-from functools import cache  # noqa: E402
-
-
-@cache
-def settings() -> Settings:
-    return Settings.from_environ()
-
-
-def queue_url(target: str, *, dead_letter: bool = False) -> str:
-    return Settings.from_environ().queue_url(target, dead_letter=dead_letter)
-
-
-def base_url_override(target: str) -> str | None:
-    return Settings.from_environ().base_url_override(target)
-
-
-def base_url(target: str) -> str:
-    return Settings.from_environ().base_url(target)
-
-
-def hubspot_timeline_api() -> str:
-    return settings().hubspot_api()
-
-
-def process_secrets() -> Secrets:
-    from timeline_bridge import aws
-
-    return Secrets(Settings.from_environ(), lambda: aws.client("secretsmanager"))
-
-
-def secret_values(name: str) -> list[str]:
-    return process_secrets().values(name)
-
-
-def secret(name: str) -> str | None:
-    return process_secrets().get(name)

@@ -23,16 +23,14 @@ a Slack ack has 3 s, and cold-start time is benchmarked.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from timeline_bridge import aws, sources
-from timeline_bridge.config import settings
+from timeline_bridge import sources
+from timeline_bridge.claims import ClaimState, ClaimStore
 from timeline_bridge.errors import (
     EnqueueError,
     IngestError,
@@ -43,6 +41,7 @@ from timeline_bridge.http import WebhookRequest, error_response, json_response, 
 from timeline_bridge.models import Envelope, utc_now_iso
 from timeline_bridge.observability import logger, metrics, safe_headers
 from timeline_bridge.sources.base import Clock, ParsedRequest, Source, SourceEvent
+from timeline_bridge.wiring import Dependencies, Stage
 
 # Longer than every sender's retry horizon (HubSpot 24 h, Standard Webhooks ~3 days) plus a DLQ
 # redrive window.
@@ -56,112 +55,62 @@ SQS_MAX_BYTES = 256 * 1024  # per message and per SendMessageBatch call
 MAX_WORKERS = 16
 
 
-class Claim(Enum):
-    NEW = "new"  # claimed now: enqueue it
-    DUPLICATE = "duplicate"  # enqueued before
-    IN_PROGRESS = "in_progress"  # another invocation holds the claim: retry later
-    MISMATCH = "mismatch"  # same identity, different body: rejected
-    NO_KEY = "no_key"  # the event carries no identity: rejected
-
-
 # --- dedupe -----------------------------------------------------------------------------------
 
 
 class IdempotencyStore:
-    """Claims on source-event identities, kept in the Powertools idempotency table.
-
-    One Powertools persistence layer per scope (source, or generic endpoint), so identities of
-    different senders never collide. Records: key `ingest.<scope>#<md5 of the identity>`, the
-    payload hash of the event's fingerprint (same id with another body is caught), INPROGRESS
-    while the event is on its way to the queue, COMPLETED once it is there.
+    """Claims on source-event identities: one `claims.ClaimStore` per scope (source, or generic
+    endpoint), so identities of different senders never collide. Records: key
+    `ingest.<scope>#<md5 of the identity>`, the payload hash of the event's fingerprint (same id
+    with another body is caught), INPROGRESS while the event is on its way to the queue,
+    COMPLETED once it is there.
     """
 
-    def __init__(self, table: str, *, client: Any = None) -> None:
+    def __init__(self, table: str, *, client: Any) -> None:
         self.table = table
         self.client = client
-        self._layers: dict[str, Any] = {}
-        self._lock = threading.Lock()  # claims run in threads; build each layer once
+        self._stores: dict[str, ClaimStore] = {}
+        self._lock = threading.Lock()  # claims run in threads; build each scope's store once
 
-    def _layer(self, scope: str) -> Any:
+    def _store(self, scope: str) -> ClaimStore:
         with self._lock:
-            return self._layers.get(scope) or self._build_layer(scope)
-
-    def _build_layer(self, scope: str) -> Any:
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-        )
-
-        layer = DynamoDBPersistenceLayer(
-            table_name=self.table, boto3_client=self.client or aws.client("dynamodb")
-        )
-        layer.configure(
-            IdempotencyConfig(
-                event_key_jmespath="id",
-                payload_validation_jmespath="payload",
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=DEDUPE_SECONDS,
-            ),
-            key_prefix=f"ingest.{scope}",
-        )
-        self._layers[scope] = layer
-        return layer
+            store = self._stores.get(scope)
+            if store is None:
+                store = self._stores[scope] = ClaimStore(
+                    self.table,
+                    key_prefix=f"ingest.{scope}",
+                    key_field="id",
+                    payload_field="payload",
+                    expires_after_seconds=DEDUPE_SECONDS,
+                    dynamodb=self.client,
+                )
+            return store
 
     @staticmethod
     def _data(event: SourceEvent) -> dict[str, Any]:
         return {"id": event.event_id, "payload": event.fingerprint}
 
-    def claim(self, scope: str, event: SourceEvent, *, remaining_ms: int = DEFAULT_REMAINING_MS) -> Claim:
+    def claim(
+        self, scope: str, event: SourceEvent, *, remaining_ms: int = DEFAULT_REMAINING_MS
+    ) -> ClaimState:
         """Claim `event`; DynamoDB failures propagate (the caller answers 5xx)."""
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            IdempotencyItemAlreadyExistsError,
-            IdempotencyItemNotFoundError,
-            IdempotencyKeyError,
-            IdempotencyValidationError,
-        )
-
-        layer = self._layer(scope)
-        data = self._data(event)
-        try:
-            layer.save_inprogress(data, remaining_time_in_millis=remaining_ms)
-            return Claim.NEW
-        except IdempotencyKeyError:
-            return Claim.NO_KEY
-        except IdempotencyValidationError:
-            return Claim.MISMATCH
-        except IdempotencyItemAlreadyExistsError as exc:
-            record = exc.old_data_record
-            if record is None:
-                try:
-                    record = layer.get_record(data)
-                except IdempotencyValidationError:
-                    return Claim.MISMATCH
-                except IdempotencyItemNotFoundError:
-                    return Claim.IN_PROGRESS  # released between the two calls: let the retry claim it
-            return Claim.DUPLICATE if record.status == "COMPLETED" else Claim.IN_PROGRESS
+        return self._store(scope).claim(self._data(event), remaining_ms).state
 
     def complete(self, scope: str, event: SourceEvent) -> None:
         """The event is on the queue: later copies are duplicates."""
-        self._layer(scope).save_success(self._data(event), {"enqueued": True})
+        self._store(scope).complete(self._data(event), {"enqueued": True})
 
     def release(self, scope: str, event: SourceEvent) -> None:
         """The event did not reach the queue: let the sender's retry claim it again."""
-        self._layer(scope).delete_record(self._data(event), EnqueueError("not enqueued"))
+        self._store(scope).release(self._data(event), EnqueueError("not enqueued"))
 
 
-_stores: dict[str, IdempotencyStore] = {}
-
-
-def default_store() -> IdempotencyStore:
-    """The store on `IDEMPOTENCY_TABLE`, rebuilt when the table or the boto3 client changes."""
-    table = settings().idempotency_table
+def store_for(dependencies: Dependencies) -> IdempotencyStore:
+    """The claim store on the function's `IDEMPOTENCY_TABLE`."""
+    table = dependencies.settings.idempotency_table
     if not table:
         raise EnqueueError("IDEMPOTENCY_TABLE is not set")
-    client = aws.client("dynamodb")
-    store = _stores.get(table)
-    if store is None or store.client is not client:
-        store = _stores[table] = IdempotencyStore(table, client=client)
-    return store
+    return IdempotencyStore(table, client=dependencies.aws("dynamodb"))
 
 
 # --- queue ------------------------------------------------------------------------------------
@@ -170,14 +119,16 @@ def default_store() -> IdempotencyStore:
 class EventQueue:
     """The events queue. `send` returns the positions of the envelopes that did not get on it."""
 
-    def __init__(self, url: str, *, client: Any = None) -> None:
+    def __init__(self, url: str, *, client: Any, workers: Workers | None = None) -> None:
         self.url = url
         self.client = client
+        self.workers = workers or Workers()
 
     def send(self, envelopes: Sequence[Envelope]) -> list[int]:
         bodies = [e.to_json() for e in envelopes]
         failed: list[int] = []
-        for outcome in _run_all(lambda chunk: self._send_chunk(chunk, envelopes, bodies), _chunks(bodies)):
+        chunks = _chunks(bodies)
+        for outcome in self.workers.run_all(lambda chunk: self._send_chunk(chunk, envelopes, bodies), chunks):
             if isinstance(outcome, Exception):
                 raise outcome  # SQS answers are handled per chunk: this is a bug, let it surface
             failed.extend(outcome)
@@ -198,7 +149,7 @@ class EventQueue:
             for i in chunk
         ]
         try:
-            answer = (self.client or aws.client("sqs")).send_message_batch(QueueUrl=self.url, Entries=entries)
+            answer = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:
             logger.warning(
                 "events queue refused a batch", extra={"error": type(exc).__name__, "count": len(chunk)}
@@ -228,35 +179,42 @@ def _chunks(bodies: list[str]) -> list[list[int]]:
     return chunks
 
 
-def default_queue() -> EventQueue:
-    url = settings().events_queue_url
+def queue_for(dependencies: Dependencies, workers: Workers | None = None) -> EventQueue:
+    """The function's events queue (`EVENTS_QUEUE_URL`)."""
+    url = dependencies.settings.events_queue_url
     if not url:
         raise EnqueueError("EVENTS_QUEUE_URL is not set")
-    return EventQueue(url, client=aws.client("sqs"))
+    return EventQueue(url, client=dependencies.aws("sqs"), workers=workers)
 
 
 # --- parallel work ----------------------------------------------------------------------------
 
-_pool: Any = None  # a ThreadPoolExecutor, made on first batch (single-event sources never need it)
 
+class Workers:
+    """`run_all(fn, items)`: `fn` over `items`, in parallel threads when there are several; each
+    failure is returned in place. The threads are made at the first batch (single-event sources
+    never need them) and kept by the stage."""
 
-def _run_all[T, R](fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
-    """`fn` over `items` (in parallel when there are several); each failure is returned in place."""
+    def __init__(self, max_workers: int = MAX_WORKERS) -> None:
+        self.max_workers = max_workers
+        self._pool: Any = None
+        self._lock = threading.Lock()
 
-    def safe(item: T) -> R | Exception:
-        try:
-            return fn(item)
-        except Exception as exc:  # returned to the caller, which decides per item
-            return exc
+    def run_all[T, R](self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
+        def safe(item: T) -> R | Exception:
+            try:
+                return fn(item)
+            except Exception as exc:  # returned to the caller, which decides per item
+                return exc
 
-    if len(items) <= 1:
-        return [safe(i) for i in items]
-    global _pool
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
+        if len(items) <= 1:
+            return [safe(i) for i in items]
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-        _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="ingest")
-    return list(_pool.map(safe, items))
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="ingest")
+        return list(self._pool.map(safe, items))
 
 
 # --- the pipeline -----------------------------------------------------------------------------
@@ -270,149 +228,198 @@ class Outcome:
     rejected: int = 0
 
 
+class Ingest:
+    """The ingest stage of one webhook function: its source, settings, claim store and events
+    queue, built from the function's dependencies (the store and queue on first use)."""
+
+    def __init__(
+        self,
+        dependencies: Dependencies,
+        source: str,
+        *,
+        store: IdempotencyStore | None = None,
+        queue: EventQueue | None = None,
+        now: Clock | None = None,
+    ) -> None:
+        self.dependencies = dependencies
+        self.source = source
+        self.now = now or dependencies.clock
+        self.workers = Workers()
+        self._store = store
+        self._queue = queue
+
+    @property
+    def store(self) -> IdempotencyStore:
+        if self._store is None:
+            self._store = store_for(self.dependencies)
+        return self._store
+
+    @property
+    def queue(self) -> EventQueue:
+        if self._queue is None:
+            self._queue = queue_for(self.dependencies, self.workers)
+        return self._queue
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Run one Function URL request through ingest; returns the answer to send."""
+        source = self.source
+        received_at = utc_now_iso()
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        parsed: ParsedRequest | None = None
+        settings = self.dependencies.settings
+        try:
+            request = WebhookRequest.from_function_url_event(event, max_body_bytes=settings.max_body_bytes)
+            src = sources.for_request(source, request, settings)
+            src.verify(request, src.secrets(self.dependencies.secrets), now=self.now)
+            parsed = src.parse(request)
+            if parsed.reply is not None:
+                logger.info("webhook answered", extra={"source": source, "headers": safe_headers(headers)})
+                _count(source, Outcome())
+                return json_response(200, parsed.reply)
+            outcome = self._ingest(src, parsed, received_at, context)
+        except IngestError as err:
+            return _refuse(source, err, headers, parsed)
+        if parsed.interactive:
+            return text_response(200, "")  # Slack reads interactivity answers as instructions
+        return json_response(
+            200,
+            {
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "ignored": outcome.ignored,
+                "rejected": outcome.rejected,
+            },
+        )
+
+    def _ingest(self, src: Source, parsed: ParsedRequest, received_at: str, context: Any) -> Outcome:
+        outcome = Outcome()
+        for event in parsed.events:
+            if not event.known:
+                outcome.ignored += 1
+                logger.info(
+                    "event type not handled: acknowledged",
+                    extra={"source": src.name, "event_type": event.event_type},
+                )
+        # Copies inside one request (same identity twice in a batch) count as duplicates up front.
+        unique: dict[str | None, SourceEvent] = {}
+        no_key: list[SourceEvent] = []
+        for event in parsed.events:
+            if not event.known:
+                continue
+            if event.event_id is None:
+                no_key.append(event)
+            elif event.event_id in unique:
+                outcome.duplicates += 1
+            else:
+                unique[event.event_id] = event
+        if no_key and not unique and not outcome.duplicates:
+            # Nothing in the request can be deduped: the sender's contract is broken, say so.
+            raise MalformedBodyError("no event in the request carries an identity")
+        events = no_key + list(unique.values())
+        if not events:
+            _count(src.name, outcome)
+            return outcome
+
+        envelopes = [e.envelope(src.name, src.endpoint_name, received_at) for e in events]
+        if any(len(env.to_json().encode("utf-8")) > SQS_MAX_BYTES for env in envelopes):
+            raise PayloadTooLargeError(f"an event exceeds the queue's {SQS_MAX_BYTES} bytes")
+
+        store, queue, workers = self.store, self.queue, self.workers
+        remaining = _remaining_ms(context)
+        claims = workers.run_all(lambda e: store.claim(src.scope, e, remaining_ms=remaining), events)
+        failures = [c for c in claims if isinstance(c, Exception)]
+        if failures:
+            _release(
+                workers,
+                store,
+                src.scope,
+                [e for e, c in zip(events, claims, strict=True) if c is ClaimState.NEW],
+            )
+            logger.error(
+                "dedupe table unavailable", extra={"source": src.name, "error": type(failures[0]).__name__}
+            )
+            raise EnqueueError("dedupe table unavailable, retry later") from failures[0]
+
+        new = [i for i, c in enumerate(claims) if c is ClaimState.NEW]
+        for event, claim in zip(events, claims, strict=True):
+            if claim is ClaimState.DUPLICATE:
+                outcome.duplicates += 1
+            elif claim is ClaimState.NO_KEY:
+                outcome.rejected += 1
+                logger.error(
+                    "event has no identity: rejected",
+                    extra={"source": src.name, "event_type": event.event_type},
+                )
+            elif claim is ClaimState.MISMATCH:
+                outcome.rejected += 1
+                logger.warning(
+                    "same event id with a different body: rejected",
+                    extra={"source": src.name, "event_type": event.event_type, "event_id": event.event_id},
+                )
+
+        failed_positions = set(queue.send([envelopes[i] for i in new])) if new else set()
+        sent = [events[i] for n, i in enumerate(new) if n not in failed_positions]
+        unsent = [events[i] for n, i in enumerate(new) if n in failed_positions]
+        for result in workers.run_all(lambda e: store.complete(src.scope, e), sent):
+            if isinstance(result, Exception):
+                # Already on the queue: the claim stays INPROGRESS until it times out. A retry after
+                # that enqueues again, and the targets' idempotency keys absorb the copy.
+                logger.warning(
+                    "could not mark event as enqueued",
+                    extra={"source": src.name, "error": type(result).__name__},
+                )
+        outcome.accepted = len(sent)
+        if sent:
+            request_id = str(getattr(context, "aws_request_id", "") or "")
+            self.dependencies.observer.events_enqueued(
+                request_id, [envelopes[i] for n, i in enumerate(new) if n not in failed_positions]
+            )
+        _count(src.name, outcome)
+        logger.info(
+            "webhook ingested",
+            extra={
+                "source": src.name,
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "ignored": outcome.ignored,
+                "rejected": outcome.rejected,
+                "event_types": sorted({e.event_type for e in sent}),
+                # The ids the route and deliver logs carry too: one Logs Insights filter follows an event.
+                "event_ids": [e.event_id for e in sent],
+            },
+        )
+        if unsent:
+            _release(workers, store, src.scope, unsent)
+            raise EnqueueError(f"{len(unsent)} of {len(new)} events could not be enqueued, retry later")
+        if any(c is ClaimState.IN_PROGRESS for c in claims):
+            raise EnqueueError(
+                "an event of this request is still being recorded, retry later", reason="in_progress"
+            )
+        return outcome
+
+
 def handle(
     event: dict[str, Any],
     context: Any = None,
     *,
     source: str,
-    now: Clock = time.time,
+    dependencies: Dependencies | None = None,
+    now: Clock | None = None,
     store: IdempotencyStore | None = None,
     queue: EventQueue | None = None,
 ) -> dict[str, Any]:
-    """Run one Function URL request for `source` through ingest; returns the answer to send."""
-    received_at = utc_now_iso()
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    parsed: ParsedRequest | None = None
-    try:
-        request = WebhookRequest.from_function_url_event(event, max_body_bytes=settings().max_body_bytes)
-        src = sources.for_request(source, request)
-        src.verify(request, src.secrets(), now=now)
-        parsed = src.parse(request)
-        if parsed.reply is not None:
-            logger.info("webhook answered", extra={"source": source, "headers": safe_headers(headers)})
-            _count(source, Outcome())
-            return json_response(200, parsed.reply)
-        outcome = _ingest(src, parsed, received_at, context, store, queue)
-    except IngestError as err:
-        return _refuse(source, err, headers, parsed)
-    if parsed.interactive:
-        return text_response(200, "")  # Slack reads interactivity answers as instructions
-    return json_response(
-        200,
-        {
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
-            "ignored": outcome.ignored,
-            "rejected": outcome.rejected,
-        },
-    )
+    """One request through an ingest stage built for it (default: from this process's environment)."""
+    stage = Ingest(dependencies or Dependencies.from_environ(), source, store=store, queue=queue, now=now)
+    return stage.handle(event, context)
 
 
-def _ingest(
-    src: Source,
-    parsed: ParsedRequest,
-    received_at: str,
-    context: Any,
-    store: IdempotencyStore | None,
-    queue: EventQueue | None,
-) -> Outcome:
-    outcome = Outcome()
-    for event in parsed.events:
-        if not event.known:
-            outcome.ignored += 1
-            logger.info(
-                "event type not handled: acknowledged",
-                extra={"source": src.name, "event_type": event.event_type},
-            )
-    # Copies inside one request (same identity twice in a batch) count as duplicates up front.
-    unique: dict[str | None, SourceEvent] = {}
-    no_key: list[SourceEvent] = []
-    for event in parsed.events:
-        if not event.known:
-            continue
-        if event.event_id is None:
-            no_key.append(event)
-        elif event.event_id in unique:
-            outcome.duplicates += 1
-        else:
-            unique[event.event_id] = event
-    if no_key and not unique and not outcome.duplicates:
-        # Nothing in the request can be deduped: the sender's contract is broken, say so.
-        raise MalformedBodyError("no event in the request carries an identity")
-    events = no_key + list(unique.values())
-    if not events:
-        _count(src.name, outcome)
-        return outcome
-
-    envelopes = [e.envelope(src.name, src.endpoint_name, received_at) for e in events]
-    if any(len(env.to_json().encode("utf-8")) > SQS_MAX_BYTES for env in envelopes):
-        raise PayloadTooLargeError(f"an event exceeds the queue's {SQS_MAX_BYTES} bytes")
-
-    store = store or default_store()
-    queue = queue or default_queue()
-    remaining = _remaining_ms(context)
-    claims = _run_all(lambda e: store.claim(src.scope, e, remaining_ms=remaining), events)
-    failures = [c for c in claims if isinstance(c, Exception)]
-    if failures:
-        _release(store, src.scope, [e for e, c in zip(events, claims, strict=True) if c is Claim.NEW])
-        logger.error(
-            "dedupe table unavailable", extra={"source": src.name, "error": type(failures[0]).__name__}
-        )
-        raise EnqueueError("dedupe table unavailable, retry later") from failures[0]
-
-    new = [i for i, c in enumerate(claims) if c is Claim.NEW]
-    for event, claim in zip(events, claims, strict=True):
-        if claim is Claim.DUPLICATE:
-            outcome.duplicates += 1
-        elif claim is Claim.NO_KEY:
-            outcome.rejected += 1
-            logger.error(
-                "event has no identity: rejected", extra={"source": src.name, "event_type": event.event_type}
-            )
-        elif claim is Claim.MISMATCH:
-            outcome.rejected += 1
-            logger.warning(
-                "same event id with a different body: rejected",
-                extra={"source": src.name, "event_type": event.event_type, "event_id": event.event_id},
-            )
-
-    failed_positions = set(queue.send([envelopes[i] for i in new])) if new else set()
-    sent = [events[i] for n, i in enumerate(new) if n not in failed_positions]
-    unsent = [events[i] for n, i in enumerate(new) if n in failed_positions]
-    for result in _run_all(lambda e: store.complete(src.scope, e), sent):
-        if isinstance(result, Exception):
-            # Already on the queue: the claim stays INPROGRESS until it times out. A retry after
-            # that enqueues again, and the targets' idempotency keys absorb the copy.
-            logger.warning(
-                "could not mark event as enqueued", extra={"source": src.name, "error": type(result).__name__}
-            )
-    outcome.accepted = len(sent)
-    _count(src.name, outcome)
-    logger.info(
-        "webhook ingested",
-        extra={
-            "source": src.name,
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
-            "ignored": outcome.ignored,
-            "rejected": outcome.rejected,
-            "event_types": sorted({e.event_type for e in sent}),
-            # The ids the route and deliver logs carry too: one Logs Insights filter follows an event.
-            "event_ids": [e.event_id for e in sent],
-        },
-    )
-    if unsent:
-        _release(store, src.scope, unsent)
-        raise EnqueueError(f"{len(unsent)} of {len(new)} events could not be enqueued, retry later")
-    if any(c is Claim.IN_PROGRESS for c in claims):
-        raise EnqueueError(
-            "an event of this request is still being recorded, retry later", reason="in_progress"
-        )
-    return outcome
+def stage(source: str) -> Stage:
+    """The stage a webhook function's handler holds."""
+    return Stage(lambda dependencies: Ingest(dependencies, source).handle)
 
 
-def _release(store: IdempotencyStore, scope: str, events: list[SourceEvent]) -> None:
-    for result in _run_all(lambda e: store.release(scope, e), events):
+def _release(workers: Workers, store: IdempotencyStore, scope: str, events: list[SourceEvent]) -> None:
+    for result in workers.run_all(lambda e: store.release(scope, e), events):
         if isinstance(result, Exception):
             # The claim expires with the invocation (in_progress_expiration), then a retry gets it.
             logger.warning(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from timeline_bridge.config import metrics_namespace, service_name, settings
+from timeline_bridge.config import metrics_namespace, service_name, tracing_enabled
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -61,7 +61,7 @@ def tracer() -> Tracer:
 
 def traced(handler: Handler) -> Handler:
     """`handler` inside a `## <name>` X-Ray subsegment (annotated ColdStart and Service, errors as
-    metadata) when `settings().tracing`, else `handler` as it is. Decides at the first call, not
+    metadata) when `BRIDGE_TRACING=true`, else `handler` as it is. Decides at the first call, not
     at import, so a handler file reads no environment. The answer stays out of the trace: it can
     hold what a sender or a provider sent."""
     capture: Handler | None = None
@@ -69,7 +69,7 @@ def traced(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal capture
-        if not settings().tracing:
+        if not tracing_enabled():
             return handler(event, context)
         if capture is None:
             capture = tracer().capture_lambda_handler(handler, capture_response=False)

@@ -30,14 +30,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Protocol
 
-from timeline_bridge import config
 from timeline_bridge.errors import BridgeError, RetryLaterError
 from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, no_enrichment
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.observability import logger, metrics
+from timeline_bridge.wiring import NO_OBSERVER, Dependencies, Stage, StageObserver
 
 MAX_VISIBILITY = 43_200  # SQS's ceiling: 12 hours
 
@@ -58,16 +57,8 @@ class JobQueue(Protocol):
 class SqsJobQueue:
     """Delivery queues on SQS: SendMessageBatch, as few calls as the batch limits allow."""
 
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from timeline_bridge.aws import client
-
-            self._client = client("sqs")
-        return self._client
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
     def send(self, queue_url: str, messages: Sequence[DeliveryJob]) -> list[int]:
         from timeline_bridge.aws import send_message_batches
@@ -101,24 +92,26 @@ class RouteResult:
         return bool(self.jobs or self.dead_letters)
 
 
-def default_enricher() -> Enricher:
-    """The enrich hook: `timeline_bridge.enrichment.enrich(mapping, envelope) -> dict` when that
-    module provides it, else no enrichment (expressions see an empty `enrichment`)."""
+def default_enricher(dependencies: Dependencies | None = None) -> Enricher:
+    """The enrich hook: a `timeline_bridge.enrichment.Enrichment` on `dependencies` (default: this
+    process's settings, secrets and AWS clients), else no enrichment when that package is absent
+    (expressions see an empty `enrichment`)."""
     try:
         module = importlib.import_module("timeline_bridge.enrichment")
     except ModuleNotFoundError as exc:
         if exc.name not in ("timeline_bridge.enrichment", "timeline_bridge"):
             raise
         return no_enrichment
-    return getattr(module, "enrich", None) or no_enrichment
+    return module.Enrichment.of(dependencies or Dependencies.from_environ())
 
 
 @dataclass
 class Router:
     mappings: MappingSet
     queue: JobQueue
+    queue_url: Callable[..., str]  # the settings' `queue_url(target, dead_letter=...)`
     enrich: Enricher = no_enrichment
-    queue_url: Callable[..., str] = config.queue_url
+    observer: StageObserver = NO_OBSERVER
 
     def route(self, envelope: Envelope) -> RouteResult:
         """Render and enqueue every job of one envelope. Raises EnqueueJobsError if any send fails."""
@@ -170,12 +163,13 @@ class Router:
         """Send the jobs and dead letters of several envelopes together, per queue (a batch of
         events costs one SendMessageBatch per ten messages, not one per event and target). Returns
         the positions of the results whose jobs did not all get on their queues."""
+        queue_url = self.queue_url
         by_queue: dict[str, list[tuple[int, DeliveryJob]]] = {}
         for position, result in enumerate(results):
             for job in result.jobs:
-                by_queue.setdefault(self.queue_url(job.target), []).append((position, job))
+                by_queue.setdefault(queue_url(job.target), []).append((position, job))
             for job in result.dead_letters:
-                by_queue.setdefault(self.queue_url(job.target, dead_letter=True), []).append((position, job))
+                by_queue.setdefault(queue_url(job.target, dead_letter=True), []).append((position, job))
         unsent: set[int] = set()
         for url, entries in by_queue.items():
             failed = self.queue.send(url, [job for _, job in entries])
@@ -193,6 +187,10 @@ class Router:
                     "dead_lettered": len(result.dead_letters),
                 },
             )
+            if result.jobs:
+                self.observer.jobs_enqueued(result.jobs)
+            for job in result.dead_letters:
+                self.observer.job_outcome(job, "dead-lettered")
         return sorted(unsent)
 
     @staticmethod
@@ -213,33 +211,36 @@ def _unsent_message(result: RouteResult) -> str:
     return f"job(s) not enqueued ({names}); the event will be routed again"
 
 
-@cache
-def default_router() -> Router:
-    """The process-wide router: every mapping loaded and compiled once per cold start."""
+def router_for(dependencies: Dependencies) -> Router:
+    """The router of a route function: every mapping loaded and compiled once, its enrichment,
+    the delivery queues its settings name."""
     from timeline_bridge.mapping.loader import load_mappings
 
-    mappings = load_mappings(config.settings().mappings_dir)
+    settings = dependencies.settings
+    mappings = load_mappings(settings.mappings_dir, settings=settings)
     logger.info("mappings loaded", extra={"mappings": [m.name for m in mappings]})
-    return Router(mappings=mappings, queue=SqsJobQueue(), enrich=default_enricher())
+    return Router(
+        mappings=mappings,
+        queue=SqsJobQueue(dependencies.aws("sqs")),
+        enrich=default_enricher(dependencies),
+        queue_url=settings.queue_url,
+        observer=dependencies.observer,
+    )
 
 
-def delay_redelivery(record: Any, seconds: float | None, sqs: Any = None) -> None:
+def delay_redelivery(record: Any, seconds: float | None, queue_url: str, sqs: Any) -> None:
     """Keep a failed record invisible for `seconds` (a source API's Retry-After) instead of the
     queue's visibility timeout. Best effort: without it the record returns after the timeout."""
     if not seconds or seconds <= 0:
         return
     arn = str(getattr(record, "event_source_arn", "") or "")
     parts = arn.split(":")
-    url = config.settings().events_queue_url
+    url = queue_url
     if not url and len(parts) == 6:
         url = f"https://sqs.{parts[3]}.amazonaws.com/{parts[4]}/{parts[5]}"
     if not url:
         return
     try:
-        if sqs is None:
-            from timeline_bridge.aws import client
-
-            sqs = client("sqs")
         sqs.change_message_visibility(
             QueueUrl=url,
             ReceiptHandle=record.receipt_handle,
@@ -249,7 +250,40 @@ def delay_redelivery(record: Any, seconds: float | None, sqs: Any = None) -> Non
         logger.warning("could not delay the retry", extra={"error": str(exc)[:300]})
 
 
-def handle(event: dict[str, Any], context: Any, *, router: Router | None = None) -> dict[str, Any]:
+class Route:
+    """The route stage of the route function: its router (built on first use) and dependencies."""
+
+    def __init__(self, dependencies: Dependencies, router: Router | None = None) -> None:
+        self.dependencies = dependencies
+        self._router = router
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            self._router = router_for(self.dependencies)
+        return self._router
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return _handle(event, self.router, self.dependencies)
+
+
+def stage() -> Stage:
+    """The stage the route function's handler holds."""
+    return Stage(lambda dependencies: Route(dependencies).handle)
+
+
+def handle(
+    event: dict[str, Any],
+    context: Any,
+    *,
+    router: Router | None = None,
+    dependencies: Dependencies | None = None,
+) -> dict[str, Any]:
+    """One SQS batch through a route stage built for it (default: from this process's environment)."""
+    return Route(dependencies or Dependencies.from_environ(), router).handle(event, context)
+
+
+def _handle(event: dict[str, Any], router: Router, dependencies: Dependencies) -> dict[str, Any]:
     """SQS batch from the events queue → partial batch response (ReportBatchItemFailures).
 
     Every record is read, enriched and rendered on its own (its failure fails only that record);
@@ -258,7 +292,6 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    router = router or default_router()
     totals = {
         "JobsRouted": 0,
         "JobsDeadLettered": 0,
@@ -267,7 +300,13 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
         "EventsRetried": 0,
     }
     failed: list[str] = []
-    planned: list[tuple[str, RouteResult]] = []
+    planned: list[tuple[SQSRecord, RouteResult]] = []
+
+    def fail(record: SQSRecord, detail: str) -> None:
+        """Give the record back to SQS (it is routed again) and say so to the observer."""
+        failed.append(record.message_id)
+        dependencies.observer.route_failed(record.body, _receives(record), detail)
+
     for raw in event.get("Records") or []:
         record = SQSRecord(raw)
         try:
@@ -275,7 +314,7 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
         except UnreadableEnvelopeError:
             totals["EnvelopesUnreadable"] += 1
             logger.error("unreadable envelope", extra={"message_id": record.message_id})
-            failed.append(record.message_id)
+            fail(record, "not an envelope")
             continue
         except RetryLaterError as exc:
             # An enrichment fetch to retry (throttled, 5xx, credentials): nothing of this event is
@@ -289,28 +328,30 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
                     "retry_after": exc.retry_after,
                 },
             )
-            delay_redelivery(record, exc.retry_after)
-            failed.append(record.message_id)
+            delay_redelivery(
+                record, exc.retry_after, dependencies.settings.events_queue_url, dependencies.aws("sqs")
+            )
+            fail(record, f"{type(exc).__name__}: {exc}")
             continue
         except Exception as exc:
             logger.exception(
                 "record not routed; SQS delivers it again",
                 extra={"message_id": record.message_id, "error": f"{type(exc).__name__}"},
             )
-            failed.append(record.message_id)
+            fail(record, f"{type(exc).__name__}: {exc}")
             continue
         if result.matched:
-            planned.append((record.message_id, result))
+            planned.append((record, result))
         else:
             totals["EventsUnmatched"] += 1
     unsent = set(router.enqueue([result for _, result in planned]))
-    for position, (message_id, result) in enumerate(planned):
+    for position, (record, result) in enumerate(planned):
         if position in unsent:
             logger.warning(
                 "event will be routed again",
-                extra={"message_id": message_id, "error": _unsent_message(result)},
+                extra={"message_id": record.message_id, "error": _unsent_message(result)},
             )
-            failed.append(message_id)
+            fail(record, _unsent_message(result))
             continue
         totals["JobsRouted"] += len(result.jobs)
         totals["JobsDeadLettered"] += len(result.dead_letters)
@@ -319,3 +360,10 @@ def handle(event: dict[str, Any], context: Any, *, router: Router | None = None)
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed, key=order.__getitem__)]}
+
+
+def _receives(record: Any) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a record without the attribute
+        return 1

@@ -1,15 +1,17 @@
 """The registry of targets: every per-target list or table the core uses is derived from it.
 
 Each target module (`timeline_bridge/targets/<name>.py`) declares a `SPEC`
-(`targets.spec.TargetSpec`). Names are known without importing anything, so the ingest functions
-and the settings can list targets and stay light; a spec's module is imported when it is first
-asked for. `register_target` adds a target in-process (tests, a throwaway target).
+(`targets.spec.TargetSpec`), held by `TARGET_SPECS` (a `registry.Registry`, the type the sources'
+registry is too): names are known without importing anything, so the ingest functions and the
+settings can list targets and stay light; a spec's module is imported when it is first asked
+for. `register_target` adds a target in-process (tests, a throwaway target).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from timeline_bridge.registry import Registry
 
 if TYPE_CHECKING:
     from timeline_bridge.targets.spec import TargetSpec
@@ -17,45 +19,35 @@ if TYPE_CHECKING:
 # The shipped targets, in the order every list of targets follows; each spec is imported on use.
 BUILTIN_TARGETS = ("stora", "hubspot", "matter", "applied")
 
-_specs: dict[str, TargetSpec | None] = dict.fromkeys(BUILTIN_TARGETS)
+TARGET_SPECS: Registry[TargetSpec] = Registry("target", "timeline_bridge.targets", BUILTIN_TARGETS)
 
 
 def register_target(spec: TargetSpec) -> TargetSpec:
     """Add `spec` to the registry (ValueError if its name is taken)."""
-    if spec.name in _specs:
-        raise ValueError(f"target {spec.name!r} is already registered")
-    _specs[spec.name] = spec
-    return spec
+    return TARGET_SPECS.add(spec)
 
 
 def unregister_target(name: str) -> None:
     """Remove a target registered in-process (a shipped one cannot be removed)."""
-    if name in BUILTIN_TARGETS:
-        raise ValueError(f"target {name!r} ships with the bridge")
-    _specs.pop(name, None)
+    TARGET_SPECS.remove(name)
 
 
 def target_names() -> tuple[str, ...]:
     """Every target's name: the shipped ones, then those registered in-process."""
-    return tuple(_specs)
+    return TARGET_SPECS.names()
 
 
 def is_target(name: str) -> bool:
-    return name in _specs
+    return name in TARGET_SPECS
 
 
 def target_spec(name: str) -> TargetSpec:
     """The spec of target `name`; ValueError for a name no target has."""
-    if name not in _specs:
-        raise ValueError(f"unknown target {name!r}")
-    spec = _specs[name]
-    if spec is None:
-        spec = _specs[name] = importlib.import_module(f"timeline_bridge.targets.{name}").SPEC
-    return spec
+    return TARGET_SPECS.spec(name)
 
 
 def target_specs() -> tuple[TargetSpec, ...]:
-    return tuple(target_spec(name) for name in target_names())
+    return TARGET_SPECS.specs()
 
 
 def endpoints() -> dict[str, tuple[str, str]]:

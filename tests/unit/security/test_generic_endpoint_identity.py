@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import pytest
-from timeline_bridge import config
 from timeline_bridge.errors import MappingLoadError, NotFoundError
 from timeline_bridge.mapping import load_mappings
 from timeline_bridge.mapping.loader import load_mapping
@@ -160,7 +159,6 @@ def test_bridge_send_refuses_a_name_spelled_another_way(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GENERIC_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    config.settings.cache_clear()
     args = argparse.Namespace(
         source="generic", file=GENERIC_SAMPLE, url="http://127.0.0.1:9/generic/x", name="Billing", timeout=1.0
     )
@@ -172,7 +170,6 @@ def test_bridge_send_refuses_a_sample_posted_to_a_name_spelled_another_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GENERIC_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    config.settings.cache_clear()
     sample = json.loads(GENERIC_SAMPLE.read_text())
     sample["rawPath"] = "/generic/Billing"
     path = tmp_path / "sample.json"

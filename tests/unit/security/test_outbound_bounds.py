@@ -213,18 +213,14 @@ def one_second_deadline(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
     """A 1 s total deadline; the per-read timeout stays at its 10 s default."""
     monkeypatch.setenv("BRIDGE_HTTP_DEADLINE_SECONDS", "1")
     monkeypatch.delenv("BRIDGE_HTTP_READ_TIMEOUT", raising=False)
-    config.settings.cache_clear()
     yield 1.0
-    config.settings.cache_clear()
 
 
 @pytest.fixture
 def default_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("BRIDGE_HTTP_DEADLINE_SECONDS", "BRIDGE_HTTP_MAX_ANSWER_BYTES"):
         monkeypatch.delenv(name, raising=False)
-    config.settings.cache_clear()
     yield
-    config.settings.cache_clear()
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, target: str, url: str) -> None:
@@ -235,7 +231,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, target: str, url: str) -> None:
 
 
 def test_deadline_and_answer_cap_have_documented_defaults_when_not_configured(default_settings):
-    settings = config.settings()
+    settings = config.Settings.from_environ()
     assert settings.http_deadline == 10.0
     assert settings.http_max_answer_bytes == 1024 * 1024
 
@@ -335,7 +331,7 @@ def test_enrichment_read_ends_at_the_deadline_and_is_retried_when_the_api_dribbl
 
 
 def test_answer_cut_at_the_cap_when_the_provider_streams_a_huge_body(monkeypatch, default_settings):
-    cap = config.settings().http_max_answer_bytes
+    cap = config.Settings.from_environ().http_max_answer_bytes
     with provider("huge_chunked") as (url, server):
         point_at(monkeypatch, "stora", url)
         tracemalloc.start()

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from timeline_bridge import config, ingest
-from timeline_bridge.ingest import Claim
+from timeline_bridge import ingest
+from timeline_bridge.claims import ClaimState
 from timeline_bridge.observability import logger, metrics
 from timeline_bridge.sources import slack
 from timeline_bridge.sources.base import SourceEvent
@@ -78,19 +78,19 @@ class FakeStore:
         self.released: list[str] = []
         self.fail = False
 
-    def claim(self, scope: str, event: SourceEvent, *, remaining_ms: int = 0) -> Claim:
+    def claim(self, scope: str, event: SourceEvent, *, remaining_ms: int = 0) -> ClaimState:
         if self.fail:
             raise ConnectionError("dynamodb unavailable")
         if event.event_id is None:
-            return Claim.NO_KEY
+            return ClaimState.NO_KEY
         key = (scope, event.event_id)
         if key in self.records:
             status, fingerprint = self.records[key]
             if fingerprint != event.fingerprint:
-                return Claim.MISMATCH
-            return Claim.DUPLICATE if status == "COMPLETED" else Claim.IN_PROGRESS
+                return ClaimState.MISMATCH
+            return ClaimState.DUPLICATE if status == "COMPLETED" else ClaimState.IN_PROGRESS
         self.records[key] = ("INPROGRESS", event.fingerprint)
-        return Claim.NEW
+        return ClaimState.NEW
 
     def complete(self, scope: str, event: SourceEvent) -> None:
         self.records[(scope, str(event.event_id))] = ("COMPLETED", event.fingerprint)
@@ -119,9 +119,7 @@ def environment(monkeypatch):
     monkeypatch.delenv("HUBSPOT_SIGNATURE_VERSIONS", raising=False)
     monkeypatch.delenv("HUBSPOT_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("MAX_BODY_BYTES", raising=False)
-    config.settings.cache_clear()
     yield
-    config.settings.cache_clear()
     metrics.clear_metrics()  # the handler decorator flushes them; these tests call ingest directly
 
 
@@ -207,7 +205,6 @@ def test_every_request_gets_503_when_secret_not_configured(monkeypatch, source):
 def test_oversized_body_gets_413_before_anything_else(monkeypatch, source):
     monkeypatch.setenv("MAX_BODY_BYTES", "64")
     monkeypatch.delenv(ENV[source])  # not even the secret is looked at
-    config.settings.cache_clear()
     assert run(event_for(source, "x" * 65), source)["statusCode"] == 413
 
 
@@ -372,7 +369,6 @@ def test_404_when_generic_path_is_not_an_endpoint():
 
 def test_hubspot_versions_setting_enables_v1(monkeypatch):
     monkeypatch.setenv("HUBSPOT_SIGNATURE_VERSIONS", "v3,v1")
-    config.settings.cache_clear()
     event = event_for("hubspot", GOOD_BODIES["hubspot"])
     event["headers"] |= {
         k.lower(): v

@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from timeline_bridge import sources
+from timeline_bridge.config import Secrets, Settings
 from timeline_bridge.errors import MalformedBodyError, NotFoundError, SecretNotConfiguredError, SignatureError
 from timeline_bridge.sources import generic
 from timeline_bridge.sources.generic import GenericConfig
@@ -181,14 +183,27 @@ def test_endpoint_name_rejected_when_path_not_generic(path):
         generic.endpoint_name(path)
 
 
-def test_config_read_from_environment(monkeypatch):
-    monkeypatch.setenv("GENERIC_MY_CRM_SCHEME", "hmac")
-    monkeypatch.setenv("GENERIC_MY_CRM_SIGNATURE_HEADER", "X-Crm-Signature")
-    monkeypatch.setenv("GENERIC_MY_CRM_ENCODING", "base64")
-    monkeypatch.setenv("GENERIC_MY_CRM_PREFIX", "v1=")
-    monkeypatch.setenv("GENERIC_MY_CRM_ID_HEADER", "X-Crm-Delivery")
-    monkeypatch.setenv("GENERIC_MY_CRM_TYPE_FIELD", "event.kind")
-    assert GenericConfig.from_env("my-crm") == GenericConfig(
+def no_secrets_manager():
+    raise AssertionError("Secrets Manager must not be asked")
+
+
+def secrets_of(environ: dict[str, str]) -> Secrets:
+    """The secrets of a function whose variables are `environ`."""
+    return Secrets(Settings.from_environ(environ), no_secrets_manager)
+
+
+def test_config_read_from_settings():
+    settings = Settings.from_environ(
+        {
+            "GENERIC_MY_CRM_SCHEME": "hmac",
+            "GENERIC_MY_CRM_SIGNATURE_HEADER": "X-Crm-Signature",
+            "GENERIC_MY_CRM_ENCODING": "base64",
+            "GENERIC_MY_CRM_PREFIX": "v1=",
+            "GENERIC_MY_CRM_ID_HEADER": "X-Crm-Delivery",
+            "GENERIC_MY_CRM_TYPE_FIELD": "event.kind",
+        }
+    )
+    assert GenericConfig.from_settings(settings, "my-crm") == GenericConfig(
         name="my-crm",
         scheme="hmac",
         signature_header="X-Crm-Signature",
@@ -200,24 +215,51 @@ def test_config_read_from_environment(monkeypatch):
 
 
 @pytest.mark.parametrize(("key", "value"), [("SCHEME", "none"), ("ENCODING", "base32")])
-def test_config_fails_closed_when_value_unknown(monkeypatch, key, value):
-    monkeypatch.setenv(f"GENERIC_BILLING_{key}", value)
+def test_config_fails_closed_when_value_unknown(key, value):
+    settings = Settings.from_environ({f"GENERIC_BILLING_{key}": value})
     with pytest.raises(SecretNotConfiguredError):
-        GenericConfig.from_env("billing")
+        GenericConfig.from_settings(settings, "billing")
 
 
-def test_secrets_prefer_endpoint_secret_over_shared(monkeypatch):
-    monkeypatch.setenv("GENERIC_WEBHOOK_SECRET", "whsec_shared")
-    monkeypatch.setenv("GENERIC_BILLING_SECRET", '["whsec_old", "whsec_new"]')
-    assert GenericConfig(name="billing").secrets() == ["whsec_old", "whsec_new"]
-    assert GenericConfig(name="other").secrets() == ["whsec_shared"]
+def test_secrets_prefer_endpoint_secret_over_shared():
+    secrets = secrets_of(
+        {"GENERIC_WEBHOOK_SECRET": "whsec_shared", "GENERIC_BILLING_SECRET": '["whsec_old", "whsec_new"]'}
+    )
+    assert GenericConfig(name="billing").secrets(secrets) == ["whsec_old", "whsec_new"]
+    assert GenericConfig(name="other").secrets(secrets) == ["whsec_shared"]
 
 
-def test_secrets_fail_closed_when_none(monkeypatch):
-    monkeypatch.delenv("GENERIC_WEBHOOK_SECRET", raising=False)
-    monkeypatch.delenv("GENERIC_WEBHOOK_SECRET_SECRET_ID", raising=False)
+def test_secrets_fail_closed_when_none():
     with pytest.raises(SecretNotConfiguredError):
-        GenericConfig(name="nothing-here").secrets()
+        GenericConfig(name="nothing-here").secrets(secrets_of({}))
+
+
+def test_endpoints_built_from_two_functions_settings_each_verify_only_their_own_signature(make_request):
+    # Two functions in one process serving the same endpoint with different secrets: each source
+    # holds its own function's settings and reads its own secrets, nothing process-wide.
+    other_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+    functions = {
+        secret: Settings.from_environ({"GENERIC_BILLING_SECRET": secret})
+        for secret in (SW_SECRET, other_secret)
+    }
+    signed = {
+        secret: sw_request(
+            make_request, generic.standard_signature(secret, SW_ID, SW_TIMESTAMP, SW_BODY.encode())
+        )
+        for secret in functions
+    }
+    built = {
+        secret: sources.for_request("generic", signed[secret], settings)
+        for secret, settings in functions.items()
+    }
+    for own, source in built.items():
+        secrets = source.secrets(Secrets(functions[own], no_secrets_manager))
+        assert secrets == [own]
+        source.verify(signed[own], secrets, now=at_vector_time)
+        for other, request in signed.items():
+            if other != own:
+                with pytest.raises(SignatureError):
+                    source.verify(request, secrets, now=at_vector_time)
 
 
 INVOICE = {"type": "invoice.paid", "timestamp": "2025-11-23T12:05:00.000Z", "data": {"invoice_id": "inv_1"}}

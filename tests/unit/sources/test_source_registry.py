@@ -73,7 +73,7 @@ class EchoSource(Source):
 
 ECHO = SourceSpec(
     name="echo",
-    source=lambda _request: EchoSource(),
+    source=lambda _request, _settings: EchoSource(),
     identity="id",
     secret_names=fixed_secret(ECHO_SECRET_NAME),
     sign=lambda request: {ECHO_SIGNATURE: _echo_signature(request.secret, request.body)},
@@ -135,7 +135,7 @@ def test_registered_source_is_listed_and_built_until_unregistered():
     try:
         assert "echo" in timeline_bridge.SOURCES
         request = WebhookRequest.from_function_url_event(_function_url_event({}), max_body_bytes=1024)
-        assert isinstance(for_request("echo", request), EchoSource)
+        assert isinstance(for_request("echo", request, config.Settings.from_environ({})), EchoSource)
     finally:
         unregister_source("echo")
     assert "echo" not in SOURCE_SPECS
@@ -152,7 +152,6 @@ def test_registered_source_is_enqueued_when_a_signed_request_goes_through_ingest
     echo, aws, lambda_context, monkeypatch
 ):
     monkeypatch.setenv(ECHO_SECRET_NAME, ECHO_SECRET)
-    config.settings.cache_clear()
     event = sign_event("echo", _function_url_event({"id": "evt-1", "type": "ping"}), ECHO_SECRET)
 
     answer = ingest.handle(event, lambda_context, source="echo")
@@ -165,7 +164,6 @@ def test_registered_source_is_enqueued_when_a_signed_request_goes_through_ingest
 
 def test_registered_source_answers_401_when_the_signature_is_wrong(echo, aws, lambda_context, monkeypatch):
     monkeypatch.setenv(ECHO_SECRET_NAME, ECHO_SECRET)
-    config.settings.cache_clear()
     event = sign_event("echo", _function_url_event({"id": "evt-2", "type": "ping"}), "another-secret")
 
     assert ingest.handle(event, lambda_context, source="echo")["statusCode"] == 401

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from timeline_bridge.config import Settings
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources import for_request
 from timeline_bridge.sources.base import iso_from_epoch
@@ -127,7 +128,7 @@ def test_unknown_source_refused():
     with pytest.raises(ValueError):
         sign_request("salesforce", b"", "s")
     with pytest.raises(ValueError):
-        for_request("salesforce", as_request(event("")))
+        for_request("salesforce", as_request(event("")), Settings.from_environ({}))
 
 
 @pytest.mark.parametrize(

@@ -423,7 +423,7 @@ class _NeverParsed:
         self.scope = inner.scope
         self.endpoint_name = inner.endpoint_name
 
-    def secrets(self) -> list[str]:
+    def secrets(self, secrets) -> list[str]:
         return [self.secret]
 
     def verify(self, request, secrets, *, now):
@@ -470,7 +470,9 @@ def test_refused_with_401_before_parsing_when_verification_fails(monkeypatch, sc
         "body": base64.b64encode(BODY[:-1]).decode(),
         "isBase64Encoded": True,
     }
-    monkeypatch.setattr(sources, "for_request", lambda name, req: _NeverParsed(scheme.source, scheme.secret))
+    monkeypatch.setattr(
+        sources, "for_request", lambda name, req, settings: _NeverParsed(scheme.source, scheme.secret)
+    )
 
     answer = ingest.handle(
         event, None, source=scheme.source.name, now=clock(), store=_Untouchable(), queue=_Untouchable()

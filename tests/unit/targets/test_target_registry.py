@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from timeline_bridge import config, delivery, target_registry
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import MappingError, MappingLoadError, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.mapping import contracts, load_mapping
 from timeline_bridge.models import Envelope
@@ -64,12 +65,10 @@ def beacon(tmp_path: Path) -> Iterator[TargetSpec]:
         key_fields=(KeyField(("dedupe_key",)),),
     )
     register_target(spec)
-    config.settings.cache_clear()
     try:
         yield spec
     finally:
         unregister_target(NAME)
-        config.settings.cache_clear()
         contracts.contract_schema.cache_clear()
 
 
@@ -122,11 +121,12 @@ def test_registered_target_is_gone_when_unregistered(tmp_path) -> None:
 
 
 def test_config_reads_base_url_and_queues_of_a_registered_target_when_asked(beacon, monkeypatch) -> None:
-    assert config.base_url(NAME) == "https://api.beacon.example.test"
+    assert config.Settings.from_environ().base_url(NAME) == "https://api.beacon.example.test"
     monkeypatch.setenv("BEACON_BASE_URL", "https://other.example.test/")
     monkeypatch.setenv("BEACON_QUEUE_URL", "https://sqs.example.test/beacon")
-    assert config.base_url(NAME) == "https://other.example.test"
-    assert config.queue_url(NAME) == "https://sqs.example.test/beacon"
+    settings = config.Settings.from_environ()
+    assert settings.base_url(NAME) == "https://other.example.test"
+    assert settings.queue_url(NAME) == "https://sqs.example.test/beacon"
 
 
 def test_contracts_check_bodies_of_a_registered_target_against_its_schema_when_validated(beacon) -> None:
@@ -174,7 +174,7 @@ def test_transport_and_pacing_use_the_registered_spec_when_a_target_is_registere
     with pytest.raises(PermanentDeliveryError):
         http.check_headers({"Idempotency-Key": "a\r\nb"}, NAME)
     # Paced at 80 % of each documented limit.
-    assert delivery.rate_limits(NAME) == ((8, 1.0), (80, 30.0))
+    assert delivery.rate_limits(NAME, Settings.from_environ().pacing) == ((8, 1.0), (80, 30.0))
 
 
 def test_mapping_for_an_unregistered_target_is_refused_when_loaded(tmp_path) -> None:

@@ -78,10 +78,7 @@ def _pairs(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.stack:
         if args.region:
-            os.environ["AWS_DEFAULT_REGION"] = args.region
-            from timeline_bridge import aws
-
-            aws.reset_clients()
+            os.environ["AWS_DEFAULT_REGION"] = args.region  # read by the clients made from here on
         return dlq.stack_queues(args.stack)
     return dlq.local_queues()
 

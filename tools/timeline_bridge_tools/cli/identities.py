@@ -142,7 +142,7 @@ def _local_table() -> str:
 def _stack_output(stack: str, key: str) -> str:
     from timeline_bridge import aws
 
-    answer = aws.client("cloudformation").describe_stacks(StackName=stack)
+    answer = aws.new_client("cloudformation").describe_stacks(StackName=stack)
     for output in answer["Stacks"][0].get("Outputs", []):
         if output["OutputKey"] == key:
             return str(output["OutputValue"])

@@ -140,13 +140,11 @@ def enrichment_configured() -> bool:
 
 def start_enrichment_sandboxes() -> dict[str, Any]:
     """Start the seeded sandboxes of the APIs enrichment reads and point enrichment at them."""
-    from timeline_bridge import config
 
     from timeline_bridge_tools import sandboxes
 
     started = {name: sandboxes.start(name) for name in ENRICHMENT_APIS}
     os.environ.update(sandboxes.env_for(started))
-    config.settings.cache_clear()  # the core parses its settings once: from this environment
     print(
         "enrichment reads the seeded local sandboxes (no bridge dev running here and no "
         "HUBSPOT_ACCESS_TOKEN / SLACK_BOT_TOKEN / STORA_TOKEN set): the values are sample data",
@@ -176,9 +174,7 @@ def use_bridge_dev(root: Path = Path()) -> bool:
         chosen.append(service)
     if chosen:
         apply_env(state)  # its AWS endpoint: the credentials live in its Secrets Manager
-        from timeline_bridge import config
 
-        config.settings.cache_clear()  # the core parses its settings once: from this environment
     return bool(chosen)
 
 

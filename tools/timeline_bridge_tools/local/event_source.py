@@ -121,6 +121,7 @@ class EventSourceMapping:
         queue_url: str,
         handler: Handler,
         *,
+        sqs: Any,
         function_name: str = "function",
         batch_size: int = 10,
         batching_window: float = 0.0,
@@ -129,7 +130,6 @@ class EventSourceMapping:
         concurrency: int = 1,
         poll_wait: int = 1,
         idle_wait: float = 0.02,
-        sqs: Any = None,
     ) -> None:
         self.queue_url = queue_url
         self.handler = handler
@@ -141,7 +141,7 @@ class EventSourceMapping:
         self.concurrency = max(1, concurrency)
         self.poll_wait = max(0, int(poll_wait))
         self.idle_wait = max(0.0, idle_wait)
-        self._sqs = sqs
+        self.sqs = sqs  # the poller's own client, like Lambda's event source mapping
         self._queue_arn: str | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -157,14 +157,6 @@ class EventSourceMapping:
         self.errors = 0
 
     # -- plumbing -------------------------------------------------------------------------------
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            from timeline_bridge import aws
-
-            self._sqs = aws.client("sqs")
-        return self._sqs
 
     @property
     def queue_arn(self) -> str:

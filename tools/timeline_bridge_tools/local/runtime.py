@@ -9,16 +9,18 @@
 - The provider sandboxes, or the real provider for a target whose base URL and credential are set.
 - A console (`GET /`) fed by a journal that watches the pipeline from outside.
 
-Per-function environment. Lambda gives every function its own process and environment; here all
-functions share one process. Each invocation therefore runs under one process-wide lock with its
-function's variables applied to `os.environ` (and restored after), and the settings cache cleared
-on both sides. Code that reads the environment at import time sees it too: each handler module is
-imported under its own environment, as a separate module instance. The lock serialises
-invocations (threads the handler starts, such as ingest's parallel claims, run inside it and see
-the same environment); local invocations take milliseconds, so this costs little and keeps every
-`os.environ` read, cached or not, on the variables the template gives that function. The price: a slow
-provider answer (a sandbox `slow` fault) holds the other functions up for as long. What
-the core caches per target (clients, deliverers) is built by the one function that owns it.
+Per-function settings. Lambda gives every function its own process and environment; here all
+functions share one process. Each handler module is loaded as its own module instance, and its
+stage (`timeline_bridge.wiring.Stage`) is configured with dependencies built from the variables
+the template gives that function (`Dependencies.from_environ(function.env)`): its own settings,
+AWS clients, secrets, claim store, router or deliverer. Nothing is swapped in `os.environ` (only
+boto3's endpoint, region and credentials are set process-wide, and they are the same for every
+function), so functions run concurrently, as in Lambda: a slow provider answer holds up only the
+deliverer waiting for it.
+
+The journal learns what each stage decided through the stage observer (`wiring.StageObserver`,
+a no-op in Lambda): what ingest accepted, the jobs route enqueued or dead-lettered, each
+delivery's outcome.
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
 
 from timeline_bridge import TARGETS
-from timeline_bridge.models import utc_now_iso
+from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
 from timeline_bridge.sources import SOURCE_SPECS
+from timeline_bridge.wiring import StageObserver
 
 from timeline_bridge_tools.local import loopback
 from timeline_bridge_tools.local import state as state_files
@@ -66,61 +69,6 @@ DUMMY_CREDENTIALS = {
 # waits up to 10 s to fill a batch of 100) is capped to this unless asked otherwise.
 DEFAULT_MAX_BATCHING_WINDOW = 0.2
 DEAD_LETTER_PEEK = 10  # messages shown per DLQ on the console
-
-# One lock for every invocation: os.environ is process-wide (see the module docstring).
-_INVOKE_LOCK = threading.RLock()
-
-
-# Process-wide caches of the core that hold endpoints, credentials or clients. A runtime started
-# in a process that used them before (the test suite, a second start) must not inherit them.
-_CORE_CACHES = (
-    ("timeline_bridge.config", "settings"),
-    ("timeline_bridge.aws", "client"),
-    ("timeline_bridge.targets", "client_for"),
-    ("timeline_bridge.delivery", "deliverer_for"),
-    ("timeline_bridge.route", "default_router"),
-)
-_CORE_SINGLETONS = (
-    ("timeline_bridge.enrichment.hubspot", "_crm"),
-    ("timeline_bridge.enrichment.stora", "_api"),
-    ("timeline_bridge.enrichment.slack", "_api"),
-)
-
-
-def reset_core_caches() -> None:
-    """Forget the core's cached settings, clients, deliverers and router (only modules already
-    imported are touched, so this costs no import)."""
-    for module_name, attribute in _CORE_CACHES:
-        cached = getattr(sys.modules.get(module_name), attribute, None)
-        if cached is not None and hasattr(cached, "cache_clear"):
-            cached.cache_clear()
-    for module_name, attribute in _CORE_SINGLETONS:
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attribute):
-            setattr(module, attribute, None)
-    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
-    if parameters is not None:
-        parameters.clear_caches()
-
-
-@contextlib.contextmanager
-def function_environment(env: dict[str, str]) -> Iterator[None]:
-    """Run the body with `env` applied to `os.environ`, under the invocation lock."""
-    from timeline_bridge import config
-
-    with _INVOKE_LOCK:
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        config.settings.cache_clear()
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            config.settings.cache_clear()
 
 
 def _drop_unflushed_metrics() -> None:
@@ -146,24 +94,34 @@ class LocalFunction:
     target: str | None = None  # deliver functions: TARGET
     kind: str = "function"  # webhook | route | deliver | function
     module: ModuleType | None = None
+    observer: StageObserver | None = None  # what the stage reports to (the runtime's journal)
 
     @property
     def module_name(self) -> str:
         return f"timeline_bridge_local_fn_{self.logical_id}"
 
     def load(self) -> None:
-        """Import the handler file as this function's own module, under its environment."""
+        """Import the handler file as this function's own module and give its stage dependencies
+        built from this function's variables."""
+        from timeline_bridge.wiring import Dependencies, Stage
+
         spec = importlib.util.spec_from_file_location(self.module_name, self.path)
         if spec is None or spec.loader is None:
             raise RuntimeError(f"{self.logical_id}: cannot load {self.path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[self.module_name] = module
-        with function_environment(self.env):
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(self.module_name, None)
-                raise
+        try:
+            spec.loader.exec_module(module)
+            stages = [v for v in vars(module).values() if isinstance(v, Stage)]
+            if len(stages) != 1:
+                raise RuntimeError(
+                    f"{self.logical_id}: {self.path} must hold one timeline_bridge.wiring.Stage "
+                    f"(found {len(stages)}): its handler runs on the stage's dependencies"
+                )
+            stages[0].configure(Dependencies.from_environ(self.env, observer=self.observer))
+        except BaseException:
+            sys.modules.pop(self.module_name, None)
+            raise
         self.module = module
 
     def unload(self) -> None:
@@ -174,21 +132,10 @@ class LocalFunction:
         if self.module is None:
             raise RuntimeError(f"{self.logical_id} is not loaded")
         handler = getattr(self.module, self.handler_name)
-        with function_environment(self.env):
-            try:
-                return handler(event, context)
-            finally:
-                _drop_unflushed_metrics()
-
-
-@dataclass
-class _Invocation:
-    """What one invocation sent to SQS (seen through botocore's event hooks)."""
-
-    function: LocalFunction | None
-    envelopes: list[dict[str, Any]] = field(default_factory=list)
-    jobs: list[dict[str, Any]] = field(default_factory=list)  # to a delivery queue
-    dead: list[dict[str, Any]] = field(default_factory=list)  # to a delivery DLQ
+        try:
+            return handler(event, context)
+        finally:
+            _drop_unflushed_metrics()
 
 
 @dataclass(frozen=True)
@@ -253,9 +200,10 @@ class LocalRuntime:
         self._saved_log_level: int | None = None
         self._user_env: dict[str, str] = {}
         self._roles: dict[str, _QueueRole] = {}
-        self._current: _Invocation | None = None
-        self._hooks: list[tuple[str, Callable[..., Any]]] = []
-        self._session: Any = None
+        self.aws: Any = None  # the runtime's own boto3 clients (an AwsClients), made at start
+        # Source events ingest accepted, by the request id of the webhook that brought them.
+        self._accepted: dict[str, list[dict[str, Any]]] = {}
+        self._accepted_lock = threading.Lock()
         self._dlq_lock = threading.Lock()
         self._running = False
         # Proves a console action comes from a page this run served (see `_console_refusal`).
@@ -316,8 +264,6 @@ class LocalRuntime:
 
             self._saved_log_level = logger.log_level
             logger.setLevel(self.log_level)
-        reset_core_caches()
-        self._install_hooks()
         refs = self._create_resources(template)
         self._start_targets()
         self._load_functions(template, refs)
@@ -350,7 +296,6 @@ class LocalRuntime:
             self.sandboxes = {}
         for fn in self.functions.values():
             fn.unload()
-        self._remove_hooks()
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._moto.stop()
@@ -361,7 +306,6 @@ class LocalRuntime:
 
             logger.setLevel(self._saved_log_level)
             self._saved_log_level = None
-        reset_core_caches()
         if self.write_state_file:
             state_files.remove_state(self.state_root)
 
@@ -392,8 +336,9 @@ class LocalRuntime:
         }
 
     def _set_process_env(self) -> None:
-        from aws_lambda_powertools.utilities import parameters
-        from timeline_bridge import aws, config
+        """Point boto3 at moto for this process (it reads its endpoint, region and credentials
+        from the environment itself); the runtime's own clients are made after."""
+        from timeline_bridge.aws import AwsClients
 
         env = self._aws_env()
         names = [*env, *state_files.LOCAL_AWS_UNSET]
@@ -401,27 +346,18 @@ class LocalRuntime:
         for name in state_files.LOCAL_AWS_UNSET:
             os.environ.pop(name, None)
         os.environ.update(env)
-        config.settings.cache_clear()
-        aws.reset_clients()
-        parameters.clear_caches()
+        self.aws = AwsClients()
 
     def _restore_process_env(self) -> None:
         if not self._saved_env:
             return
-        from timeline_bridge import aws, config
-
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self._saved_env = {}
-        config.settings.cache_clear()
-        aws.reset_clients()
-        with contextlib.suppress(Exception):
-            from aws_lambda_powertools.utilities import parameters
-
-            parameters.clear_caches()
+        self.aws = None
 
     def _create_resources(self, template: dict[str, Any]) -> dict[str, Any]:
         """Queues (DLQs first), the tables and the secrets, as the template declares them.
@@ -454,11 +390,9 @@ class LocalRuntime:
         return refs
 
     def _create_queues(self, template: dict[str, Any], refs: dict[str, Any], pool: Any) -> None:
-        from timeline_bridge import aws
-
         from timeline_bridge_tools.local import template as tpl
 
-        sqs = aws.client("sqs")
+        sqs = self.aws("sqs")
         specs = list(tpl.queues(template).values())
 
         def create(spec: Any) -> None:
@@ -498,11 +432,9 @@ class LocalRuntime:
                 created.result()
 
     def _create_tables(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
-        from timeline_bridge import aws
-
         from timeline_bridge_tools.local import template as tpl
 
-        dynamodb = aws.client("dynamodb")
+        dynamodb = self.aws("dynamodb")
         for table in tpl.tables(template).values():
             name = table.logical_id
             described = dynamodb.create_table(
@@ -522,11 +454,9 @@ class LocalRuntime:
             self.tables[table.logical_id] = name
 
     def _create_secrets(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
-        from timeline_bridge import aws
-
         from timeline_bridge_tools.local import template as tpl
 
-        secretsmanager = aws.client("secretsmanager")
+        secretsmanager = self.aws("secretsmanager")
         for secret in tpl.secrets(template).values():
             values = [self.secret_values[n] for n in secret.names if self.secret_values.get(n)]
             arn = secretsmanager.create_secret(
@@ -702,6 +632,7 @@ class LocalRuntime:
             )
             if not fn.path.is_file():
                 raise FileNotFoundError(f"{spec.logical_id}: handler file {fn.path} not found")
+            fn.observer = JournalObserver(self, fn)
             fn.load()
             self.functions[spec.logical_id] = fn
             self.table_name = self.table_name or fn.env.get("IDEMPOTENCY_TABLE", "")
@@ -716,11 +647,12 @@ class LocalRuntime:
                 mapping = EventSourceMapping(
                     self.queue_urls[event.queue],
                     self._sqs_handler(fn),
+                    sqs=self.aws("sqs"),
                     function_name=fn.logical_id,
                     batch_size=event.batch_size,
                     batching_window=min(float(event.batching_window), self.max_batching_window),
                     function_timeout=fn.timeout,
-                    # One poller each: invocations are serialised anyway (see the module docstring).
+                    # One poller each: the functions run side by side, each batch one at a time.
                     concurrency=1,
                     poll_wait=1,
                 )
@@ -730,150 +662,30 @@ class LocalRuntime:
 
     def _sqs_handler(self, fn: LocalFunction) -> Callable[[dict[str, Any], Any], Any]:
         def handler(event: dict[str, Any], context: Any) -> Any:
-            with _INVOKE_LOCK:
-                invocation = _Invocation(fn)
-                self._current = invocation
-                try:
-                    result = fn.invoke(event, context)
-                except Exception as exc:
-                    self._observe_batch(fn, event, invocation, None, exc)
-                    raise
-                finally:
-                    self._current = None
-                self._observe_batch(fn, event, invocation, result, None)
-                return result
+            try:
+                return fn.invoke(event, context)
+            except Exception as exc:
+                # A handler that raised fails its whole batch: the stage reported nothing of it.
+                self._record_crash(fn, event, f"{type(exc).__name__}: {exc}")
+                raise
 
         return handler
 
-    def _observe_batch(
-        self,
-        fn: LocalFunction,
-        event: dict[str, Any],
-        invocation: _Invocation,
-        result: Any,
-        error: Exception | None,
-    ) -> None:
-        """Record delivery attempts from the batch handed to a deliver function and its answer, and
-        the events the route function handed back to the queue."""
-        if fn.kind == "route":
-            self._observe_route(event, result, error)
-            return
-        if fn.kind != "deliver":
-            return
-        try:
-            failed = {
-                str(item.get("itemIdentifier"))
-                for item in (result or {}).get("batchItemFailures") or []
-                if isinstance(item, dict)
-            }
-            requeued = {j.get("key"): j for j in invocation.jobs}
-            dead = {j.get("key"): j for j in invocation.dead}
-            for record in event.get("Records") or []:
-                job = _json(record.get("body"))
-                if not isinstance(job, dict) or not job.get("key"):
-                    continue
-                key = job["key"]
-                before = int(job.get("attempts") or 0)
-                if key in dead:
-                    reason = dead[key].get("dead_letter") or {}
-                    self.journal.attempt(job, before + 1, "dead-lettered", _reason_text(reason))
-                    self._say(f"  dead-lettered  {fn.target:8} {job.get('mapping')} ({_reason_text(reason)})")
-                elif key in requeued:
-                    after = int(requeued[key].get("attempts") or 0)
-                    if after > before:  # a failed attempt, re-enqueued with backoff
-                        self.journal.attempt(
-                            job,
-                            after,
-                            "retry",
-                            f"retry {requeued[key].get('retries')} at {requeued[key].get('not_before')}",
-                        )
-                        self._say(f"  retrying       {fn.target:8} {job.get('mapping')} (attempt {after})")
-                    else:  # deferred (paced, paused, not due yet): not an attempt
-                        self.journal.job_queued(
-                            job, status="queued", detail=f"waiting until {requeued[key].get('not_before')}"
-                        )
-                elif error is not None or str(record.get("messageId")) in failed:
-                    detail = f"{type(error).__name__}: {error}" if error else "returned to the queue"
-                    self.journal.attempt(job, before + 1, "error", detail)
-                else:
-                    self.journal.attempt(job, before + 1, "delivered")
-                    self._say(f"  delivered      {fn.target:8} {job.get('mapping')}")
-        except Exception:  # the journal must never break the pipeline it watches
-            log.exception("journal: could not record a batch of %s", fn.logical_id)
-
-    def _observe_route(self, event: dict[str, Any], result: Any, error: Exception | None) -> None:
-        try:
-            failed = {
-                str(item.get("itemIdentifier"))
-                for item in (result or {}).get("batchItemFailures") or []
-                if isinstance(item, dict)
-            }
-            for record in event.get("Records") or []:
-                if error is None and str(record.get("messageId")) not in failed:
-                    continue
-                envelope = _json(record.get("body"))
-                envelope = envelope if isinstance(envelope, dict) else {}
+    def _record_crash(self, fn: LocalFunction, event: dict[str, Any], detail: str) -> None:
+        for record in event.get("Records") or []:
+            body = _json(record.get("body"))
+            body = body if isinstance(body, dict) else {}
+            if fn.kind == "route":
                 receives = (record.get("attributes") or {}).get("ApproximateReceiveCount", "1")
-                detail = f"{type(error).__name__}: {error}" if error else "routing failed; SQS retries it"
-                self.journal.route_failure(envelope, int(receives), detail)
-                self._say(
-                    f"  route failed   {envelope.get('source')} {envelope.get('event_type')} ({detail})"
-                )
-        except Exception:  # the journal must never break the pipeline it watches
-            log.exception("journal: could not record a route batch")
+                self.journal.route_failure(body, int(receives), detail)
+                self._say(f"  route failed   {body.get('source')} {body.get('event_type')} ({detail})")
+            elif fn.kind == "deliver" and body.get("key"):
+                self.journal.attempt(body, int(body.get("attempts") or 0) + 1, "error", detail)
 
-    def _install_hooks(self) -> None:
-        """Watch every SQS send made through boto3's default session (the clients `aws.client`
-        builds), without touching the code that sends."""
-        import boto3
-        from timeline_bridge import aws
-
-        if boto3.DEFAULT_SESSION is None:
-            boto3.setup_default_session()
-        self._session = boto3.DEFAULT_SESSION
-        for operation in ("SendMessage", "SendMessageBatch"):
-            name = f"before-parameter-build.sqs.{operation}"
-            self._session.events.register(name, self._on_sqs_send, unique_id=self._hook_id(name))
-            self._hooks.append((name, self._on_sqs_send))
-        aws.reset_clients()  # clients copy the session's hooks when they are built
-
-    def _hook_id(self, event_name: str) -> str:
-        return f"bridge-dev-{id(self)}-{event_name}"
-
-    def _remove_hooks(self) -> None:
-        for name, _ in self._hooks:
-            with contextlib.suppress(Exception):
-                self._session.events.unregister(name, unique_id=self._hook_id(name))
-        self._hooks = []
-
-    def _on_sqs_send(self, params: dict[str, Any], **_: Any) -> None:
-        try:
-            role = self._roles.get(str(params.get("QueueUrl")))
-            if role is None:
-                return
-            if "Entries" in params:
-                bodies = [e.get("MessageBody") for e in params.get("Entries") or []]
-            else:
-                bodies = [params.get("MessageBody")]
-            invocation = self._current
-            for body in bodies:
-                message = _json(body)
-                if not isinstance(message, dict):
-                    continue
-                if role.kind == "events" and invocation is not None:
-                    invocation.envelopes.append(message)
-                elif role.kind == "delivery":
-                    fn = invocation.function if invocation is not None else None
-                    if invocation is not None and fn is not None and fn.kind == "deliver":
-                        invocation.jobs.append(message)  # retry or deferral: settled after the batch
-                        continue
-                    self.journal.job_queued(message)
-                elif role.kind == "delivery-dlq":
-                    if invocation is not None:
-                        invocation.dead.append(message)
-                    self.journal.dead_lettered(message, _reason_text(message.get("dead_letter") or {}))
-        except Exception:  # never let the journal break a send
-            log.exception("journal: could not record an SQS send")
+    def _accepted_events(self, request_id: str) -> list[dict[str, Any]]:
+        """The source events ingest accepted answering `request_id` (reported by its stage)."""
+        with self._accepted_lock:
+            return self._accepted.pop(request_id, [])
 
     def _say(self, line: str) -> None:
         if self.echo is not None:
@@ -908,22 +720,20 @@ class LocalRuntime:
         from timeline_bridge_tools.local.event_source import FakeLambdaContext
 
         event = build_event(request, api_id=fn.logical_id.lower())
-        context = FakeLambdaContext(function_name=fn.logical_id, timeout=fn.timeout)
-        invocation = _Invocation(fn)
-        with _INVOKE_LOCK:
-            self._current = invocation
-            try:
-                result = fn.invoke(event, context)
-            except Exception as exc:
-                self._current = None
-                self._record_webhook(
-                    fn, request, event, 502, None, invocation, f"{type(exc).__name__}: {exc}"
-                )
-                log.exception("%s failed", fn.logical_id)
-                return HttpResponse.json(502, {"message": "Internal Server Error"})
-            self._current = None
+        request_id = event["requestContext"]["requestId"]
+        context = FakeLambdaContext(
+            function_name=fn.logical_id, timeout=fn.timeout, aws_request_id=request_id
+        )
+        try:
+            result = fn.invoke(event, context)
+        except Exception as exc:
+            accepted = self._accepted_events(request_id)
+            self._record_webhook(fn, request, event, 502, None, accepted, f"{type(exc).__name__}: {exc}")
+            log.exception("%s failed", fn.logical_id)
+            return HttpResponse.json(502, {"message": "Internal Server Error"})
         response = to_http_response(result)
-        self._record_webhook(fn, request, event, response.status, response.body, invocation, "")
+        accepted = self._accepted_events(request_id)
+        self._record_webhook(fn, request, event, response.status, response.body, accepted, "")
         return response
 
     def _record_webhook(
@@ -933,7 +743,7 @@ class LocalRuntime:
         event: dict[str, Any],
         status: int,
         body: bytes | None,
-        invocation: _Invocation,
+        accepted: list[dict[str, Any]],
         error: str,
     ) -> None:
         answer = _json(body.decode("utf-8", "replace")) if body else None
@@ -943,7 +753,7 @@ class LocalRuntime:
         elif status >= 400:
             outcome = "rejected" if status < 500 else "error"
             reason = str(answer.get("error") or answer.get("message") or f"HTTP {status}")
-        elif invocation.envelopes:
+        elif accepted:
             outcome, reason = "accepted", ""
         elif answer.get("duplicates"):
             outcome, reason = "duplicate", "already received"
@@ -969,7 +779,7 @@ class LocalRuntime:
                 status=status,
                 outcome=outcome,
                 reason=reason,
-                events=[str(e.get("event_id") or "") for e in invocation.envelopes],
+                events=[str(e.get("event_id") or "") for e in accepted],
             )
         )
         self._say(
@@ -1033,12 +843,9 @@ class LocalRuntime:
         pairs = self.queue_pairs()
         if name not in pairs:
             raise ValueError(f"unknown queue {name!r}")
-        with self._dlq_lock, _INVOKE_LOCK:
-            self._current = _Invocation(None)
-            try:
-                report = dlq.redrive(pairs[name], pairs)
-            finally:
-                self._current = None
+        with self._dlq_lock:
+            report = dlq.redrive(pairs[name], pairs, sqs=self.aws("sqs"))
+        self.journal.redriven(report.keys)
         self._say(
             f"  redrive        {name:8} {report.moved} back on the queue"
             + (f", {report.failed} failed" if report.failed else "")
@@ -1052,8 +859,8 @@ class LocalRuntime:
         found: dict[str, dict[str, Any]] = {}
         with self._dlq_lock:
             for name, pair in self.queue_pairs().items():
-                count = dlq.depth(pair)
-                letters = dlq.peek(pair, limit=DEAD_LETTER_PEEK) if count else []
+                count = dlq.depth(pair, self.aws("sqs"))
+                letters = dlq.peek(pair, limit=DEAD_LETTER_PEEK, sqs=self.aws("sqs")) if count else []
                 messages = []
                 for letter in letters:
                     summary = letter.summary()
@@ -1161,7 +968,9 @@ class LocalRuntime:
         paused: dict[str, dict[str, Any]] = {}
         for target in TARGETS:
             try:
-                until, reason = ThrottleGate(self.table_name, target).shared_pause()
+                until, reason = ThrottleGate(
+                    self.table_name, target, dynamodb=self.aws("dynamodb")
+                ).shared_pause()
             except Exception:  # the console shows what it can
                 log.debug("pause of %s unreadable", target, exc_info=True)
                 continue
@@ -1179,6 +988,58 @@ class LocalRuntime:
         from timeline_bridge_tools.local.event_source import drain
 
         drain(self.mappings, timeout=timeout)
+
+
+class JournalObserver:
+    """The stage observer of one local function: what its stage decides goes to the runtime's
+    journal and, as one line each, to the terminal."""
+
+    def __init__(self, runtime: LocalRuntime, function: LocalFunction) -> None:
+        self.runtime = runtime
+        self.function = function
+
+    def events_enqueued(self, request_id: str, envelopes: Sequence[Envelope]) -> None:
+        with self.runtime._accepted_lock:
+            self.runtime._accepted.setdefault(request_id, []).extend(
+                {"event_id": e.event_id, "source": e.source, "event_type": e.event_type} for e in envelopes
+            )
+
+    def jobs_enqueued(self, jobs: Sequence[DeliveryJob]) -> None:
+        for job in jobs:
+            self.runtime.journal.job_queued(_as_dict(job))
+
+    def route_failed(self, body: str, receives: int, detail: str) -> None:
+        envelope = _json(body)
+        envelope = envelope if isinstance(envelope, dict) else {}
+        self.runtime.journal.route_failure(envelope, receives, detail)
+        self.runtime._say(
+            f"  route failed   {envelope.get('source')} {envelope.get('event_type')} ({detail})"
+        )
+
+    def job_outcome(self, job: DeliveryJob, outcome: str, detail: str = "") -> None:
+        journal, data = self.runtime.journal, _as_dict(job)
+        target = f"{job.target:8}"
+        if outcome in ("delivered", "duplicate"):
+            journal.attempt(data, job.attempts + 1, "delivered")
+            self.runtime._say(f"  delivered      {target} {job.mapping}")
+        elif outcome == "retrying":
+            journal.attempt(data, job.attempts, "retry", f"retry {job.retries} at {job.not_before}")
+            self.runtime._say(f"  retrying       {target} {job.mapping} (attempt {job.attempts})")
+        elif outcome == "deferred":
+            journal.job_queued(data, status="queued", detail=f"waiting until {job.not_before}")
+        elif outcome == "dead-lettered":
+            reason = _reason_text(job.dead_letter or {})
+            if self.function.kind == "deliver":
+                journal.attempt(data, max(job.attempts, 1), "dead-lettered", reason)
+            journal.dead_lettered(data, reason)
+            self.runtime._say(f"  dead-lettered  {target} {job.mapping} ({reason})")
+        elif outcome == "returned":
+            journal.attempt(data, job.attempts + 1, "error", detail or "returned to the queue")
+
+
+def _as_dict(job: DeliveryJob) -> dict[str, Any]:
+    data = json.loads(job.to_json())
+    return data if isinstance(data, dict) else {}
 
 
 def send_example() -> str:

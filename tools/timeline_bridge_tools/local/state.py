@@ -22,7 +22,7 @@ reused, and `dev.json`, which lets `bridge send` and `bridge dlq` find the runni
     }
 
 `env` holds what a command needs to act on the local stack through the usual settings
-(`config.queue_url`, `aws.client`): `apply_env(state)` sets it. No secret is written there.
+(`Settings.from_environ()`, boto3's endpoint): `apply_env(state)` sets it. No secret is written there.
 """
 
 from __future__ import annotations
@@ -142,12 +142,8 @@ def remove_state(root: str | Path | None = None, pid: int | None = None) -> None
 
 
 def apply_env(state: dict[str, Any]) -> None:
-    """Point this process's settings and AWS clients at the running `bridge dev`."""
-    from timeline_bridge import aws, config
-
+    """Point the settings and AWS clients this process makes from here on at the running `bridge dev`."""
     # A profile or session token from the shell would otherwise win over the dummy credentials.
     for name in LOCAL_AWS_UNSET:
         os.environ.pop(name, None)
     os.environ.update({k: str(v) for k, v in (state.get("env") or {}).items()})
-    config.settings.cache_clear()
-    aws.reset_clients()

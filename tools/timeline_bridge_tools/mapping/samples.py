@@ -32,14 +32,16 @@ def is_function_url_event(data: Any) -> bool:
 
 def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
     """A WebhookRequest from a sample file's bytes: a Function URL event, or a raw body."""
-    from timeline_bridge.config import settings
+    from timeline_bridge.config import Settings
 
     try:
         data = json.loads(raw)
     except ValueError:
         data = None
     if is_function_url_event(data):
-        return WebhookRequest.from_function_url_event(data, max_body_bytes=settings().max_body_bytes)
+        return WebhookRequest.from_function_url_event(
+            data, max_body_bytes=Settings.from_environ().max_body_bytes
+        )
     stripped = raw.lstrip()
     content_type = (
         "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
@@ -57,11 +59,12 @@ def envelopes_from_request(
     source: str, request: WebhookRequest, received_at: str = DRY_RUN_RECEIVED_AT
 ) -> list[Envelope]:
     """Parse a request with the source's own parser (no signature check) into envelopes."""
+    from timeline_bridge.config import Settings
     from timeline_bridge.errors import IngestError
     from timeline_bridge.sources import for_request
 
     try:
-        src = for_request(source, request)
+        src = for_request(source, request, Settings.from_environ())
         parsed = src.parse(request)
     except (IngestError, ValueError) as exc:
         raise SampleError(f"cannot parse the {source} request: {exc}") from exc

@@ -43,10 +43,8 @@ provider stored the event but the record was not yet COMPLETED (lost answer, cra
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from timeline_bridge import config
 from timeline_bridge.claims import Claim, ClaimState
 from timeline_bridge.delivery.outcomes import (
     METRIC_CREDENTIALS_REJECTED,
@@ -67,6 +65,7 @@ from timeline_bridge.delivery.queues import SQS_MAX_DELAY, SQS_MAX_VISIBILITY, J
 from timeline_bridge.delivery.records import MIN_RECORD_TTL, DeliveredRecords
 from timeline_bridge.delivery.worker import EARLY_TOLERANCE, Deliverer
 from timeline_bridge.targets.base import TargetClient
+from timeline_bridge.wiring import Dependencies, Handler, Stage
 
 __all__ = [
     "EARLY_TOLERANCE",
@@ -95,38 +94,62 @@ __all__ = [
     "pacer_for",
     "parse_iso",
     "rate_limits",
+    "stage",
     "stops_target",
 ]
 
 
-def build(target: str, client: TargetClient | None = None) -> Deliverer:
-    """The deliverer for `target` from the environment (IDEMPOTENCY_TABLE, queue URLs, knobs)."""
+def build(dependencies: Dependencies, target: str, client: TargetClient | None = None) -> Deliverer:
+    """The deliverer for `target` on a function's dependencies (its table, queues, knobs, and the
+    target's client built from its settings and secrets unless `client` is given)."""
     from timeline_bridge.targets import client_for
 
-    policy = RetryPolicy.from_settings()
-    table = config.settings().idempotency_table
+    settings = dependencies.settings
+    policy = RetryPolicy.from_settings(settings.retry)
+    table = settings.idempotency_table
     if not table:
         raise RuntimeError("IDEMPOTENCY_TABLE is not set: delivery never runs without dedupe")
+    dynamodb = dependencies.aws("dynamodb")
     return Deliverer(
         target,
-        client or client_for(target),
-        records=DeliveredRecords(table, target, ttl=policy.record_ttl),
-        queues=JobQueues(target),
-        gate=ThrottleGate(table, target),
-        pacer=pacer_for(target),
+        client or client_for(target, settings, dependencies.secrets),
+        records=DeliveredRecords(table, target, ttl=policy.record_ttl, dynamodb=dynamodb),
+        queues=JobQueues(
+            target,
+            sqs=dependencies.aws("sqs"),
+            queue_url=settings.queue_url(target),
+            dead_letter_url=settings.queue_url(target, dead_letter=True),
+        ),
+        gate=ThrottleGate(table, target, dynamodb=dynamodb),
+        pacer=pacer_for(target, settings.pacing),
         policy=policy,
+        clock=dependencies.clock,
+        observer=dependencies.observer,
     )
 
 
-@cache
-def deliverer_for(target: str) -> Deliverer:
-    """The process-wide deliverer of `target` (`deliverer_for.cache_clear()` after env changes)."""
-    return build(target)
-
-
-def handle(event: dict[str, Any], context: Any = None, *, target: str | None = None) -> dict[str, Any]:
-    """Deliver one SQS batch for `target` (default: env TARGET); the partial batch response."""
-    target = target or config.settings().target
+def deliverer_for(dependencies: Dependencies) -> Deliverer:
+    """The deliverer of a delivery function: the target its settings name (`TARGET`)."""
+    target = dependencies.settings.target
     if not target:
         raise RuntimeError("TARGET is not set")
-    return deliverer_for(target).process(event.get("Records") or [], context)
+    return build(dependencies, target)
+
+
+def stage() -> Stage:
+    """The stage a delivery function's handler holds."""
+
+    def build_stage(dependencies: Dependencies) -> Handler:
+        deliverer = deliverer_for(dependencies)
+        return lambda event, context: deliverer.process(event.get("Records") or [], context)
+
+    return Stage(build_stage)
+
+
+def handle(
+    event: dict[str, Any], context: Any = None, *, dependencies: Dependencies | None = None
+) -> dict[str, Any]:
+    """One SQS batch through a deliverer built for it (default: from this process's environment)."""
+    return deliverer_for(dependencies or Dependencies.from_environ()).process(
+        event.get("Records") or [], context
+    )

@@ -1,5 +1,5 @@
-"""Pacing a worker under a provider's rate limits: a sliding-window limiter per target, shared by
-the worker threads of one process."""
+"""Pacing a worker under a provider's rate limits: a sliding-window limiter per deliverer, shared
+by its threads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from timeline_bridge.config import PacingSettings
 from timeline_bridge.delivery.policy import rate_limits
 
 
@@ -37,12 +38,6 @@ class Pacer:
             return wait
 
 
-_pacers: dict[tuple[str, tuple[tuple[int, float], ...]], Pacer] = {}
-_pacers_lock = threading.Lock()
-
-
-def pacer_for(target: str) -> Pacer:
-    """The process-wide pacer of `target` (shared by every worker thread of this process)."""
-    limits = rate_limits(target)
-    with _pacers_lock:
-        return _pacers.setdefault((target, limits), Pacer(limits))
+def pacer_for(target: str, pacing: PacingSettings) -> Pacer:
+    """The pacer of a deliverer of `target` (its threads share it; each worker paces its share)."""
+    return Pacer(rate_limits(target, pacing))

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from timeline_bridge import aws
 from timeline_bridge.observability import logger
 
 
@@ -22,13 +21,13 @@ class ThrottleGate:
         table: str,
         target: str,
         *,
-        dynamodb: Any = None,
+        dynamodb: Any,
         clock: Callable[[], float] = time.time,
         cache_seconds: float = 1.0,
     ) -> None:
         self.table = table
         self.target = target
-        self._dynamodb = dynamodb
+        self.dynamodb = dynamodb
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._local_until = 0.0
@@ -39,10 +38,6 @@ class ThrottleGate:
     @property
     def key(self) -> str:
         return f"throttle#{self.target}"
-
-    @property
-    def dynamodb(self) -> Any:
-        return self._dynamodb or aws.client("dynamodb")
 
     def paused_until(self) -> float:
         """Epoch seconds until which the target is paused (in the past when it is not)."""

@@ -17,9 +17,8 @@ class RetryPolicy(config.RetrySettings):
     variable, parsed once) and the delays it implies."""
 
     @classmethod
-    def from_settings(cls, retry: config.RetrySettings | None = None) -> RetryPolicy:
-        """The policy of `retry` (default: the process settings)."""
-        retry = retry or config.settings().retry
+    def from_settings(cls, retry: config.RetrySettings) -> RetryPolicy:
+        """The policy of `retry` (a function's `Settings.retry`)."""
         return cls(**{f.name: getattr(retry, f.name) for f in fields(retry)})
 
     def backoff(self, retries: int, rng: random.Random) -> float:
@@ -47,12 +46,11 @@ def _documented_rate_limits(target: str) -> tuple[tuple[int, float], ...]:
     return target_registry.target_spec(target).rate_limits if target_registry.is_target(target) else ()
 
 
-def rate_limits(target: str) -> tuple[tuple[int, float], ...]:
+def rate_limits(target: str, pacing: config.PacingSettings) -> tuple[tuple[int, float], ...]:
     """The limits the worker paces itself under: the documented ones (or `<TARGET>_RATE_LIMITS`
     "count/seconds,..."; `<TARGET>_MAX_REQUESTS_PER_SECOND`/`_PER_MINUTE` replace one window),
     windows scaled by DELIVERY_RATE_TIME_SCALE, counts by DELIVERY_PACE_FRACTION (0.8) and divided
     by DELIVER_MAX_CONCURRENCY (the workers sharing the provider's limit)."""
-    pacing = config.settings().pacing
     configured = pacing.rate_limits.get(target, _documented_rate_limits(target))
     limits: dict[float, int] = {window: count for count, window in configured}
     limits.update(pacing.max_requests.get(target, {}))

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from timeline_bridge import aws, config
+from timeline_bridge import aws
 from timeline_bridge.models import DeliveryJob
 
 SQS_MAX_DELAY = 900  # DelaySeconds upper bound
@@ -16,20 +16,18 @@ SQS_MAX_VISIBILITY = 43_200  # ChangeMessageVisibility upper bound (12 h)
 class JobQueues:
     """The target's delivery queue and DLQ."""
 
-    def __init__(self, target: str, *, sqs: Any = None) -> None:
+    def __init__(self, target: str, *, sqs: Any, queue_url: str, dead_letter_url: str) -> None:
         self.target = target
-        self._sqs = sqs
-
-    @property
-    def sqs(self) -> Any:
-        return self._sqs or aws.client("sqs")
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.dead_letter_url = dead_letter_url
 
     def requeue_batch(self, entries: Sequence[tuple[str, float]]) -> list[int]:
         """Send updated jobs (JSON, delay in seconds ≤ 15 min) back to the delivery queue, batched
         by SendMessageBatch. Returns the positions that did not get on the queue."""
         return aws.send_message_batches(
             self.sqs,
-            config.queue_url(self.target),
+            self.queue_url,
             [
                 {"MessageBody": body, "DelaySeconds": int(min(max(delay, 0.0), SQS_MAX_DELAY))}
                 for body, delay in entries
@@ -39,7 +37,7 @@ class JobQueues:
     def hold(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message invisible for `seconds` (≤ 12 h)."""
         self.sqs.change_message_visibility(
-            QueueUrl=config.queue_url(self.target),
+            QueueUrl=self.queue_url,
             ReceiptHandle=receipt_handle,
             VisibilityTimeout=int(min(max(math.ceil(seconds), 0), SQS_MAX_VISIBILITY - 60)),
         )
@@ -49,7 +47,7 @@ class JobQueues:
         attributes, batched by SendMessageBatch. Returns the positions that did not get there."""
         return aws.send_message_batches(
             self.sqs,
-            config.queue_url(self.target, dead_letter=True),
+            self.dead_letter_url,
             [
                 {
                     "MessageBody": job.to_json(),

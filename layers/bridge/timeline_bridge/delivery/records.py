@@ -21,7 +21,7 @@ class DeliveredRecords(ClaimStore):
     worker killed mid-send never blocks the job: the next delivery re-runs (FM-04).
     """
 
-    def __init__(self, table: str, target: str, *, ttl: int = 14 * 86_400, dynamodb: Any = None) -> None:
+    def __init__(self, table: str, target: str, *, dynamodb: Any, ttl: int = 14 * 86_400) -> None:
         super().__init__(
             table,
             key_prefix=f"deliver#{target}",

@@ -36,6 +36,7 @@ from timeline_bridge.errors import DeliveryFailure, PermanentDeliveryError, Retr
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import NAMESPACE, logger
 from timeline_bridge.targets.base import Delivered, TargetClient
+from timeline_bridge.wiring import NO_OBSERVER, StageObserver
 
 # SQS delays are whole seconds: a job this close to its time is sent now.
 EARLY_TOLERANCE = 1.0
@@ -98,6 +99,12 @@ class _Batch:
         self.requeues: list[tuple[str, str, float]] = []
         # jobs with their reason record, for the DLQ: sent together at the end of the batch
         self.dead: list[_Item] = []
+        # what became of each job, told to the stage observer once the batch is settled
+        self.outcomes: list[tuple[_Item, str, str]] = []
+        self.unsent_requeues: list[str] = []  # message ids whose re-enqueued copy did not get there
+
+    def report(self, item: _Item, outcome: str, detail: str = "") -> None:
+        self.outcomes.append((item, outcome, detail))
 
     def fail(self, message_id: str) -> None:
         if message_id and message_id not in self.failures:
@@ -126,6 +133,7 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        observer: StageObserver = NO_OBSERVER,
     ) -> None:
         target_registry.target_spec(target)  # ValueError for a name no target has
         self.target = target
@@ -138,6 +146,7 @@ class Deliverer:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.observer = observer
 
     # -- entry point ----------------------------------------------------------------------------
 
@@ -159,7 +168,23 @@ class Deliverer:
             self._flush_requeues(batch)
         finally:
             self._flush_metrics(batch)
+        self._tell_observer(items, batch)
         return batch.response()
+
+    def _tell_observer(self, items: list[_Item], batch: _Batch) -> None:
+        """Each job's outcome, now that it holds: a re-enqueue that failed, or a record failed back
+        without a decision, is `returned` (SQS delivers it again as it was)."""
+        unsent = set(batch.unsent_requeues)
+        told = set()
+        for item, outcome, detail in batch.outcomes:
+            if item.message_id in unsent and outcome in ("retrying", "deferred"):
+                outcome, detail = "returned", "could not be re-enqueued"
+            self.observer.job_outcome(item.job, outcome, detail)
+            told.add(item.message_id)
+        failed = set(batch.failures)
+        for item in items:
+            if item.message_id in failed and item.message_id not in told:
+                self.observer.job_outcome(item.job, "returned", "returned to the queue")
 
     def _flush_requeues(self, batch: _Batch) -> None:
         """Send the re-enqueued jobs; a record whose copy did not get on the queue is failed back to
@@ -173,6 +198,7 @@ class Deliverer:
             failed = set(range(len(batch.requeues)))
         for position in sorted(failed):
             batch.fail(batch.requeues[position][0])
+            batch.unsent_requeues.append(batch.requeues[position][0])
 
     def _parse(self, record: dict[str, Any], batch: _Batch) -> _Item | None:
         try:
@@ -271,6 +297,7 @@ class Deliverer:
                     extra={"target": self.target, "key": item.job.key, "mapping": item.job.mapping},
                 )
                 batch.counts[METRIC_DUPLICATE] += 1
+                batch.report(item, "duplicate")
             elif claim.state is ClaimState.BUSY:
                 # Usually the holder finishes in moments; a dead holder's claim expires (retry_in).
                 wait = min(claim.retry_in, self.policy.busy_recheck)
@@ -350,6 +377,7 @@ class Deliverer:
                 },
             )
             batch.counts[METRIC_DELIVERED] += 1
+            batch.report(item, "delivered")
 
     def _retry_or_dead_letter(self, item: _Item, failure: DeliveryFailure, batch: _Batch) -> None:
         job = item.job
@@ -386,6 +414,7 @@ class Deliverer:
                 },
             )
             batch.counts[METRIC_RETRIED] += 1
+            batch.report(item, "retrying")
             return
         self._dead_letter(item, "permanent_failure", failure, batch)
 
@@ -432,6 +461,7 @@ class Deliverer:
                 },
             )
             batch.counts[METRIC_DEAD_LETTERED] += 1
+            batch.report(item, "dead-lettered")
 
     def _release(self, items: list[_Item], reason: Exception) -> None:
         try:
@@ -496,6 +526,7 @@ class Deliverer:
                 batch.requeue(item, SQS_MAX_DELAY)
             else:
                 batch.fail(item.message_id)  # held by visibility: must not be deleted
+        batch.report(item, "deferred", why)
         logger.debug(
             "job deferred", extra={"target": self.target, "key": job.key, "why": why, "wait": round(wait, 3)}
         )

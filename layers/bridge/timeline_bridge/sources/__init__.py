@@ -1,20 +1,19 @@
 """The webhook sources: one module each (verify + parse + event identity), each declaring a `SPEC`.
 
-`SOURCE_SPECS` maps every source name to its `SourceSpec`. A shipped source's module is imported
-the first time its spec is asked for, so each function loads just its own source. A test (or a
-tool) can add a source in-process with `register_source` and take it away with
-`unregister_source`.
+`SOURCE_SPECS` maps every source name to its `SourceSpec` (a `registry.Registry`, the type the
+targets' registry is too). A shipped source's module is imported the first time its spec is asked
+for, so each function loads just its own source. A test (or a tool) can add a source in-process
+with `register_source` and take it away with `unregister_source`.
 
-`for_request(source, request)` builds the source object for one request, with its settings read
-from the environment.
+`for_request(source, request, settings)` builds the source object for one request, configured
+from the function's settings.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Mapping
-
+from timeline_bridge.config import Settings
 from timeline_bridge.http import WebhookRequest
+from timeline_bridge.registry import Registry
 from timeline_bridge.sources.base import (
     EndpointNames,
     ParsedRequest,
@@ -44,40 +43,7 @@ __all__ = [
 _SHIPPED = ("hubspot", "slack", "pipedrive", "generic")
 
 
-class _Registry(Mapping[str, SourceSpec]):
-    """Source name → spec; a shipped module is imported on first lookup."""
-
-    def __init__(self, shipped: tuple[str, ...]) -> None:
-        self._specs: dict[str, SourceSpec | None] = dict.fromkeys(shipped)
-
-    def __getitem__(self, name: str) -> SourceSpec:
-        spec = self._specs[name]
-        if spec is None:
-            spec = importlib.import_module(f"{__name__}.{name}").SPEC
-            if not isinstance(spec, SourceSpec) or spec.name != name:
-                raise TypeError(f"{__name__}.{name}.SPEC is not the SourceSpec of {name!r}")
-            self._specs[name] = spec
-        return spec
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._specs))
-
-    def __len__(self) -> int:
-        return len(self._specs)
-
-    def add(self, spec: SourceSpec) -> None:
-        if spec.name in self._specs:
-            raise ValueError(f"source {spec.name!r} is already registered")
-        self._specs[spec.name] = spec
-
-    def remove(self, name: str) -> None:
-        if name in _SHIPPED:
-            raise ValueError(f"source {name!r} ships with the bridge")
-        self._specs.pop(name, None)
-
-
-_REGISTRY = _Registry(_SHIPPED)
-SOURCE_SPECS: Mapping[str, SourceSpec] = _REGISTRY
+SOURCE_SPECS: Registry[SourceSpec] = Registry("source", __name__, _SHIPPED)
 
 
 def source_names() -> tuple[str, ...]:
@@ -87,25 +53,23 @@ def source_names() -> tuple[str, ...]:
 
 def source_spec(name: str) -> SourceSpec:
     """The spec of source `name`; ValueError naming the known ones when there is none."""
-    try:
-        return SOURCE_SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown source {name!r} (known: {', '.join(SOURCE_SPECS)})") from None
+    return SOURCE_SPECS.spec(name)
 
 
 def register_source(spec: SourceSpec) -> None:
     """Add a source in-process (ValueError when its name is taken)."""
-    _REGISTRY.add(spec)
+    SOURCE_SPECS.add(spec)
 
 
 def unregister_source(name: str) -> None:
     """Remove a source `register_source` added (shipped sources stay)."""
-    _REGISTRY.remove(name)
+    SOURCE_SPECS.remove(name)
 
 
-def for_request(source: str, request: WebhookRequest) -> Source:
-    """The configured `Source` that handles `request` for `source` (hubspot, slack, ...)."""
-    return source_spec(source).source(request)
+def for_request(source: str, request: WebhookRequest, settings: Settings) -> Source:
+    """The `Source` that handles `request` for `source` (hubspot, slack, ...), configured from
+    the function's `settings`."""
+    return source_spec(source).source(request, settings)
 
 
 def endpoint_name_problem(name: str) -> tuple[str, str | None] | None:

@@ -10,7 +10,7 @@ Verifier contract, the same for every source:
 - takes the clock as `now: Callable[[], float]` (epoch seconds), so tests freeze it;
 - raises `SignatureError` (401) and never returns a bool;
 - raises `SecretNotConfiguredError` (503) when no secret is configured: fail closed;
-- accepts every active secret (rotation: `config.secret_values` returns a list).
+- accepts every active secret (rotation: `Secrets.values` returns a list).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from timeline_bridge import config
+from timeline_bridge.config import Secrets, Settings
 from timeline_bridge.errors import (
     MalformedBodyError,
     SecretNotConfiguredError,
@@ -88,9 +88,10 @@ class Source(ABC):
     # What the envelope carries as `name` (generic sources only).
     endpoint_name: str | None = None
 
-    def secrets(self) -> list[str]:
-        """Every active secret; raises SecretNotConfiguredError when there is none."""
-        return require_secrets(config.secret_values(self.secret_name), self.secret_name)
+    def secrets(self, secrets: Secrets) -> list[str]:
+        """Every active secret, read from the function's `secrets`; raises
+        SecretNotConfiguredError when there is none."""
+        return require_secrets(secrets.values(self.secret_name), self.secret_name)
 
     @abstractmethod
     def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
@@ -114,6 +115,9 @@ class SigningRequest:
     name: str | None = None  # endpoint name, for sources served on `/<source>/<name>`
     message_id: str | None = None  # the sender's message id, for senders that send one
     versions: tuple[str, ...] = ()  # signature versions to send, for senders with several
+    # The settings of the bridge posted to, for recipes they configure (a generic endpoint's
+    # scheme); None: each recipe's defaults.
+    settings: Settings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +144,12 @@ class EndpointNames:
 class SourceSpec:
     """Everything the bridge and its tooling know about one sender, declared in its module.
 
-    `source(request)` is the configured `Source` for one request: its `verify` and `parse`
-    (settings are read there, so a module loads only when its source is asked for)."""
+    `source(request, settings)` is the `Source` for one request, configured from the function's
+    `settings`: its `verify` and `parse` (built there, so a module loads only when its source is
+    asked for)."""
 
     name: str
-    source: Callable[[WebhookRequest], Source]
+    source: Callable[[WebhookRequest, Settings], Source]
     identity: str  # what the dedupe key of one event is made of
     secret_names: Callable[[str | None], list[str]]  # variables holding the secret, most specific first
     sign: Callable[[SigningRequest], dict[str, str]]  # the headers the sender adds

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from timeline_bridge import config
+from timeline_bridge.config import Secrets, Settings, generic_prefix
 from timeline_bridge.errors import MalformedBodyError, NotFoundError, SecretNotConfiguredError, SignatureError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.keys import event_scope
@@ -101,7 +101,7 @@ def endpoint_name(raw_path: str) -> str:
 
 
 def env_prefix(name: str) -> str:
-    return config.generic_prefix(name)
+    return generic_prefix(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +117,10 @@ class GenericConfig:
     type_field: str = "type"
 
     @staticmethod
-    def from_env(name: str) -> GenericConfig:
+    def from_settings(settings: Settings, name: str) -> GenericConfig:
+        """Endpoint `name` as the function's `settings` configure it (`GENERIC_<NAME>_*`)."""
         prefix = env_prefix(name)
-        variables = config.settings().generic_endpoint(name)
+        variables = settings.generic_endpoint(name)
 
         def get(key: str, default: str) -> str:
             return (variables.get(key) or "").strip() or default
@@ -139,9 +140,10 @@ class GenericConfig:
             type_field=get("TYPE_FIELD", "type"),
         )
 
-    def secrets(self) -> list[str]:
+    def secrets(self, secrets: Secrets) -> list[str]:
+        """The endpoint's own secrets, else the shared ones; SecretNotConfiguredError when neither is set."""
         own, shared = secret_names(self.name)
-        values = config.secret_values(own) or config.secret_values(shared)
+        values = secrets.values(own) or secrets.values(shared)
         return require_secrets(values, f"{own} (or {shared})")
 
 
@@ -284,11 +286,11 @@ class GenericSource(Source):
         self.scope = event_scope(NAME, self.settings.name)
 
     @classmethod
-    def for_request(cls, request: WebhookRequest) -> GenericSource:
-        return cls(GenericConfig.from_env(endpoint_name(request.raw_path)))
+    def for_request(cls, request: WebhookRequest, settings: Settings) -> GenericSource:
+        return cls(GenericConfig.from_settings(settings, endpoint_name(request.raw_path)))
 
-    def secrets(self) -> list[str]:
-        return self.settings.secrets()
+    def secrets(self, secrets: Secrets) -> list[str]:
+        return self.settings.secrets(secrets)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
         if self.settings.scheme == "hmac":
@@ -303,7 +305,10 @@ class GenericSource(Source):
 def sign(request: SigningRequest) -> dict[str, str]:
     """Per the endpoint's settings: Standard Webhooks headers (`webhook-id` defaults to a fresh
     `msg_...`), or the configured HMAC header (and id header, when one is configured)."""
-    settings = GenericConfig.from_env(request.name or DEFAULT_ENDPOINT)
+    name = request.name or DEFAULT_ENDPOINT
+    settings = (
+        GenericConfig.from_settings(request.settings, name) if request.settings else GenericConfig(name=name)
+    )
     msg_id = request.message_id or f"msg_{uuid.uuid4().hex}"
     if settings.scheme == "hmac":
         signed = {

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from timeline_bridge import config
+from timeline_bridge.config import Settings
 from timeline_bridge.errors import MalformedBodyError, SignatureError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources.base import (
@@ -254,10 +254,11 @@ class HubSpotSource(Source):
         return parse(request)
 
 
-def configured(request: WebhookRequest) -> HubSpotSource:
-    """The source with the deployment's accepted signature versions and public URL."""
-    current = config.settings()
-    return HubSpotSource(versions=current.hubspot_signature_versions, webhook_url=current.hubspot_webhook_url)
+def configured(request: WebhookRequest, settings: Settings) -> HubSpotSource:
+    """The source with the function's accepted signature versions and public URL."""
+    return HubSpotSource(
+        versions=settings.hubspot_signature_versions, webhook_url=settings.hubspot_webhook_url
+    )
 
 
 def sign(request: SigningRequest) -> dict[str, str]:

@@ -141,7 +141,7 @@ def sign(request: SigningRequest) -> dict[str, str]:
 
 SPEC = SourceSpec(
     name=NAME,
-    source=lambda _request: PipedriveSource(),
+    source=lambda _request, _settings: PipedriveSource(),
     identity="meta.id (v2); (meta.webhook_id, meta.object, meta.id, meta.timestamp_micro) (v1)",
     secret_names=fixed_secret(SECRET_NAME),
     sign=sign,

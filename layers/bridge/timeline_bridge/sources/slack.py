@@ -197,7 +197,7 @@ def sign(request: SigningRequest) -> dict[str, str]:
 
 SPEC = SourceSpec(
     name=NAME,
-    source=lambda _request: SlackSource(),
+    source=lambda _request, _settings: SlackSource(),
     identity="event_id (Events API); trigger_id, else (container.message_ts, actions[].action_ts)",
     secret_names=fixed_secret(SECRET_NAME),
     sign=sign,
