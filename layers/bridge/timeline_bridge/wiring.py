@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from timeline_bridge.aws import AwsClients
@@ -64,16 +63,26 @@ class _NoObserver:
 NO_OBSERVER: StageObserver = _NoObserver()
 
 
-@dataclass(frozen=True)
 class Dependencies:
     """What every stage is built from: one function's settings, its AWS clients and secrets, who
-    watches it, and the clock."""
+    watches it, and the clock. (A plain class: it is built once per cold start, and a dataclass
+    would cost every ingest cold start its code generation.)"""
 
-    settings: Settings
-    aws: AwsClients
-    secrets: Secrets
-    observer: StageObserver = NO_OBSERVER
-    clock: Callable[[], float] = time.time
+    __slots__ = ("aws", "clock", "observer", "secrets", "settings")
+
+    def __init__(
+        self,
+        settings: Settings,
+        aws: AwsClients,
+        secrets: Secrets,
+        observer: StageObserver = NO_OBSERVER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.aws = aws
+        self.secrets = secrets
+        self.observer = observer
+        self.clock = clock
 
     @classmethod
     def of(cls, settings: Settings, *, observer: StageObserver | None = None) -> Dependencies:

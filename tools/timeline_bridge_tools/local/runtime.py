@@ -26,6 +26,7 @@ delivery's outcome.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import importlib.util
 import json
@@ -990,6 +991,19 @@ class LocalRuntime:
         drain(self.mappings, timeout=timeout)
 
 
+def _watching(report: Callable[..., None]) -> Callable[..., None]:
+    """`report`, never raising: the journal must never break the pipeline it watches."""
+
+    @functools.wraps(report)
+    def safely(*args: Any, **kwargs: Any) -> None:
+        try:
+            report(*args, **kwargs)
+        except Exception:
+            log.exception("journal: could not record %s", report.__name__)
+
+    return safely
+
+
 class JournalObserver:
     """The stage observer of one local function: what its stage decides goes to the runtime's
     journal and, as one line each, to the terminal."""
@@ -998,16 +1012,19 @@ class JournalObserver:
         self.runtime = runtime
         self.function = function
 
+    @_watching
     def events_enqueued(self, request_id: str, envelopes: Sequence[Envelope]) -> None:
         with self.runtime._accepted_lock:
             self.runtime._accepted.setdefault(request_id, []).extend(
                 {"event_id": e.event_id, "source": e.source, "event_type": e.event_type} for e in envelopes
             )
 
+    @_watching
     def jobs_enqueued(self, jobs: Sequence[DeliveryJob]) -> None:
         for job in jobs:
             self.runtime.journal.job_queued(_as_dict(job))
 
+    @_watching
     def route_failed(self, body: str, receives: int, detail: str) -> None:
         envelope = _json(body)
         envelope = envelope if isinstance(envelope, dict) else {}
@@ -1016,6 +1033,7 @@ class JournalObserver:
             f"  route failed   {envelope.get('source')} {envelope.get('event_type')} ({detail})"
         )
 
+    @_watching
     def job_outcome(self, job: DeliveryJob, outcome: str, detail: str = "") -> None:
         journal, data = self.runtime.journal, _as_dict(job)
         target = f"{job.target:8}"
