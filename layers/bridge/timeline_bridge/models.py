@@ -23,6 +23,9 @@ class Envelope:
     received_at: str  # ISO 8601, when ingest accepted it
     event: Any  # the raw source event: one HubSpot array element, the Slack payload, ...
     name: str | None = None  # generic sources: the <name> of /generic/<name> (canonical spelling)
+    # Set on an event put back from the archive by `bridge replay`: {"id": the replay's id,
+    # "mappings": the mapping names it is limited to, or None for all}. Never archived again.
+    replay: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return _dumps(self, _ENVELOPE_FIELDS)
