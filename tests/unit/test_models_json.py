@@ -14,7 +14,7 @@ def test_envelope_json_holds_every_field_in_order_when_event_is_nested():
     text = envelope.to_json()
     assert text == json.dumps(asdict(envelope), separators=(",", ":"), ensure_ascii=False)
     assert list(json.loads(text)) == [
-        "source", "event_type", "event_id", "occurred_at", "received_at", "event", "name"
+        "source", "event_type", "event_id", "occurred_at", "received_at", "event", "name", "replay"
     ]  # fmt: skip
     assert Envelope.from_json(text) == envelope
 
