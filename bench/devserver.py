@@ -18,13 +18,20 @@ import tempfile
 
 def main(argv: list[str]) -> int:
     scale = argv[0] if argv else "1"
-    os.environ["DELIVERY_RATE_TIME_SCALE"] = scale
     from timeline_bridge_tools.local.runtime import LocalRuntime
 
     from bench.context import ROOT
 
     with tempfile.TemporaryDirectory(prefix="tb-bench-dev-") as state:
-        runtime = LocalRuntime(ROOT, port=0, write_state=False, state_dir=state, log_level="ERROR", echo=None)
+        runtime = LocalRuntime(
+            ROOT,
+            port=0,
+            write_state=False,
+            state_dir=state,
+            log_level="ERROR",
+            function_env={"DELIVERY_RATE_TIME_SCALE": scale},
+            echo=None,
+        )
         runtime.start()
         try:
             for sandbox in runtime.sandboxes.values():

@@ -165,6 +165,7 @@ class LocalRuntime:
         log_level: str | None = None,
         state_dir: str | Path | None = None,
         environ: dict[str, str] | None = None,
+        function_env: dict[str, str] | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
@@ -179,6 +180,9 @@ class LocalRuntime:
         self.state_root = Path(state_dir).resolve() if state_dir is not None else self.root
         # The user's settings (.env, shell): None = this process's environment at start.
         self._environ = environ
+        # Variables every function gets on top of what the template gives it (a benchmark's
+        # DELIVERY_RATE_TIME_SCALE): a function sees only its own variables, as in Lambda.
+        self.function_env = dict(function_env or {})
         self.echo = echo
         self.journal = Journal()
         self.functions: dict[str, LocalFunction] = {}
@@ -341,7 +345,10 @@ class LocalRuntime:
         from the environment itself); the runtime's own clients are made after."""
         from timeline_bridge.aws import AwsClients
 
-        env = self._aws_env()
+        # Powertools reads its switches from the process environment, and every local function
+        # shares this process: EMF metric lines on stdout mean nothing without CloudWatch.
+        metrics_disabled = self._user_env.get("POWERTOOLS_METRICS_DISABLED", "true")
+        env = {**self._aws_env(), "POWERTOOLS_METRICS_DISABLED": metrics_disabled}
         names = [*env, *state_files.LOCAL_AWS_UNSET]
         self._saved_env = {name: os.environ.get(name) for name in names}
         for name in state_files.LOCAL_AWS_UNSET:
@@ -587,10 +594,7 @@ class LocalRuntime:
         if self.log_level:
             for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
                 env[name] = self.log_level
-        # EMF metric lines on stdout mean nothing without CloudWatch.
-        env.setdefault(
-            "POWERTOOLS_METRICS_DISABLED", self._user_env.get("POWERTOOLS_METRICS_DISABLED", "true")
-        )
+        env.update(self.function_env)
         return env
 
     def _data_layer_dirs(self, template: dict[str, Any], spec: Any) -> list[Path]:
