@@ -97,6 +97,32 @@ def test_another_workers_claim_is_busy_until_it_expires(aws):
     assert 25.0 < claim.retry_in <= 30.5  # the holder's claim expires with its invocation
 
 
+def test_a_record_is_read_with_its_status_and_result_when_the_key_was_claimed(aws):
+    store = store_for(aws)
+    done, claimed, never = datas(3, "read")
+    for data in (done, claimed):
+        store.claim(data, 30_000)
+    store.complete(done, {"provider_id": "p-1", "attempts": 2})
+    assert store.record(done) == ("COMPLETED", {"provider_id": "p-1", "attempts": 2})
+    assert store.record(claimed) == ("INPROGRESS", {})
+    assert store.record(never) is None
+
+
+def test_a_store_without_a_payload_field_reads_a_record_by_its_key_alone(aws):
+    [data] = datas(1, "by-key")
+    store_for(aws).claim(data, 30_000)
+    store_for(aws).complete(data, {"provider_id": "p-1"})
+    reader = ClaimStore(
+        aws.table,
+        key_prefix="deliver#hubspot",
+        key_field="key",
+        payload_field=None,
+        expires_after_seconds=3600,
+        dynamodb=aws.dynamodb,
+    )
+    assert reader.record({"key": data["key"]}) == ("COMPLETED", {"provider_id": "p-1"})
+
+
 def test_keys_and_attributes_are_the_records_written_before(aws):
     """`deliver#<target>#<md5>` and `ingest.<scope>#<md5>`: records already in the table stay valid."""
     delivered, ingested = store_for(aws), store_for(aws, prefix="ingest.hubspot")

@@ -19,6 +19,7 @@ from timeline_bridge.delivery import (
     parse_iso,
     rate_limits,
 )
+from timeline_bridge.delivery.outcomes import iso
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.targets.base import Delivered, Outcome, TargetClient
@@ -227,8 +228,19 @@ def test_job_is_acknowledged_and_recorded_when_the_provider_confirms() -> None:
     assert failed_ids(response) == []
     assert w.client.sent == [job(1).key]
     assert w.records.items[job(1).key]["status"] == "COMPLETED"
-    assert w.records.items[job(1).key]["result"] == {"provider_id": f"id-{job(1).key}", "status": 201}
+    assert w.records.items[job(1).key]["result"] == {
+        "provider_id": f"id-{job(1).key}",
+        "status": 201,
+        "attempts": 1,
+        "delivered_at": iso(w.clock()),
+    }
     assert not w.queues.requeued and not w.queues.dead
+
+
+def test_the_record_says_after_how_many_attempts_a_retried_job_was_delivered() -> None:
+    w = make_world()
+    w.deliverer.process(batch(job(1, retries=2, attempts=3)), Context())
+    assert w.records.items[job(1).key]["result"]["attempts"] == 4
 
 
 def test_job_is_not_sent_again_when_it_was_already_delivered() -> None:

@@ -68,7 +68,8 @@ class ClaimStore:
     """The claims of one key space (`key_prefix`) of the idempotency table.
 
     `data` is what a claim is keyed and validated on: `data[key_field]` names the work (no value:
-    NO_KEY), `data[payload_field]` is hashed for payload validation.
+    NO_KEY), `data[payload_field]` is hashed for payload validation (no `payload_field`: none, for
+    a store that only reads records by key).
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class ClaimStore:
         *,
         key_prefix: str,
         key_field: str,
-        payload_field: str,
+        payload_field: str | None,
         expires_after_seconds: int,
         dynamodb: Any,
         label: str = "claim",
@@ -90,7 +91,7 @@ class ClaimStore:
         self.layer.configure(
             IdempotencyConfig(
                 event_key_jmespath=key_field,
-                payload_validation_jmespath=payload_field,
+                payload_validation_jmespath=payload_field or "",
                 raise_on_no_idempotency_key=True,
                 expires_after_seconds=expires_after_seconds,
             ),
@@ -127,6 +128,21 @@ class ClaimStore:
         expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)  # a Decimal from DynamoDB
         retry_in = float(expiry_ms) / 1000.0 - time.time() if expiry_ms else UNKNOWN_RETRY_IN
         return Claim(ClaimState.BUSY, retry_in=min(max(retry_in, MIN_RETRY_IN), MAX_RETRY_IN))
+
+    def record(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The record of `data`'s key as stored: its status (INPROGRESS, COMPLETED) and the result
+        it was completed with ({} while in progress); None when there is none. Raises
+        IdempotencyValidationError when the store validates payloads and `data`'s differs."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+
+        try:
+            found = self.layer.get_record(data=data)
+        except IdempotencyItemNotFoundError:
+            return None
+        if found is None:  # no key in `data`: nothing is stored under it
+            return None
+        result = found.response_json_as_dict()
+        return found.status, result if isinstance(result, dict) else {}
 
     @contextmanager
     def batch(self) -> Iterator[None]:

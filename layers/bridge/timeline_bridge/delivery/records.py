@@ -21,12 +21,20 @@ class DeliveredRecords(ClaimStore):
     worker killed mid-send never blocks the job: the next delivery re-runs (FM-04).
     """
 
-    def __init__(self, table: str, target: str, *, dynamodb: Any, ttl: int = 14 * 86_400) -> None:
+    def __init__(
+        self,
+        table: str,
+        target: str,
+        *,
+        dynamodb: Any,
+        ttl: int = 14 * 86_400,
+        validate_payload: bool = True,  # False: a reader that knows the job key, not the body
+    ) -> None:
         super().__init__(
             table,
             key_prefix=f"deliver#{target}",
             key_field="key",
-            payload_field="body",
+            payload_field="body" if validate_payload else None,
             expires_after_seconds=max(ttl, MIN_RECORD_TTL),
             dynamodb=dynamodb,
             label="delivered-record",

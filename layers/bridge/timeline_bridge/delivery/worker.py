@@ -350,9 +350,22 @@ class Deliverer:
                 self._retry_or_dead_letter(item, failure, batch)
 
     def _complete(self, delivered: list[tuple[_Item, Delivered]], batch: _Batch) -> None:
+        # When and after how many attempts, kept in the record itself: `bridge events` reads it.
+        delivered_at = iso(self.clock())
         try:
             self.records.complete_many(
-                [(item.data, {"provider_id": o.provider_id, "status": o.status}) for item, o in delivered]
+                [
+                    (
+                        item.data,
+                        {
+                            "provider_id": o.provider_id,
+                            "status": o.status,
+                            "attempts": item.job.attempts + 1,
+                            "delivered_at": delivered_at,
+                        },
+                    )
+                    for item, o in delivered
+                ]
             )
         except Exception:
             # Delivered all the same; a redelivery is absorbed by the provider-side key.
