@@ -210,11 +210,19 @@ class RedriveReport:
 # --- where the queues are ----------------------------------------------------------------------
 
 
-def stack_queues(stack: str, cloudformation: Any = None) -> dict[str, QueuePair]:
-    """Queue URLs from a deployed stack's outputs (`<Target>DeliveryQueueUrl`, ...)."""
+def stack_outputs(stack: str, cloudformation: Any = None) -> dict[str, str]:
+    """A deployed stack's outputs, by output key."""
     cfn = cloudformation or aws.new_client("cloudformation")
     stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def stack_queues(
+    stack: str, cloudformation: Any = None, *, outputs: dict[str, str] | None = None
+) -> dict[str, QueuePair]:
+    """Queue URLs from a deployed stack's outputs (`<Target>DeliveryQueueUrl`, ...)."""
+    if outputs is None:
+        outputs = stack_outputs(stack, cloudformation)
     pairs: dict[str, QueuePair] = {}
     for target in TARGETS:
         prefix = target.capitalize()  # the stack's outputs: StoraDeliveryQueueUrl, ...

@@ -17,6 +17,8 @@ COMMANDS = {
     "validate": ("validate", "validate mapping files (file:line: field: reason)"),
     "map": ("map", "dry run: print the target requests an event would produce"),
     "dlq": ("dlq", "inspect and redrive dead letters, locally or on a deployed stack"),
+    "events": ("events", "list archived events and show what became of each"),
+    "replay": ("replay", "put archived events back through today's mappings"),
     "identities": ("identities", "manage the identity map used to resolve target ids"),
 }
 
