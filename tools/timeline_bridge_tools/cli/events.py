@@ -21,7 +21,7 @@ LIST_SINCE = "24h"
 SHOW_SINCE = "7d"
 COLUMNS = (
     ("received_at", 24),
-    ("source", 9),
+    ("source", 16),
     ("event_type", 22),
     ("event_id", 28),
     ("status", 9),
