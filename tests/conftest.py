@@ -29,6 +29,7 @@ EVENTS_DIR = ROOT / "events"
 
 REGION = "eu-west-1"
 IDEMPOTENCY_TABLE = "timeline-bridge-idempotency"
+ARCHIVE_BUCKET = "timeline-bridge-events-archive"
 
 
 @dataclass
@@ -43,6 +44,14 @@ class AwsResources:
     dynamodb: Any
     table: str
     queues: dict[str, str] = field(default_factory=dict)
+    archive_bucket: str = ARCHIVE_BUCKET
+
+    @property
+    def s3(self) -> Any:
+        """An S3 client (the archive bucket's), made on first use."""
+        import boto3
+
+        return boto3.client("s3", region_name=REGION)
 
     @property
     def secretsmanager(self) -> Any:
@@ -95,9 +104,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     """The stack's AWS resources in moto, and the environment variables that name them.
 
     Creates: the events queue and its DLQ (redrive after 5 receives), one delivery queue and DLQ
-    per target, the idempotency table (partition key `id`, TTL on `expiration`). Sets
-    EVENTS_QUEUE_URL, EVENTS_DLQ_URL, <TARGET>_QUEUE_URL, <TARGET>_DLQ_URL, IDEMPOTENCY_TABLE,
-    AWS_DEFAULT_REGION and dummy credentials. Stages built in the test read them at their first call
+    per target, the idempotency table (partition key `id`, TTL on `expiration`), the event archive
+    bucket. Sets EVENTS_QUEUE_URL, EVENTS_DLQ_URL, <TARGET>_QUEUE_URL, <TARGET>_DLQ_URL,
+    IDEMPOTENCY_TABLE, EVENTS_ARCHIVE_BUCKET, AWS_DEFAULT_REGION and dummy credentials. Stages built in the test read them at their first call
     (each handler module is loaded once per test).
     """
     from moto import mock_aws
@@ -147,6 +156,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
         monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
+        resources.s3.create_bucket(
+            Bucket=ARCHIVE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        monkeypatch.setenv("EVENTS_ARCHIVE_BUCKET", ARCHIVE_BUCKET)
         yield resources
 
 

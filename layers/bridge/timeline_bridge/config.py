@@ -207,6 +207,8 @@ class Settings:
     target: str = ""
     # IDENTITY_TABLE: the DynamoDB identity map ("" where none is configured)
     identity_table: str = ""
+    # EVENTS_ARCHIVE_BUCKET: the S3 bucket the route stage archives events in ("" = no archive)
+    archive_bucket: str = ""
     # SLACK_API_BASE_URL: the Slack Web API host ("" for Slack's own)
     slack_api_base_url: str = ""
     # MATTER_VERSION: the Matter-Version header ("" for the client's default)
@@ -268,6 +270,7 @@ class Settings:
             hubspot_timeline_api=_env_str(env, "HUBSPOT_TIMELINE_API") or "v3",
             target=_env_str(env, "TARGET").lower(),
             identity_table=_env_str(env, "IDENTITY_TABLE"),
+            archive_bucket=_env_str(env, "EVENTS_ARCHIVE_BUCKET"),
             slack_api_base_url=_env_str(env, "SLACK_API_BASE_URL").rstrip("/"),
             matter_version=_env_str(env, "MATTER_VERSION"),
             applied_shop_id=_env_str(env, "APPLIED_SHOP_ID") or None,

@@ -4,7 +4,7 @@ For each envelope, every mapping whose source matches and whose `when` holds ren
 (fan-out); each job goes to its target's delivery queue. A mapping that cannot render (missing
 field, wrong type, empty required value, a body that breaks the target's contract) dead-letters
 that job to its target's DLQ with the file, line, field and reason; the event's other jobs still
-go out. An event no mapping wants is logged and dropped.
+go out. An event no mapping wants is logged (and archived, unmatched).
 
 Idempotency: a job's key is derived from (source, or generic endpoint: `keys.event_scope`; source
 event id; mapping name), so routing the same envelope again (an SQS redelivery, a retry after a
@@ -23,6 +23,13 @@ good dead-letters its job (reason `enrichment_error`, naming the fetch and the s
 retry (429, 5xx, timeout, credentials) fails the whole record before anything of the event is
 enqueued: the event is routed again when its message becomes visible, no sooner than the source
 API's Retry-After (the message's visibility is extended to it).
+
+The archive (`timeline_bridge.archive`): once a batch's jobs are on their queues, every envelope
+routed, matched or not, is written to the stack's archive bucket with its jobs and dead letters,
+before the batch is acknowledged. An archive write that fails fails every record not failed
+already: routing them again yields the same job keys (deliver dedupes), so nothing accepted is
+missing from the archive. An envelope put back by a replay (`Envelope.replay`) is routed through
+the mappings it names only, and never archived again.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from timeline_bridge.archive import ArchivedEvent, ArchivedJob, EventArchive
 from timeline_bridge.errors import BridgeError, RetryLaterError
 from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, no_enrichment
 from timeline_bridge.models import DeliveryJob, Envelope
@@ -91,6 +100,25 @@ class RouteResult:
     def matched(self) -> bool:
         return bool(self.jobs or self.dead_letters)
 
+    def archived(self, routed_at: str) -> ArchivedEvent:
+        """This envelope's archive line: the jobs it became and those dead-lettered at route."""
+        assert self.envelope is not None
+        return ArchivedEvent(
+            envelope=self.envelope,
+            routed_at=routed_at,
+            jobs=[ArchivedJob(j.mapping, j.target, j.key) for j in self.jobs],
+            dead_letters=[
+                ArchivedJob(j.mapping, j.target, j.key, reason=str((j.dead_letter or {}).get("reason") or ""))
+                for j in self.dead_letters
+            ],
+        )
+
+
+def replay_mappings(envelope: Envelope) -> frozenset[str] | None:
+    """The mapping names a replayed envelope is limited to; None for every mapping."""
+    names = envelope.replay.get("mappings") if isinstance(envelope.replay, dict) else None
+    return frozenset(str(n) for n in names) if isinstance(names, list) else None
+
 
 def default_enricher(dependencies: Dependencies | None = None) -> Enricher:
     """The enrich hook: a `timeline_bridge.enrichment.Enrichment` on `dependencies` (default: this
@@ -124,7 +152,12 @@ class Router:
         """Enrich and render every job of one envelope (mapping errors become dead letters);
         nothing is sent yet."""
         result = RouteResult(envelope)
-        for outcome in self.mappings.render_jobs(envelope, self.enrich):
+        mappings = self.mappings
+        limit = replay_mappings(envelope)
+        if limit is not None:
+            # A replay limited to some mappings renders those only; the others are skipped.
+            mappings = MappingSet(m for m in mappings if m.name in limit)
+        for outcome in mappings.render_jobs(envelope, self.enrich):
             if isinstance(outcome, RenderFailure):
                 # Where it failed, never why in words: the reason quotes event values (an e-mail
                 # an enrichment could not find, a value that is not a time). It is in the dead letter.
@@ -150,11 +183,12 @@ class Router:
                 result.jobs.append(outcome)
         if not result.matched:
             logger.info(
-                "no mapping applies: event dropped",
+                "no mapping applies",
                 extra={
                     "source": envelope.source,
                     "event_type": envelope.event_type,
                     "event_id": envelope.event_id,
+                    **_replay_field(envelope.replay),
                 },
             )
         return result
@@ -185,6 +219,7 @@ class Router:
                     "jobs": [f"{j.target}:{j.mapping}" for j in result.jobs],
                     "keys": [j.key for j in result.jobs],
                     "dead_lettered": len(result.dead_letters),
+                    **_replay_field(result.envelope.replay),
                 },
             )
             if result.jobs:
@@ -203,6 +238,12 @@ class Router:
         if not isinstance(envelope.source, str) or not isinstance(envelope.event_id, str):
             raise UnreadableEnvelopeError("not an envelope: source and event_id must be strings")
         return envelope
+
+
+def _replay_field(replay: dict[str, Any] | None) -> dict[str, Any]:
+    """`{"replay": <its id>}` for a log line about an envelope a replay put back (its `replay`),
+    else nothing. Takes the field, not the envelope: log calls never pass an envelope."""
+    return {"replay": replay.get("id")} if isinstance(replay, dict) else {}
 
 
 def _unsent_message(result: RouteResult) -> str:
@@ -250,12 +291,20 @@ def delay_redelivery(record: Any, seconds: float | None, queue_url: str, sqs: An
         logger.warning("could not delay the retry", extra={"error": str(exc)[:300]})
 
 
+def archive_for(dependencies: Dependencies) -> EventArchive | None:
+    """The event archive its settings name (`EVENTS_ARCHIVE_BUCKET`), or None when none is set."""
+    bucket = dependencies.settings.archive_bucket
+    return EventArchive(bucket, dependencies.aws("s3")) if bucket else None
+
+
 class Route:
-    """The route stage of the route function: its router (built on first use) and dependencies."""
+    """The route stage of the route function: its router and archive (built on first use) and
+    dependencies."""
 
     def __init__(self, dependencies: Dependencies, router: Router | None = None) -> None:
         self.dependencies = dependencies
         self._router = router
+        self._archive: EventArchive | None = None
 
     @property
     def router(self) -> Router:
@@ -263,8 +312,14 @@ class Route:
             self._router = router_for(self.dependencies)
         return self._router
 
+    @property
+    def archive(self) -> EventArchive | None:
+        if self._archive is None:
+            self._archive = archive_for(self.dependencies)
+        return self._archive
+
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return _handle(event, self.router, self.dependencies)
+        return _handle(event, self.router, self.archive, self.dependencies)
 
 
 def stage() -> Stage:
@@ -283,12 +338,15 @@ def handle(
     return Route(dependencies or Dependencies.from_environ(), router).handle(event, context)
 
 
-def _handle(event: dict[str, Any], router: Router, dependencies: Dependencies) -> dict[str, Any]:
+def _handle(
+    event: dict[str, Any], router: Router, archive: EventArchive | None, dependencies: Dependencies
+) -> dict[str, Any]:
     """SQS batch from the events queue → partial batch response (ReportBatchItemFailures).
 
     Every record is read, enriched and rendered on its own (its failure fails only that record);
     then the jobs of all of them go out together, and a record whose jobs did not all get on their
-    queues is failed back to SQS (routed again later, with the same keys)."""
+    queues is failed back to SQS (routed again later, with the same keys). Then every envelope
+    routed is archived; if that fails, every record not failed yet is failed too."""
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -298,9 +356,11 @@ def _handle(event: dict[str, Any], router: Router, dependencies: Dependencies) -
         "EventsUnmatched": 0,
         "EnvelopesUnreadable": 0,
         "EventsRetried": 0,
+        "WebhookReplayed": 0,
     }
     failed: list[str] = []
     planned: list[tuple[SQSRecord, RouteResult]] = []
+    unmatched: list[tuple[SQSRecord, RouteResult]] = []
 
     def fail(record: SQSRecord, detail: str) -> None:
         """Give the record back to SQS (it is routed again) and say so to the observer."""
@@ -340,11 +400,9 @@ def _handle(event: dict[str, Any], router: Router, dependencies: Dependencies) -
             )
             fail(record, f"{type(exc).__name__}: {exc}")
             continue
-        if result.matched:
-            planned.append((record, result))
-        else:
-            totals["EventsUnmatched"] += 1
+        (planned if result.matched else unmatched).append((record, result))
     unsent = set(router.enqueue([result for _, result in planned]))
+    routed: list[tuple[SQSRecord, RouteResult]] = list(unmatched)
     for position, (record, result) in enumerate(planned):
         if position in unsent:
             logger.warning(
@@ -355,11 +413,46 @@ def _handle(event: dict[str, Any], router: Router, dependencies: Dependencies) -
             continue
         totals["JobsRouted"] += len(result.jobs)
         totals["JobsDeadLettered"] += len(result.dead_letters)
+        routed.append((record, result))
+    if archive is not None and not _archive_routed(archive, routed, dependencies):
+        for record, _ in routed:
+            fail(record, "the event archive could not be written")
+        routed = []
+    for _, result in routed:
+        envelope = result.envelope
+        assert envelope is not None
+        totals["EventsUnmatched"] += not result.matched
+        totals["WebhookReplayed"] += envelope.replay is not None
     order = {str(r.get("messageId")): i for i, r in enumerate(event.get("Records") or [])}
     for name, value in totals.items():
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed, key=order.__getitem__)]}
+
+
+def _archive_routed(
+    archive: EventArchive, routed: Sequence[tuple[Any, RouteResult]], dependencies: Dependencies
+) -> bool:
+    """Write the archive lines of the envelopes routed (a replayed one is archived already).
+    False when the archive could not be written: the caller fails the records."""
+    now = datetime.fromtimestamp(dependencies.clock(), UTC)
+    routed_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = [
+        result.archived(routed_at)
+        for _, result in routed
+        if result.envelope and result.envelope.replay is None
+    ]
+    if not lines:
+        return True
+    try:
+        archive.write(lines, now=now)
+    except Exception as exc:  # botocore errors, endpoint errors: the batch is routed again
+        logger.error(
+            "archive not written: the batch will be routed again",
+            extra={"records": len(routed), "error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+        )
+        return False
+    return True
 
 
 def _receives(record: Any) -> int:
