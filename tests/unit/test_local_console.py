@@ -44,6 +44,24 @@ def test_untrusted_text_is_escaped_when_the_page_is_rendered() -> None:
     assert 'action="/_console/redrive?target=matter"' in page
 
 
+def test_mappings_and_the_last_refused_reload_are_shown_escaped_when_the_page_is_rendered() -> None:
+    mappings = {
+        "folder": "mappings",
+        "names": ["hubspot-deal-stage-to-stora", HOSTILE],
+        "loaded_at": "2026-12-02T15:10:32.622Z",
+        "errors": [f"mappings/m.yaml:8: target: {HOSTILE}"],
+        "failed_at": "2026-12-02T15:11:02.100Z",
+    }
+
+    page = render({"mappings": mappings})
+
+    section = page.split('<section id="mappings">', 1)[1].split("</section>", 1)[0]
+    assert "<code>hubspot-deal-stage-to-stora</code>" in section and "15:10:32.622" in section
+    assert "reload refused" in section and "still routing with the set above" in section
+    assert "mappings/m.yaml:8: target: &lt;script&gt;" in section
+    assert "<script>alert" not in page
+
+
 def test_redrive_form_and_page_carry_the_run_token_when_rendered() -> None:
     state = {"dead_letters": {"matter": {"count": 1, "messages": [{"key": "k"}]}}}
 

@@ -172,6 +172,26 @@ def _paused(targets: dict[str, dict[str, Any]]) -> str:
     return f'<section id="paused"><h2>Paused targets <span class="count">{len(rows)}</span></h2>{table}</section>'
 
 
+def _mappings(loaded: dict[str, Any]) -> str:
+    """The mappings the route function runs on, when they were loaded, and the last reload refused."""
+    if not loaded:
+        return ""
+    names = loaded.get("names") or []
+    listed = " · ".join(f"<code>{_e(n)}</code>" for n in names) or '<span class="empty">none</span>'
+    since = f" · loaded {_time(loaded['loaded_at'])}" if loaded.get("loaded_at") else ""
+    body = f'<p>{listed} <span class="muted">from <code>{_e(loaded.get("folder"))}</code>{since}</span></p>'
+    errors = loaded.get("errors") or []
+    if errors:
+        items = "".join(f"<li><code>{_e(e)}</code></li>" for e in errors)
+        kept = "still routing with the set above" if names else "no mapping is loaded"
+        body += (
+            f'<div id="mapping-errors"><h3><span class="badge s-error">reload refused</span> '
+            f'{_time(loaded.get("failed_at"))} <span class="muted">{_e(kept)}</span></h3>'
+            f"<ul>{items}</ul></div>"
+        )
+    return f'<section id="mappings"><h2>Mappings <span class="count">{len(names)}</span></h2>{body}</section>'
+
+
 def _first(event: dict[str, Any], names: Sequence[str]) -> Any:
     for name in names:
         value = event.get(name)
@@ -228,6 +248,7 @@ def render(state: dict[str, Any], csrf_token: str = "") -> str:
     sections = "\n".join(
         (
             _paused(state.get("paused") or {}),
+            _mappings(state.get("mappings") or {}),
             _webhooks(state.get("webhooks") or []),
             _dead_letters(state.get("dead_letters") or {}, csrf_token),
             _jobs(state.get("jobs") or []),
