@@ -19,6 +19,7 @@ COMMANDS = {
     "dlq": ("dlq", "inspect and redrive dead letters, locally or on a deployed stack"),
     "events": ("events", "list archived events and show what became of each"),
     "replay": ("replay", "put archived events back through today's mappings"),
+    "console": ("console", "serve the event history page on 127.0.0.1 against a deployed stack"),
     "identities": ("identities", "manage the identity map used to resolve target ids"),
 }
 
