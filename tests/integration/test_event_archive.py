@@ -1,11 +1,14 @@
 """The route stage archives every envelope it routes (matched or not) in the archive bucket before
 it acknowledges the batch, against moto S3 and SQS: an S3 failure fails the batch and loses
 nothing from the archive; a replayed envelope is routed through its mappings only and is never
-archived again."""
+archived again; under `bridge dev` the archive is a moto bucket that `.bridge/dev.json` names."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -19,6 +22,7 @@ from timeline_bridge.mapping.loader import load_mappings
 from timeline_bridge.models import Envelope
 from timeline_bridge.wiring import Dependencies
 
+ROOT = Path(__file__).resolve().parents[2]
 GENERIC_MAPPINGS = ("fault-generic-invoice-to-hubspot-timeline", "fault-generic-invoice-to-matter")
 
 
@@ -180,3 +184,42 @@ def test_no_archive_is_written_when_no_bucket_is_configured(
     assert answer == {"batchItemFailures": []}
     assert aws.count("matter") == 1
     assert archived(aws) == []
+
+
+def test_bridge_dev_archives_what_it_routes_in_the_bucket_dev_json_names(local_runtime, tmp_path) -> None:
+    import boto3
+    import requests
+    from timeline_bridge_tools import signing
+    from timeline_bridge_tools.local.state import read_state
+
+    state = read_state(tmp_path)
+    assert state is not None
+    bucket = state["env"]["EVENTS_ARCHIVE_BUCKET"]
+    assert bucket == state["buckets"]["EventsArchiveBucket"] == "eventsarchivebucket"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state["aws_endpoint_url"],
+        region_name=state["region"],
+        aws_access_key_id=state["env"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=state["env"]["AWS_SECRET_ACCESS_KEY"],
+    )
+    sample = json.loads((ROOT / "events" / "hubspot" / "deal-stage-change.json").read_text())
+    body = signing.body_bytes(sample)
+    url = local_runtime.webhook_urls["hubspot"]
+    headers = signing.sign_request(
+        "hubspot", body, local_runtime.secret_values["HUBSPOT_CLIENT_SECRET"], url=url
+    )
+
+    answer = requests.post(
+        url, data=body, headers={"content-type": "application/json", **headers}, timeout=10
+    )
+
+    assert answer.status_code == 200
+    deadline = time.monotonic() + 10
+    while not (objects := s3.list_objects_v2(Bucket=bucket, Prefix=archive.PREFIX).get("Contents")):
+        assert time.monotonic() < deadline, "nothing archived within 10 s"
+        time.sleep(0.05)
+    (obj,) = objects
+    (line,) = archive.decode(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    assert line.envelope.source == "hubspot"
+    assert {j.target for j in line.jobs} == {"stora", "hubspot", "matter"}

@@ -19,9 +19,11 @@ WEBHOOK_SECRETS = (
 )
 
 
-def fake_runtime(generated: dict[str, str]) -> Any:
+def fake_runtime(generated: dict[str, str], mappings: dict[str, Any] | None = None) -> Any:
     """The parts of a started `LocalRuntime` the banner reads."""
+    loaded = mappings or {"folder": "mappings", "names": ["hubspot-deal-stage-to-stora"], "errors": []}
     return SimpleNamespace(
+        loaded_mappings=lambda: loaded,
         startup_seconds=1.3,
         webhook_urls={"hubspot": "http://127.0.0.1:3000/hubspot"},
         url="http://127.0.0.1:3000",
@@ -73,3 +75,25 @@ def test_a_short_secret_shows_at_most_a_third_of_itself_when_cut() -> None:
     assert shown_secret("abcdefghi") == "abc…"
     assert shown_secret("ab") == "…"
     assert shown_secret("whsec_" + "A" * 32) == "whsec_AAAAAA…"
+
+
+def test_the_mappings_loaded_at_start_are_listed_on_one_line_when_bridge_dev_is_ready() -> None:
+    names = ["hubspot-deal-stage-to-matter", "hubspot-deal-stage-to-stora"]
+    loaded = {"folder": "mappings", "names": names, "errors": []}
+
+    printed = banner(fake_runtime({}, loaded)).splitlines()
+
+    assert (
+        "Mappings       2 from mappings/ (reloaded when a file changes): "
+        "hubspot-deal-stage-to-matter, hubspot-deal-stage-to-stora"
+    ) in printed
+
+
+def test_why_no_mapping_is_loaded_is_printed_when_the_folder_is_invalid_at_start() -> None:
+    error = "mappings/m.yaml:8: target: 'nowhere' is not a target"
+    loaded = {"folder": "mappings", "names": [], "errors": [error]}
+
+    printed = banner(fake_runtime({}, loaded)).splitlines()
+
+    heading = printed.index("Mappings       none loaded: 1 error(s) in mappings/ (fixed files are reloaded)")
+    assert printed[heading + 1] == f"  {error}"

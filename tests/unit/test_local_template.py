@@ -9,6 +9,8 @@ from textwrap import dedent
 import pytest
 from cfnlint.decode import cfn_yaml
 from timeline_bridge_tools.local.template import (
+    BucketSpec,
+    buckets,
     environment_for,
     functions,
     layers,
@@ -261,3 +263,14 @@ def test_tables_and_layers_are_described_when_present(small):
         "expiration",
     )
     assert layers(small) == {"Core": "layers/core/"}
+
+
+def test_buckets_are_named_as_the_template_names_them_else_by_their_logical_id():
+    template = load_template(ROOT / "template.yaml")
+    assert buckets(template) == {
+        "EventsArchiveBucket": BucketSpec(logical_id="EventsArchiveBucket", name="eventsarchivebucket")
+    }
+    template["Resources"]["EventsArchiveBucket"]["Properties"]["BucketName"] = {
+        "Fn::Sub": "${AWS::StackName}-archive"
+    }
+    assert buckets(template)["EventsArchiveBucket"].name == "timeline-bridge-local-archive"

@@ -330,7 +330,19 @@ def test_only_the_route_reads_the_identity_map_when_enriching(template):
 
 # --- security properties (SECURITY.md) -------------------------------------------------------------
 
-# The only policy kinds a function may have: SAM templates scoped to one named resource each.
+# The one inline statement a function may have: the route's archive writes, new objects under
+# events/ of the archive bucket (SAM's S3 templates grant ACL and lifecycle changes too).
+ARCHIVE_WRITE = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${EventsArchiveBucket.Arn}/events/*"},
+        }
+    ]
+}
+
+# The only other policy kinds a function may have: SAM templates scoped to one named resource each.
 SCOPED_POLICIES = {
     "SQSSendMessagePolicy": "QueueName",
     "SQSPollerPolicy": "QueueName",
@@ -354,6 +366,8 @@ def test_function_policies_are_scoped_templates_only_when_deployed(template):
     for logical_id in functions(template):
         props = template["Resources"][logical_id]["Properties"]
         for policy in props.get("Policies", []):
+            if logical_id == "RouteFunction" and policy == ARCHIVE_WRITE:
+                continue
             # No managed policy by name or ARN, no inline statement with its own resources.
             assert isinstance(policy, dict) and len(policy) == 1, (logical_id, policy)
             ((kind, arguments),) = policy.items()
@@ -385,3 +399,64 @@ def test_every_table_is_encrypted_with_point_in_time_recovery_when_created(templ
     for table in tables:
         assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True
         assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+# --- the event archive ------------------------------------------------------------------------------
+
+
+def _archive_rules(template: dict[str, Any], retention_days: int) -> list[dict[str, Any]]:
+    """The archive bucket's lifecycle rules as deployed with `ArchiveRetentionDays=retention_days`."""
+    lifecycle = template["Resources"]["EventsArchiveBucket"]["Properties"]["LifecycleConfiguration"]
+    return resolve(lifecycle, template, parameters={"ArchiveRetentionDays": retention_days})["Rules"]
+
+
+def test_archive_retention_is_set_from_the_parameter_and_0_keeps_forever(template):
+    assert template["Parameters"]["ArchiveRetentionDays"]["Default"] == 30
+    assert template["Parameters"]["ArchiveRetentionDays"]["MinValue"] == 0
+
+    def expiry(rules: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(r["Prefix"], r["ExpirationInDays"]) for r in rules if "ExpirationInDays" in r]
+
+    assert expiry(_archive_rules(template, 30)) == [("events/", "30")]
+    assert expiry(_archive_rules(template, 400)) == [("events/", "400")]
+    assert expiry(_archive_rules(template, 0)) == []
+    assert all(r["Status"] == "Enabled" for r in _archive_rules(template, 0))
+
+
+def test_archive_bucket_is_private_encrypted_tls_only_and_kept_when_the_stack_goes(template):
+    bucket = template["Resources"]["EventsArchiveBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (policy,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+        and r["Properties"]["Bucket"] == {"Ref": "EventsArchiveBucket"}
+    ]
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == [
+        {"Fn::GetAtt": ["EventsArchiveBucket", "Arn"]},
+        {"Fn::Sub": "${EventsArchiveBucket.Arn}/*"},
+    ]
+
+
+def test_only_the_route_writes_the_archive_and_only_new_objects_under_events(template):
+    for logical_id, fn in functions(template).items():
+        policies = template["Resources"][logical_id]["Properties"].get("Policies", [])
+        is_route = logical_id == "RouteFunction"
+        assert (ARCHIVE_WRITE in policies) == is_route, logical_id
+        assert ("EVENTS_ARCHIVE_BUCKET" in fn.environment) == is_route, logical_id
+    route = functions(template)["RouteFunction"]
+    assert route.environment["EVENTS_ARCHIVE_BUCKET"] == {"Ref": "EventsArchiveBucket"}
+    assert template["Outputs"]["EventsArchiveBucketName"]["Value"] == {"Ref": "EventsArchiveBucket"}

@@ -66,7 +66,7 @@ def banner(runtime: Any) -> str:
     lines.append("Webhook URLs")
     for name, url in runtime.webhook_urls.items():
         lines.append(f"  {name:<10} {url}")
-    lines += ["", f"Console        {runtime.url}/", ""]
+    lines += ["", f"Console        {runtime.url}/", *_mapping_lines(runtime.loaded_mappings()), ""]
     if runtime.generated_secrets:
         lines.append(
             f"Development secrets (generated now; full values in {STATE_DIR}/{SECRETS_FILE}, mode 0600):"
@@ -87,6 +87,23 @@ def banner(runtime: Any) -> str:
         lines += ["Send a sample webhook:", f"  {_program()} send {spec.name} {spec.example}", ""]
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
+
+
+def _mapping_lines(loaded: dict[str, Any]) -> list[str]:
+    """The mappings the route function loaded at start (reloaded when their folder changes), or
+    why none is loaded."""
+    if not loaded:
+        return []
+    folder = loaded.get("folder")
+    errors = loaded.get("errors") or []
+    if errors:
+        return [
+            f"Mappings       none loaded: {len(errors)} error(s) in {folder}/ (fixed files are reloaded)",
+            *(f"  {error}" for error in errors),
+        ]
+    names = loaded.get("names") or []
+    listed = ", ".join(names) or "none"
+    return [f"Mappings       {len(names)} from {folder}/ (reloaded when a file changes): {listed}"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ from urllib.parse import parse_qs
 from timeline_bridge import TARGETS
 from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
 from timeline_bridge.sources import SOURCE_SPECS
-from timeline_bridge.wiring import StageObserver
+from timeline_bridge.wiring import Stage, StageObserver
 
 from timeline_bridge_tools.local import loopback
 from timeline_bridge_tools.local import state as state_files
@@ -59,6 +59,7 @@ from timeline_bridge_tools.local.function_url import (
     to_http_response,
 )
 from timeline_bridge_tools.local.journal import Journal, WebhookRecord
+from timeline_bridge_tools.local.mapping_reload import MappingReloader
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class LocalFunction:
     kind: str = "function"  # webhook | route | deliver | function
     module: ModuleType | None = None
     observer: StageObserver | None = None  # what the stage reports to (the runtime's journal)
+    stage: Stage | None = None  # the module's stage, kept to configure it again (a mappings reload)
 
     @property
     def module_name(self) -> str:
@@ -104,8 +106,6 @@ class LocalFunction:
     def load(self) -> None:
         """Import the handler file as this function's own module and give its stage dependencies
         built from this function's variables."""
-        from timeline_bridge.wiring import Dependencies, Stage
-
         spec = importlib.util.spec_from_file_location(self.module_name, self.path)
         if spec is None or spec.loader is None:
             raise RuntimeError(f"{self.logical_id}: cannot load {self.path}")
@@ -119,15 +119,27 @@ class LocalFunction:
                     f"{self.logical_id}: {self.path} must hold one timeline_bridge.wiring.Stage "
                     f"(found {len(stages)}): its handler runs on the stage's dependencies"
                 )
-            stages[0].configure(Dependencies.from_environ(self.env, observer=self.observer))
+            self.stage = stages[0]
+            self.configure()
         except BaseException:
             sys.modules.pop(self.module_name, None)
             raise
         self.module = module
 
+    def configure(self) -> Stage:
+        """Build the stage afresh on dependencies from this function's variables (a batch already
+        running finishes on the ones it started with)."""
+        from timeline_bridge.wiring import Dependencies
+
+        if self.stage is None:
+            raise RuntimeError(f"{self.logical_id} is not loaded")
+        self.stage.configure(Dependencies.from_environ(self.env, observer=self.observer))
+        return self.stage
+
     def unload(self) -> None:
         sys.modules.pop(self.module_name, None)
         self.module = None
+        self.stage = None
 
     def invoke(self, event: dict[str, Any], context: Any) -> Any:
         if self.module is None:
@@ -189,6 +201,7 @@ class LocalRuntime:
         self.queue_urls: dict[str, str] = {}  # logical id -> URL
         self.table_name = ""  # the idempotency table
         self.tables: dict[str, str] = {}  # logical id -> name
+        self.buckets: dict[str, str] = {}  # logical id -> name (the event archive)
         self.region = ""
         self.aws_endpoint_url = ""
         self.sandboxes: dict[str, Any] = {}
@@ -211,6 +224,7 @@ class LocalRuntime:
         self._accepted_lock = threading.Lock()
         self._dlq_lock = threading.Lock()
         self._running = False
+        self.mapping_reloader: MappingReloader | None = None  # the route function's mappings folder
         # Proves a console action comes from a page this run served (see `_console_refusal`).
         self.console_token = secrets.token_urlsafe(32)
 
@@ -272,6 +286,7 @@ class LocalRuntime:
         refs = self._create_resources(template)
         self._start_targets()
         self._load_functions(template, refs)
+        self._watch_mappings()
         self._start_pollers(template)
         self._running = True
         self._http.start()
@@ -282,6 +297,9 @@ class LocalRuntime:
     def stop(self) -> None:
         """Stop pollers, servers and sandboxes; restore the environment; remove the state file."""
         self._running = False
+        if self.mapping_reloader is not None:
+            self.mapping_reloader.stop()
+            self.mapping_reloader = None
         # Ask every poller to stop first (each may sit in a 1 s long poll), then wait for them all.
         for wait in (0.0, 15.0):
             for mapping in self.mappings:
@@ -368,9 +386,9 @@ class LocalRuntime:
         self.aws = None
 
     def _create_resources(self, template: dict[str, Any]) -> dict[str, Any]:
-        """Queues (DLQs first), the tables and the secrets, as the template declares them.
+        """Queues (DLQs first), the tables, the secrets and the buckets, as the template declares them.
 
-        Returns the values `Ref`/`Fn::GetAtt` resolve to, for the functions' environment. The three
+        Returns the values `Ref`/`Fn::GetAtt` resolve to, for the functions' environment. The four
         kinds are created side by side: each call waits on the loopback server, and startup counts."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -381,6 +399,7 @@ class LocalRuntime:
                 pool.submit(self._create_queues, template, refs, pool),
                 pool.submit(self._create_tables, template, refs),
                 pool.submit(self._create_secrets, template, refs),
+                pool.submit(self._create_buckets, template, refs),
             ]
             for done in work:
                 done.result()
@@ -471,6 +490,20 @@ class LocalRuntime:
                 Name=secret.logical_id, SecretString=values[0] if values else "[]"
             )["ARN"]
             refs.update({secret.logical_id: arn, f"{secret.logical_id}.Id": arn})
+
+    def _create_buckets(self, template: dict[str, Any], refs: dict[str, Any]) -> None:
+        from timeline_bridge_tools.local import template as tpl
+
+        s3 = self.aws("s3")
+        # S3 refuses a location constraint naming us-east-1, its default region.
+        region = self.region
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        for bucket in tpl.buckets(template).values():
+            s3.create_bucket(Bucket=bucket.name, **where)
+            refs.update(
+                {bucket.logical_id: bucket.name, f"{bucket.logical_id}.Arn": f"arn:aws:s3:::{bucket.name}"}
+            )
+            self.buckets[bucket.logical_id] = bucket.name
 
     def _queue_roles(self, template: dict[str, Any]) -> dict[str, _QueueRole]:
         """What each queue is for, from who reads it: the route function's source is the events
@@ -641,6 +674,17 @@ class LocalRuntime:
             fn.load()
             self.functions[spec.logical_id] = fn
             self.table_name = self.table_name or fn.env.get("IDEMPOTENCY_TABLE", "")
+
+    def _watch_mappings(self) -> None:
+        """Load the route function's mappings now and reload them whenever its folder changes."""
+        route = next((fn for fn in self.functions.values() if fn.kind == "route"), None)
+        if route is not None:
+            self.mapping_reloader = MappingReloader(route, self._say).start()
+
+    def loaded_mappings(self) -> dict[str, Any]:
+        """The mappings the route function runs on, when they were loaded, and the last reload
+        refused (see `local.mapping_reload`); empty without a route function."""
+        return self.mapping_reloader.status() if self.mapping_reloader is not None else {}
 
     def _start_pollers(self, template: dict[str, Any]) -> None:
         from timeline_bridge_tools.local import template as tpl
@@ -900,9 +944,11 @@ class LocalRuntime:
             "AWS_REGION": self.region,
             **DUMMY_CREDENTIALS,
         }
-        # The table names the functions are given (IDEMPOTENCY_TABLE, IDENTITY_TABLE, ...).
+        # The table and bucket names the functions are given (IDEMPOTENCY_TABLE, IDENTITY_TABLE,
+        # EVENTS_ARCHIVE_BUCKET, ...).
+        names = {*self.tables.values(), *self.buckets.values()}
         for fn in self.functions.values():
-            env.update({k: v for k, v in fn.env.items() if v in self.tables.values()})
+            env.update({k: v for k, v in fn.env.items() if v in names})
         for url, role in self._roles.items():
             if role.kind == "events":
                 env["EVENTS_QUEUE_URL"] = url
@@ -923,6 +969,7 @@ class LocalRuntime:
             "webhook_urls": urls,
             "queues": dict(self.queue_urls),
             "tables": dict(self.tables),
+            "buckets": dict(self.buckets),
             "sandboxes": self.targets(),
             "env": env,
         }
@@ -962,6 +1009,7 @@ class LocalRuntime:
             "sandboxes": self.targets(),
             **snapshot,
             "dead_letters": dead,
+            "mappings": self.loaded_mappings(),
             "timelines": timelines,
             "send_example": send_example(),
         }

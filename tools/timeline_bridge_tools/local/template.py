@@ -6,8 +6,8 @@ the SAM template stays the only place where they are declared.
 - `load_template(path)` reads the YAML, CloudFormation short-form tags included (`!Ref X` becomes
   `{"Ref": "X"}`, `!GetAtt A.B` becomes `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` becomes
   `{"Fn::Sub": s}`, and so on).
-- `queues`, `functions`, `secrets`, `tables` describe the resources, with SAM Globals applied
-  and parameters resolved to their defaults (or to `parameters=` overrides).
+- `queues`, `functions`, `secrets`, `tables`, `buckets` describe the resources, with SAM Globals
+  applied and parameters resolved to their defaults (or to `parameters=` overrides).
 - `resolve(value, template, refs=...)` evaluates intrinsic functions against the physical values
   the caller created (`refs`: logical id -> `Ref` value, `"Id.Attr"` -> `Fn::GetAtt` value).
 """
@@ -306,6 +306,12 @@ class TableSpec:
     ttl_attribute: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    logical_id: str
+    name: str  # the template's BucketName, else the logical id lowercased (S3 names are lowercase)
+
+
 def _resources(template: Mapping[str, Any], *types: str) -> dict[str, dict[str, Any]]:
     return {
         logical_id: resource
@@ -493,6 +499,19 @@ def tables(template: Mapping[str, Any]) -> dict[str, TableSpec]:
             partition_key_type=types.get(key, "S"),
             ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
         )
+    return specs
+
+
+def buckets(
+    template: Mapping[str, Any], *, parameters: Mapping[str, Any] | None = None
+) -> dict[str, BucketSpec]:
+    """Every AWS::S3::Bucket and the name it gets: the template's `BucketName` when it sets one
+    (resolved), else its logical id lowercased (CloudFormation would generate one)."""
+    specs = {}
+    for logical_id, resource in _resources(template, "AWS::S3::Bucket").items():
+        named = _props(resource).get("BucketName")
+        name = resolve(named, template, parameters=parameters) if named is not None else None
+        specs[logical_id] = BucketSpec(logical_id=logical_id, name=str(name or logical_id.lower()))
     return specs
 
 
