@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from test_local_runtime import ROOT, bridge_send, wait_for
 from timeline_bridge_tools.cli import main
 from timeline_bridge_tools.local.runtime import LocalRuntime
@@ -87,3 +88,9 @@ def test_an_unmatched_event_is_replayed_once_through_a_mapping_added_later(
     [shown] = bridge(capsys, "events", "show", event["event_id"], *folder)
     [job] = [j for j in shown["jobs"] if j["mapping"] == NEW_NAME]
     assert (shown["status"], job["state"]) == ("delivered", "delivered")
+
+    # The console's event history says the same.
+    page = requests.get(f"{runtime.url}/events.json", params={"q": event["event_id"]}, timeout=10)
+    assert page.status_code == 200
+    [listed_event] = page.json()["events"]
+    assert (listed_event["event_id"], listed_event["status"]) == (event["event_id"], "delivered")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hmac
 import importlib.util
 import json
 import logging
@@ -50,7 +49,6 @@ from timeline_bridge.wiring import Stage, StageObserver
 
 from timeline_bridge_tools.local import loopback
 from timeline_bridge_tools.local import state as state_files
-from timeline_bridge_tools.local.console import CSRF_FIELD
 from timeline_bridge_tools.local.function_url import (
     HttpRequest,
     HttpResponse,
@@ -225,6 +223,7 @@ class LocalRuntime:
         self._dlq_lock = threading.Lock()
         self._running = False
         self.mapping_reloader: MappingReloader | None = None  # the route function's mappings folder
+        self.events_page: Any = None  # /events: the event history and its Replay action
         # Proves a console action comes from a page this run served (see `_console_refusal`).
         self.console_token = secrets.token_urlsafe(32)
 
@@ -290,6 +289,7 @@ class LocalRuntime:
         self._start_pollers(template)
         self._running = True
         self._http.start()
+        self.events_page = self._events_page()
         self.started_at = utc_now_iso()
         if self.write_state_file:
             state_files.write_state(self.state(), self.state_root)
@@ -681,6 +681,52 @@ class LocalRuntime:
         if route is not None:
             self.mapping_reloader = MappingReloader(route, self._say).start()
 
+    def _events_page(self) -> Any:
+        """The console's event history page (`/events`): the archive, delivered-records and DLQs
+        of this stack, with a Replay action through the mapping files the route function reads."""
+        from timeline_bridge_tools.local.events_page import EventsPage, replay_action
+
+        return EventsPage(
+            self.history,
+            replay=replay_action(self.history, self._mapping_set),
+            csrf_token=self.console_token,
+            port=self.port,
+        )
+
+    def history(self) -> Any:
+        """A `history.History` of this running stack."""
+        from timeline_bridge_tools.history import Deployment, History
+
+        pairs = self.queue_pairs()
+        bucket = next(
+            (
+                fn.env["EVENTS_ARCHIVE_BUCKET"]
+                for fn in self.functions.values()
+                if fn.env.get("EVENTS_ARCHIVE_BUCKET")
+            ),
+            "",
+        )
+        events = pairs.get("events")
+        deployment = Deployment(bucket, self.table_name, events.queue_url if events else "", pairs)
+        return History(
+            deployment,
+            mappings=self._mapping_set(),
+            s3=self.aws("s3"),
+            sqs=self.aws("sqs"),
+            dynamodb=self.aws("dynamodb"),
+        )
+
+    def _mapping_set(self) -> Any:
+        """The mapping files the route function reads, loaded now; None when they do not load."""
+        from timeline_bridge.mapping.loader import load_mappings
+
+        if self.mapping_reloader is None:
+            return None
+        try:
+            return load_mappings(self.mapping_reloader.folder)
+        except Exception:  # an invalid folder: the Mappings section says why
+            return None
+
     def loaded_mappings(self) -> dict[str, Any]:
         """The mappings the route function runs on, when they were loaded, and the last reload
         refused (see `local.mapping_reload`); empty without a route function."""
@@ -753,6 +799,8 @@ class LocalRuntime:
             refused = loopback.refusal(request.header("host"), None, self.port, "the console")
             if refused is not None:
                 return HttpResponse.json(refused[0], {"message": refused[1]})
+        if self.events_page is not None and self.events_page.handles(request.path):
+            return self.events_page.handle(request)  # the event history, under the same rules
         if request.path == "/" and request.method in ("GET", "HEAD"):
             return HttpResponse.text(200, self.console_html(), "text/html; charset=utf-8")
         if request.path == "/_console/state.json" and request.method == "GET":
@@ -838,21 +886,11 @@ class LocalRuntime:
         )
 
     def _console_refusal(self, request: HttpRequest) -> HttpResponse | None:
-        """The refusal of a console action (421 for a foreign Host, 403 otherwise), unless it
-        carries this run's token and, when a browser sent it, the console's own origin. The
-        token is what a cross-site form cannot know: only pages this run served hold it."""
-        origin = request.header("origin") or None
-        refused = loopback.refusal(request.header("host"), origin, self.port, "the console")
-        if refused is not None:
-            return HttpResponse.json(refused[0], {"message": refused[1]})
-        given = request.header("x-csrf-token")
-        if not given and "application/x-www-form-urlencoded" in request.header("content-type"):
-            form = parse_qs(request.body.decode("utf-8", "replace"))
-            given = (form.get(CSRF_FIELD) or [""])[0]
-        if not hmac.compare_digest(given.encode(), self.console_token.encode()):
-            message = "missing or wrong console token: reload the console page and try again"
-            return HttpResponse.json(403, {"message": message})
-        return None
+        """The refusal of a console action (`events_page.action_refusal`: 421 for a foreign Host,
+        403 without this run's token or from another origin), or None."""
+        from timeline_bridge_tools.local.events_page import action_refusal
+
+        return action_refusal(request, self.port, self.console_token)
 
     def _console_redrive(self, request: HttpRequest) -> HttpResponse:
         refused = self._console_refusal(request)
