@@ -16,15 +16,16 @@ import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from target_clients import CLIENTS
 from timeline_bridge import TARGETS, config, keys
 from timeline_bridge.errors import PermanentDeliveryError, RetryLaterError
 from timeline_bridge.models import DeliveryJob
-from timeline_bridge.targets import TargetClient, applied, http, hubspot, matter, stora
+from timeline_bridge.targets import http
 from timeline_bridge.wiring import Dependencies
 
 DRIBBLE_GAP = 0.3  # seconds between two bytes: far inside the 10 s read timeout
@@ -33,22 +34,6 @@ CEILING = 4.0  # generous: the deadline is 1 s
 HUGE = 64 * 1024 * 1024
 
 
-def built(client: Callable[..., TargetClient], **options: Any) -> TargetClient:
-    """`client` as a deliverer builds it: on the settings and secrets of this test's environment."""
-    deps = Dependencies.from_environ()
-    return client(deps.settings, deps.secrets, **options)
-
-
-CLIENTS = {
-    "stora": lambda: built(stora.StoraClient, token=lambda: "stora-token-1"),
-    "hubspot": lambda: built(hubspot.HubspotClient, token=lambda: "hubspot-token-1"),
-    "matter": lambda: built(matter.MatterClient, token=lambda: "matter-key-1"),
-    "applied": lambda: built(
-        applied.AppliedClient,
-        token=lambda: "applied-key-1",
-        shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e",
-    ),
-}
 BODIES: dict[str, dict[str, Any]] = {
     "stora": {"source": {"id": "tsrc_1"}, "template": {"id": "aetpl_1"}, "description": "moved"},
     "hubspot": {"eventTemplateId": "1001298", "objectId": "98442", "tokens": {"stage": "won"}},
@@ -310,7 +295,6 @@ def test_enrichment_read_ends_at_the_deadline_and_is_retried_when_the_api_dribbl
     monkeypatch, one_second_deadline
 ):
     from timeline_bridge.enrichment import Enrichment, hubspot
-    from timeline_bridge.wiring import Dependencies
 
     with provider("dribble_body") as (url, _server):
         monkeypatch.setenv("HUBSPOT_BASE_URL", url)
@@ -362,7 +346,6 @@ def test_answer_refused_unread_when_its_declared_length_exceeds_the_cap(monkeypa
 
 def test_enrichment_read_refused_when_the_api_answers_a_huge_body(monkeypatch, default_settings):
     from timeline_bridge.enrichment import Enrichment, stora
-    from timeline_bridge.wiring import Dependencies
 
     with provider("huge_chunked") as (url, _server):
         monkeypatch.setenv("STORA_BASE_URL", url)

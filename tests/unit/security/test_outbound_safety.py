@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from target_clients import CLIENTS, built
 from timeline_bridge import TARGETS, keys
 from timeline_bridge.errors import MappingError, PermanentDeliveryError, RetryLaterError
 from timeline_bridge.mapping.loader import check_text
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.targets import applied, http, hubspot, matter, stora
-from timeline_bridge.targets.base import Delivered, TargetClient
+from timeline_bridge.targets.base import Delivered
 from timeline_bridge.wiring import Dependencies
 from timeline_bridge_tools.local.template import functions, load_template
 
@@ -33,22 +34,6 @@ ROOT = Path(__file__).resolve().parents[3]
 BASE_URLS = {t: f"https://{t}.api.example.test" for t in TARGETS}
 
 
-def built(client: Callable[..., TargetClient], **options: Any) -> TargetClient:
-    """`client` as a deliverer builds it: on the settings and secrets of this test's environment."""
-    deps = Dependencies.from_environ()
-    return client(deps.settings, deps.secrets, **options)
-
-
-CLIENTS = {
-    "stora": lambda: built(stora.StoraClient, token=lambda: "stora-token-1"),
-    "hubspot": lambda: built(hubspot.HubspotClient, token=lambda: "hubspot-token-1"),
-    "matter": lambda: built(matter.MatterClient, token=lambda: "matter-key-1"),
-    "applied": lambda: built(
-        applied.AppliedClient,
-        token=lambda: "applied-key-1",
-        shop_id=lambda: "0f8fad5b-d9cb-469f-a165-70867728950e",
-    ),
-}
 # What each target's request is: fixed path, fixed header names.
 ENDPOINTS = {
     "stora": (stora.EVENTS_PATH, {"Authorization", "Accept", "Content-Type", "Idempotency-Key"}),
@@ -431,7 +416,6 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> RecordingReads:
 def hubspot_crm() -> Any:
     """The HubSpot CRM client of an Enrichment on this test's environment."""
     from timeline_bridge.enrichment import Enrichment
-    from timeline_bridge.wiring import Dependencies
 
     return Enrichment.of(Dependencies.from_environ()).sources.hubspot
 
