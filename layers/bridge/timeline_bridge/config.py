@@ -37,6 +37,12 @@ HTTP_DEADLINE_MIN, HTTP_DEADLINE_MAX = 0.1, 14.0
 HTTP_MAX_ANSWER_BYTES_DEFAULT = ONE_MIB
 HTTP_MAX_ANSWER_BYTES_MIN, HTTP_MAX_ANSWER_BYTES_MAX = 1024, 16 * ONE_MIB
 
+# Slack gives a request 3 s in all; the app behind the bridge gets the most of it that still
+# leaves ingest time to answer.
+SLACK_FORWARD_DEADLINE_DEFAULT = 2.0
+SLACK_FORWARD_DEADLINE_MIN, SLACK_FORWARD_DEADLINE_MAX = 0.1, 2.5
+SLACK_HOOKS_BASE_URL = "https://hooks.slack.com"
+
 
 Environ = Mapping[str, str]
 
@@ -63,6 +69,20 @@ def _env_number(env: Environ, name: str) -> float | None:
         return float(raw) if raw else None
     except ValueError:
         return None
+
+
+def _forward_url(env: Environ, name: str) -> str:
+    """A URL the bridge passes requests on to: HTTPS, or HTTP to a loopback host (a local app)."""
+    raw = _env_str(env, name)
+    if not raw:
+        return ""
+    from timeline_bridge.targets.http import InsecureTargetError, check_base_url  # only when set
+
+    try:
+        check_base_url(raw, allow_http=False)
+    except InsecureTargetError:
+        raise ValueError(f"{name} must be an https:// URL (http:// only to a loopback host)") from None
+    return raw
 
 
 def _env_finite(env: Environ, name: str, default: float) -> float:
@@ -211,6 +231,15 @@ class Settings:
     archive_bucket: str = ""
     # SLACK_API_BASE_URL: the Slack Web API host ("" for Slack's own)
     slack_api_base_url: str = ""
+    # SLACK_FORWARD_URL: the app every verified Slack request is passed on to ("" = none); HTTPS,
+    # or HTTP to loopback (checked here: a bad value fails the cold start)
+    slack_forward_url: str = ""
+    # SLACK_FORWARD_DEADLINE_SECONDS: how long ingest waits for that app's answer (default 2, at
+    # most 2.5: Slack gives the whole request 3 s)
+    slack_forward_deadline: float = SLACK_FORWARD_DEADLINE_DEFAULT
+    # SLACK_HOOKS_BASE_URL: where a click's `response_url` must point for a reply to be posted
+    # (Slack's hooks host unless set; the Slack sandbox locally)
+    slack_hooks_base_url: str = SLACK_HOOKS_BASE_URL
     # MATTER_VERSION: the Matter-Version header ("" for the client's default)
     matter_version: str = ""
     # APPLIED_SHOP_ID: the Applied Labs shop (X-Shop-Id); checked by the client, not here
@@ -272,6 +301,15 @@ class Settings:
             identity_table=_env_str(env, "IDENTITY_TABLE"),
             archive_bucket=_env_str(env, "EVENTS_ARCHIVE_BUCKET"),
             slack_api_base_url=_env_str(env, "SLACK_API_BASE_URL").rstrip("/"),
+            slack_forward_url=_forward_url(env, "SLACK_FORWARD_URL"),
+            slack_forward_deadline=_env_bounded(
+                env,
+                "SLACK_FORWARD_DEADLINE_SECONDS",
+                SLACK_FORWARD_DEADLINE_DEFAULT,
+                SLACK_FORWARD_DEADLINE_MIN,
+                SLACK_FORWARD_DEADLINE_MAX,
+            ),
+            slack_hooks_base_url=_env_str(env, "SLACK_HOOKS_BASE_URL").rstrip("/") or SLACK_HOOKS_BASE_URL,
             matter_version=_env_str(env, "MATTER_VERSION"),
             applied_shop_id=_env_str(env, "APPLIED_SHOP_ID") or None,
             http_connect_timeout=_env_number(env, "BRIDGE_HTTP_CONNECT_TIMEOUT"),

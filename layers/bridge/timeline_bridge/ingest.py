@@ -16,6 +16,11 @@ A dedupe-table failure is a 5xx too: an event is never enqueued without its clai
 Slack interactivity is the exception to 5xx: Slack never retries a click, and a 5xx only shows a
 warning icon. A 200 whose text tells the user to click again is the only useful answer.
 
+A source may pass verified requests on to another receiver (Slack: `SLACK_FORWARD_URL`). The
+forward starts once the request is verified and parsed, runs beside dedupe and enqueue, and its
+answer replaces the bridge's own only when the request was recorded: a refusal (5xx, or the
+click-again text) stays the bridge's, so nothing is acknowledged that was not recorded.
+
 The idempotency module (and its jmespath) is imported on first use, inside `IdempotencyStore`:
 a Slack ack has 3 s, and cold-start time is benchmarked.
 """
@@ -247,6 +252,8 @@ class Ingest:
         self.workers = Workers()
         self._store = store
         self._queue = queue
+        make_forwarder = sources.source_spec(source).forwarder
+        self.forwarder = make_forwarder(dependencies.settings) if make_forwarder else None
 
     @property
     def store(self) -> IdempotencyStore:
@@ -276,9 +283,14 @@ class Ingest:
                 logger.info("webhook answered", extra={"source": source, "headers": safe_headers(headers)})
                 _count(source, Outcome())
                 return json_response(200, parsed.reply)
+            # Verified and well formed: passed on (when configured) while this request is ingested.
+            pending = self.forwarder.start(request) if self.forwarder else None
             outcome = self._ingest(src, parsed, received_at, context)
         except IngestError as err:
             return _refuse(source, err, headers, parsed)
+        relayed = pending.answer() if pending else None
+        if relayed is not None:
+            return relayed.response()  # recorded, and the other receiver's answer is what the sender sees
         if parsed.interactive:
             return text_response(200, "")  # Slack reads interactivity answers as instructions
         return json_response(

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from timeline_bridge.config import Secrets, Settings
 from timeline_bridge.errors import (
@@ -140,6 +140,17 @@ class EndpointNames:
         return None
 
 
+class PendingAnswer(Protocol):
+    def answer(self) -> Any:
+        """The other receiver's answer to relay (an object with `response()`), or None."""
+
+
+class Forwarder(Protocol):
+    """Passes a verified request on to another receiver, beside ingest (`sources.slack_forward`)."""
+
+    def start(self, request: WebhookRequest) -> PendingAnswer: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """Everything the bridge and its tooling know about one sender, declared in its module.
@@ -162,6 +173,8 @@ class SourceSpec:
     content_type: Callable[[bytes], str] | None = None
     # The setting naming the public URL the sender signs, when the bridge checks that one instead.
     public_url_variable: str | None = None
+    # Who verified requests are passed on to, from the function's settings (None: nobody).
+    forwarder: Callable[[Settings], Forwarder | None] | None = None
 
     def dry_run_path(self) -> str:
         return self.sample_path or f"/{self.name}"

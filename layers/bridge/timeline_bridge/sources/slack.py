@@ -14,6 +14,9 @@ Bodies:
   `event_id` and the inner event's type as its type. Slack's retries (`X-Slack-Retry-Num`) carry
   the same `event_id`, so dedupe absorbs them.
 - Anything else (slash commands, `ssl_check`, `app_rate_limited`, ...) is acknowledged and dropped.
+
+With `SLACK_FORWARD_URL` set, every verified request but `url_verification` is also passed on to
+the team's own Slack app, and its answer relayed (`sources.slack_forward`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from timeline_bridge.sources.base import (
     require_secrets,
     scalar,
 )
+from timeline_bridge.sources.slack_forward import forwarder_for
 
 NAME = "slack"
 SECRET_NAME = "SLACK_SIGNING_SECRET"  # noqa: S105 - the variable name, not a value
@@ -202,4 +206,5 @@ SPEC = SourceSpec(
     secret_names=fixed_secret(SECRET_NAME),
     sign=sign,
     content_type=lambda body: "application/json" if body.lstrip().startswith(b"{") else FORM,
+    forwarder=forwarder_for,
 )
