@@ -19,7 +19,8 @@ SECRET = "7d3f9a1c5e2b8d4f6a0c1e3b5d7f9a2c"
 class SlackApp:
     """The team's own Slack app: checks Slack's signature itself and answers as told."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str = SECRET) -> None:
+        self.secret = secret  # the Slack app's signing secret: the same as the bridge's
         self.received: list[dict] = []
         self.answer: tuple[int, str, bytes] = (200, "application/json", b'{"response_action":"clear"}')
         self.delay = 0.0
@@ -32,7 +33,7 @@ class SlackApp:
                 expected = (
                     "v0="
                     + hmac.new(
-                        SECRET.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
+                        app.secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
                     ).hexdigest()
                 )
                 app.received.append(

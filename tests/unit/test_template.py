@@ -234,9 +234,10 @@ def test_idempotency_table_matches_the_powertools_schema(template):
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     for logical_id, fn in functions(template).items():
         tables = {p["TableName"]["Ref"] for p in _policies(template, logical_id, "DynamoDBCrudPolicy")}
-        uses_table = "IDEMPOTENCY_TABLE" in fn.environment
-        assert tables == ({"IdempotencyTable"} if uses_table else set()), logical_id
-        assert uses_table == (logical_id != "RouteFunction")
+        assert "IDEMPOTENCY_TABLE" in fn.environment, logical_id
+        # The route function only counts Slack replies there (REPLY_BUDGET_WRITE), nothing else.
+        assert tables == (set() if logical_id == "RouteFunction" else {"IdempotencyTable"}), logical_id
+    assert REPLY_BUDGET_WRITE in template["Resources"]["RouteFunction"]["Properties"]["Policies"]
 
 
 def _alarms(template, namespace):
@@ -342,6 +343,18 @@ ARCHIVE_WRITE = {
     ]
 }
 
+# The route function's one write to the dedupe table: the reply budget counters (reply# items).
+REPLY_BUDGET_WRITE = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["reply#*"]}},
+        }
+    ]
+}
+
 # The only other policy kinds a function may have: SAM templates scoped to one named resource each.
 SCOPED_POLICIES = {
     "SQSSendMessagePolicy": "QueueName",
@@ -366,7 +379,7 @@ def test_function_policies_are_scoped_templates_only_when_deployed(template):
     for logical_id in functions(template):
         props = template["Resources"][logical_id]["Properties"]
         for policy in props.get("Policies", []):
-            if logical_id == "RouteFunction" and policy == ARCHIVE_WRITE:
+            if logical_id == "RouteFunction" and policy in (ARCHIVE_WRITE, REPLY_BUDGET_WRITE):
                 continue
             # No managed policy by name or ARN, no inline statement with its own resources.
             assert isinstance(policy, dict) and len(policy) == 1, (logical_id, policy)

@@ -63,6 +63,10 @@ class DeliveryJob:
     redrives: int = 0  # times `bridge dlq redrive` put the job back
     # Set when the job is dead-lettered: the reason record a person acts on.
     dead_letter: dict[str, Any] | None = None
+    # A mapping's `reply:` for the person who clicked: {"url": where it goes (the click's
+    # response_url), "text": what they see once delivered (None: only the not-recorded note),
+    # "replace_original": bool}. Posted by whoever decides the job's fate.
+    reply: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return _dumps(self, _JOB_FIELDS)

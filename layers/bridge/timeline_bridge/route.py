@@ -38,7 +38,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from timeline_bridge.archive import ArchivedEvent, ArchivedJob, EventArchive
 from timeline_bridge.errors import BridgeError, RetryLaterError
@@ -46,6 +46,9 @@ from timeline_bridge.mapping.engine import Enricher, MappingSet, RenderFailure, 
 from timeline_bridge.models import DeliveryJob, Envelope
 from timeline_bridge.observability import logger, metrics
 from timeline_bridge.wiring import NO_OBSERVER, Dependencies, Stage, StageObserver
+
+if TYPE_CHECKING:
+    from timeline_bridge.replies import Replies
 
 MAX_VISIBILITY = 43_200  # SQS's ceiling: 12 hours
 
@@ -140,6 +143,8 @@ class Router:
     queue_url: Callable[..., str]  # the settings' `queue_url(target, dead_letter=...)`
     enrich: Enricher = no_enrichment
     observer: StageObserver = NO_OBSERVER
+    # Posts the not-recorded note of a dead-lettered job with a `reply:` (None: no replies).
+    replies: Replies | None = None
 
     def route(self, envelope: Envelope) -> RouteResult:
         """Render and enqueue every job of one envelope. Raises EnqueueJobsError if any send fails."""
@@ -226,6 +231,8 @@ class Router:
                 self.observer.jobs_enqueued(result.jobs)
             for job in result.dead_letters:
                 self.observer.job_outcome(job, "dead-lettered")
+                if job.reply and self.replies is not None:
+                    self.replies.not_recorded(job)
         return sorted(unsent)
 
     @staticmethod
@@ -256,6 +263,7 @@ def router_for(dependencies: Dependencies) -> Router:
     """The router of a route function: every mapping loaded and compiled once, its enrichment,
     the delivery queues its settings name."""
     from timeline_bridge.mapping.loader import load_mappings
+    from timeline_bridge.replies import replies_for
 
     settings = dependencies.settings
     mappings = load_mappings(settings.mappings_dir, settings=settings)
@@ -266,6 +274,7 @@ def router_for(dependencies: Dependencies) -> Router:
         enrich=default_enricher(dependencies),
         queue_url=settings.queue_url,
         observer=dependencies.observer,
+        replies=replies_for(dependencies),
     )
 
 

@@ -111,12 +111,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{where}: {exc}", file=sys.stderr)
             return 2
     url = args.url
+    state = read_state()
     if not url:
-        state = read_state()
         if state is None:
             print("no bridge dev is running here: start it with `make dev`, or pass --url", file=sys.stderr)
             return 2
         url = state["url"].rstrip("/") + f"/{args.source}" + (f"/{name}" if name else "")
+    if spec.local_sample and state is not None:
+        # What the sample points back at (Slack's response_url) goes to bridge dev's sandboxes.
+        sandboxes = {k: v["url"] for k, v in (state.get("sandboxes") or {}).items() if not v.get("real")}
+        body = spec.local_sample(body, sandboxes)
     secret = find_secret(args.source, name)
     if not secret:
         names = " or ".join(secret_name(args.source, name))

@@ -592,6 +592,9 @@ class LocalRuntime:
         for name in ("APPLIED_SHOP_ID", "MATTER_VERSION"):
             if name in function_env and name in settings:
                 env[name] = settings[name]
+        if "slack" in self.sandboxes:
+            # Replies to a click go to its response_url, which `bridge send` points at the sandbox.
+            env["SLACK_HOOKS_BASE_URL"] = self.sandboxes["slack"].url
         return env
 
     # ------------------------------------------------------------------ functions

@@ -1,10 +1,18 @@
-"""The Slack Web API methods enrichment calls, as a sandbox: `users.info` and `chat.getPermalink`.
+"""The Slack Web API methods enrichment calls, as a sandbox: `users.info` and `chat.getPermalink`;
+and Slack's hooks host, where replies to a click's `response_url` go.
 
 Slack's conventions: `Authorization: Bearer xoxb-…` (or a `token` argument), arguments in the
 query string or a form body, HTTP 200 with `{"ok": false, "error": "<code>"}` for failures, and
 HTTP 429 `{"ok": false, "error": "ratelimited"}` with `Retry-After` when throttled.
 
 Seeded with the user and message of `events/slack/approve-button.json`.
+
+Response URLs (`/actions/…`, `/app/…`, `/commands/…` on the hooks host; `bridge dev` points
+`SLACK_HOOKS_BASE_URL` here and `bridge send slack` rewrites a sample's `response_url` to it): a
+JSON post is kept as one of the sandbox's events (`{"response_url": path, "message": body}`), and
+answered 200 `ok` as Slack does. Slack takes five posts per URL in 30 minutes; the sixth is
+refused here with 404 `used_url` (Slack documents the limit, not the answer), so a test sees a
+bridge that overspends.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ SAMPLE_USER_NAME = "Maria Lopez"
 SAMPLE_USER_EMAIL = "maria.lopez@acme-storage.example"
 SAMPLE_CHANNEL_ID = "C05QWERTY12"
 SAMPLE_MESSAGE_TS = "1763900123.000200"
+RESPONSE_URL_PREFIXES = ("/actions/", "/app/", "/commands/")
+RESPONSE_URL_POSTS = 5  # per URL ...
+RESPONSE_URL_WINDOW = 30 * 60.0  # ... in this many seconds
 
 
 def slack_error(code: str, status: int = 200, headers: dict[str, str] | None = None) -> SandboxResponse:
@@ -43,6 +54,7 @@ class SlackApiSandbox(Sandbox):
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: set[tuple[str, str]] = set()
         self.channels: set[str] = set()
+        self._response_posts: dict[str, list[float]] = {}
         self.seed()
 
     def clear_state(self) -> None:
@@ -53,6 +65,7 @@ class SlackApiSandbox(Sandbox):
             self.users.clear()
             self.messages.clear()
             self.channels.clear()
+            self._response_posts.clear()
         self.add_user(SAMPLE_USER_ID, real_name=SAMPLE_USER_NAME, email=SAMPLE_USER_EMAIL, name="maria.lopez")
         self.add_message(SAMPLE_CHANNEL_ID, SAMPLE_MESSAGE_TS)
 
@@ -113,6 +126,8 @@ class SlackApiSandbox(Sandbox):
         failure = self.server_error(request)
         if failure is not None:
             return failure
+        if request.path.startswith(RESPONSE_URL_PREFIXES):
+            return self._response_url(request)
         if not request.path.startswith("/api/"):
             return SandboxResponse(404, b"", {"Content-Type": "text/html"})
         method = request.path[len("/api/") :]
@@ -127,6 +142,26 @@ class SlackApiSandbox(Sandbox):
         if method == "chat.getPermalink":
             return self._permalink(args)
         return slack_error("unknown_method")
+
+    def replies(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The messages posted to response URLs (to the one at `path` when given), oldest first."""
+        return [e for e in self.events() if "response_url" in e and path in (None, e["response_url"])]
+
+    def _response_url(self, request: SandboxRequest) -> SandboxResponse:
+        if request.method != "POST":
+            return SandboxResponse(405, b"", {"Content-Type": "text/plain"})
+        try:
+            message = dict(request.json())
+        except (ValueError, TypeError):
+            return SandboxResponse(400, b"invalid_payload", {"Content-Type": "text/plain"})
+        now = time.time()
+        with self._data_lock:
+            posts = [t for t in self._response_posts.get(request.path, []) if now - t < RESPONSE_URL_WINDOW]
+            if len(posts) >= RESPONSE_URL_POSTS:
+                return SandboxResponse(404, b"used_url", {"Content-Type": "text/plain"})
+            self._response_posts[request.path] = [*posts, now]
+        self.store({"response_url": request.path, "message": message, "at": now})
+        return SandboxResponse(200, b"ok", {"Content-Type": "text/plain"})
 
     def _users_info(self, args: dict[str, str]) -> SandboxResponse:
         if not args.get("user"):

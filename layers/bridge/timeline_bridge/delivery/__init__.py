@@ -102,6 +102,7 @@ __all__ = [
 def build(dependencies: Dependencies, target: str, client: TargetClient | None = None) -> Deliverer:
     """The deliverer for `target` on a function's dependencies (its table, queues, knobs, and the
     target's client built from its settings and secrets unless `client` is given)."""
+    from timeline_bridge.replies import replies_for
     from timeline_bridge.targets import client_for
 
     settings = dependencies.settings
@@ -125,6 +126,7 @@ def build(dependencies: Dependencies, target: str, client: TargetClient | None =
         policy=policy,
         clock=dependencies.clock,
         observer=dependencies.observer,
+        replies=replies_for(dependencies),
     )
 
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from timeline_bridge import target_registry
 from timeline_bridge.claims import Claim, ClaimState
@@ -37,6 +37,9 @@ from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import NAMESPACE, logger
 from timeline_bridge.targets.base import Delivered, TargetClient
 from timeline_bridge.wiring import NO_OBSERVER, StageObserver
+
+if TYPE_CHECKING:
+    from timeline_bridge.replies import Replies
 
 # SQS delays are whole seconds: a job this close to its time is sent now.
 EARLY_TOLERANCE = 1.0
@@ -134,6 +137,7 @@ class Deliverer:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         observer: StageObserver = NO_OBSERVER,
+        replies: Replies | None = None,
     ) -> None:
         target_registry.target_spec(target)  # ValueError for a name no target has
         self.target = target
@@ -147,6 +151,7 @@ class Deliverer:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.observer = observer
+        self.replies = replies
 
     # -- entry point ----------------------------------------------------------------------------
 
@@ -168,8 +173,19 @@ class Deliverer:
             self._flush_requeues(batch)
         finally:
             self._flush_metrics(batch)
+        self._reply(batch)
         self._tell_observer(items, batch)
         return batch.response()
+
+    def _reply(self, batch: _Batch) -> None:
+        """The clickers' replies, once every job's fate holds (delivered, or on the DLQ)."""
+        if self.replies is None:
+            return
+        for item, outcome, _ in batch.outcomes:
+            if item.job.reply and outcome == "delivered":
+                self.replies.recorded(item.job)
+            elif item.job.reply and outcome == "dead-lettered":
+                self.replies.not_recorded(item.job)
 
     def _tell_observer(self, items: list[_Item], batch: _Batch) -> None:
         """Each job's outcome, now that it holds: a re-enqueue that failed, or a record failed back

@@ -257,6 +257,16 @@ class EnrichSpec:
         return self.render_with(context)
 
 
+@dataclass(frozen=True, eq=False)
+class ReplySpec:
+    """A mapping's `reply:`: the text the person who clicked sees once the job is accepted."""
+
+    render_text: Callable[[Any], Any]
+    replace_original: bool
+    # Where the source event says replies go (Slack: the click's `response_url`).
+    url_of: Callable[[Any], str | None]
+
+
 @dataclass(eq=False)
 class Mapping:
     name: str
@@ -283,6 +293,7 @@ class Mapping:
     _contract: Callable[[Any], None] | None = field(default=None, repr=False)
     # Render, bridge fields, `required:` and the planned contract in one generated function.
     _fast_render: Callable[[Any], Any] | None = field(default=None, repr=False)
+    reply: ReplySpec | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
@@ -390,6 +401,32 @@ class Mapping:
         body = self.render_body(self.context(envelope, enrichment, key))
         return self._job(envelope, key, body)
 
+    def reply_for(self, envelope: Envelope, context: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The job's `reply` (`url`, `text`, `replace_original`), or None: no `reply:`, a replayed
+        event (nobody is waiting for it), or no reply URL on the event. `context` None: the job
+        failed to render, so only the not-recorded note can go out (text None). A text that does
+        not render costs the reply, never the timeline event."""
+        spec = self.reply
+        if spec is None or envelope.replay:
+            return None
+        url = spec.url_of(envelope.event)
+        if not url:
+            return None
+        text = None
+        if context is not None:
+            try:
+                value = spec.render_text(context)
+                text = None if value is None else stringify(value)
+            except RenderError as exc:
+                from timeline_bridge.observability import logger
+
+                error = self.error(exc.reason, exc.path)
+                logger.warning(
+                    "reply not rendered: the job goes out without it",
+                    extra={"mapping_file": error.mapping_file, "line": error.line, "field": error.field},
+                )
+        return {"url": url, "text": text, "replace_original": spec.replace_original}
+
     def _job(self, envelope: Envelope, key: str, body: dict[str, Any]) -> DeliveryJob:
         return DeliveryJob(
             key=key,
@@ -463,6 +500,7 @@ def compile_mapping(
         for path, reason in enrich_problems(data.get("enrich") or {}, body_raw):
             compiler.error(path, reason)
 
+    reply = _compile_reply(compiler, data)
     _check_target_rules(compiler, target, body_raw, settings)
     contract = None
     key_fields = _bridge_key_fields(target, body_raw)
@@ -502,8 +540,31 @@ def compile_mapping(
         _fast_body=compile_body(body_raw, compiler.functions, mapping_file),
         _contract=contract,
         _fast_render=_checked_renderer(key_fields, checked_template, body_raw, contract, required, compiler),
+        reply=reply,
     )
     return mapping, []
+
+
+def _compile_reply(compiler: _Compiler, data: dict[str, Any]) -> ReplySpec | None:
+    """The `reply:` block, for a source that says where replies go (its spec's `reply_url`)."""
+    raw = data.get("reply")
+    if not isinstance(raw, dict):
+        return None
+    from timeline_bridge.sources import source_spec
+
+    source = str(data.get("source", ""))
+    try:
+        url_of = source_spec(source).reply_url
+    except ValueError:
+        return None  # the unknown source is reported already
+    if url_of is None:
+        compiler.error(("reply",), f"{source} events carry no reply URL: reply is for Slack clicks")
+        return None
+    return ReplySpec(
+        render_text=compiler.value(str(raw.get("text", "")), ("reply", "text")),
+        replace_original=raw.get("replace_original", True) is not False,
+        url_of=url_of,
+    )
 
 
 def _checked_renderer(
@@ -694,6 +755,7 @@ class RenderFailure:
     def dead_letter(self, envelope: Envelope, stage: str = "route") -> DeliveryJob:
         """The dead-letter record: an empty body and the reason a person acts on."""
         job = self.mapping._job(envelope, self.key, {})
+        job.reply = self.mapping.reply_for(envelope, None)
         job.dead_letter = {
             "reason": self.reason,
             "stage": stage,
@@ -789,5 +851,7 @@ class MappingSet:
                     RenderFailure(mapping, error, key, reason="enrichment_error", details=details)
                 )
                 continue
-            outcomes.append(mapping._job(envelope, key, body))
+            job = mapping._job(envelope, key, body)
+            job.reply = mapping.reply_for(envelope, context)
+            outcomes.append(job)
         return outcomes

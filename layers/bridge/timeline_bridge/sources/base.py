@@ -175,6 +175,12 @@ class SourceSpec:
     public_url_variable: str | None = None
     # Who verified requests are passed on to, from the function's settings (None: nobody).
     forwarder: Callable[[Settings], Forwarder | None] | None = None
+    # Where a reply to the person behind an event goes (a mapping's `reply:`), read from the
+    # source event; None: this source's events have no one to reply to.
+    reply_url: Callable[[Any], str | None] | None = None
+    # A sample body as a local run sends it: (body, the local sandbox URLs by name) → body. Slack
+    # points a click's response_url at its sandbox, so replies stay local.
+    local_sample: Callable[[bytes, Mapping[str, str]], bytes] | None = None
 
     def dry_run_path(self) -> str:
         return self.sample_path or f"/{self.name}"

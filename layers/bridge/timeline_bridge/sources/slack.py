@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
+from timeline_bridge.config import SLACK_HOOKS_BASE_URL
 from timeline_bridge.errors import MalformedBodyError, SignatureError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.sources.base import (
@@ -177,6 +179,24 @@ def interaction_identity(payload: dict[str, Any]) -> str | None:
     return ":".join([message_ts, *(t for t in action_ts if t)])
 
 
+def local_sample(body: bytes, sandboxes: Mapping[str, str]) -> bytes:
+    """A click sample whose Slack `response_url` points at the local Slack sandbox (same path)."""
+    base = sandboxes.get(NAME)
+    if not base or not body.startswith(b"payload="):
+        return body
+    form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+    try:
+        payload = json.loads(form["payload"][0])
+    except (KeyError, ValueError):
+        return body
+    url = payload.get("response_url") if isinstance(payload, dict) else None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or f"{parts.scheme}://{parts.netloc}" != SLACK_HOOKS_BASE_URL:
+        return body  # only Slack's own hooks URLs: any other stays as it is (and gets no reply)
+    payload["response_url"] = base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+    return ("payload=" + quote_plus(json.dumps(payload, separators=(",", ":")))).encode()
+
+
 def _unknown(kind: str, event: Any) -> SourceEvent:
     return SourceEvent(event_type=kind, event_id=None, occurred_at=None, event=event, known=False)
 
@@ -207,4 +227,7 @@ SPEC = SourceSpec(
     sign=sign,
     content_type=lambda body: "application/json" if body.lstrip().startswith(b"{") else FORM,
     forwarder=forwarder_for,
+    # Interactivity payloads carry it (block_actions from a message); Events API ones do not.
+    reply_url=lambda event: scalar(dig(event, "response_url")),
+    local_sample=local_sample,
 )
