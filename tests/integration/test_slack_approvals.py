@@ -78,6 +78,25 @@ def test_click_reaches_the_app_byte_for_byte_its_answer_comes_back_and_the_click
         "text": "Approved by Maria Lopez · recorded on the customer timeline",
     }
     assert runtime.sandboxes["matter"].events()  # and the timeline event is delivered
+    # the console shows the reply under the click
+    [webhook] = [w for w in runtime.console_state()["webhooks"] if w["source"] == "slack"]
+    assert webhook["replies"] == [reply["message"]]
+    page = requests.get(runtime.url, timeout=5).text
+    assert "Approved by Maria Lopez · recorded on the customer timeline" in page
+
+
+def test_a_click_that_could_not_be_recorded_gets_an_ephemeral_note_saying_why(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # Matter refuses the event for good (a 422): the job is dead-lettered, the clicker told.
+    runtime.sandboxes["matter"].inject("respond", status=422, json={"error": {"code": "invalid_field"}})
+    sent = bridge_send(tmp_path, "slack", str(click_file(tmp_path)))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    sandbox = runtime.sandboxes["slack"]
+    assert wait_for(lambda: sandbox.replies(), timeout=10), runtime.console_state()["jobs"]
+    [reply] = sandbox.replies()
+    assert reply["message"]["response_type"] == "ephemeral"
+    assert reply["message"]["text"].startswith("Not recorded on the customer timeline: matter refused it")
 
 
 @pytest.mark.parametrize("failure", ["slow", "error"])

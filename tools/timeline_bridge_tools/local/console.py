@@ -66,7 +66,7 @@ def _webhooks(items: list[dict[str, Any]]) -> str:
             _e(w.get("status")),
             _badge(str(w.get("outcome", ""))),
             _e(w.get("reason")),
-            _webhook_jobs(w.get("jobs") or []),
+            _webhook_jobs(w.get("jobs") or []) + _replies(w.get("replies") or []),
             "<br>".join(f"<code>{_e(e)}</code>" for e in w.get("events") or []),
         )
         for w in items
@@ -87,6 +87,16 @@ def _webhook_jobs(jobs: list[dict[str, Any]]) -> str:
         for j in jobs
     )
     return f'<span class="jobs">{"".join(badges)}</span>'
+
+
+def _replies(messages: list[dict[str, Any]]) -> str:
+    """What the person who clicked was shown (the replies posted to the click's response_url)."""
+    lines = (
+        f'<div class="reply">↳ {"ephemeral" if m.get("response_type") == "ephemeral" else "message"}: '
+        f"{_e(m.get('text'))}</div>"
+        for m in messages
+    )
+    return "".join(lines)
 
 
 def _jobs(items: list[dict[str, Any]]) -> str:

@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from timeline_bridge.models import utc_now_iso
 
@@ -43,6 +44,8 @@ class JobRecord:
     event_id: str
     event_type: str
     status: str = "queued"  # queued | delivering | retrying | delivered | dead-lettered | redriven
+    # The path of the URL the job's reply goes to (a Slack click's response_url), "" without one.
+    reply_to: str = ""
     attempts: int = 0
     detail: str = ""
     created: str = field(default_factory=utc_now_iso)
@@ -94,6 +97,7 @@ class Journal:
                     source=str(job.get("source") or ""),
                     event_id=str(job.get("event_id") or ""),
                     event_type=str(job.get("event_type") or ""),
+                    reply_to=urlsplit(str((job.get("reply") or {}).get("url") or "")).path,
                 )
                 self._jobs[key] = record
                 while len(self._jobs) > MAX_JOBS:

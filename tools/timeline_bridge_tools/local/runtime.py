@@ -1037,10 +1037,14 @@ class LocalRuntime:
         by_event: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for job in snapshot["jobs"]:
             by_event.setdefault((job["source"], job["event_id"]), []).append(
-                {k: job[k] for k in ("mapping", "target", "key", "status")}
+                {k: job[k] for k in ("mapping", "target", "key", "status", "reply_to")}
             )
+        # What the person who clicked saw: the replies the Slack sandbox got at each click's response_url.
+        replies = self.sandboxes["slack"].replies() if "slack" in self.sandboxes else []
         for webhook in snapshot["webhooks"]:
             webhook["jobs"] = [j for e in webhook["events"] for j in by_event.get((webhook["source"], e), [])]
+            paths = {j["reply_to"] for j in webhook["jobs"] if j["reply_to"]}
+            webhook["replies"] = [r["message"] for r in replies if r["response_url"] in paths]
         timelines = {t: list(reversed(self.sandboxes[t].events())) for t in TARGETS if t in self.sandboxes}
         return {
             "paused": self.paused_targets() if self._running else {},
