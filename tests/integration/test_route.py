@@ -53,10 +53,24 @@ def hubspot_envelope() -> Envelope:
 
 
 @pytest.fixture
-def route_handler(aws, sandboxes, monkeypatch: pytest.MonkeyPatch, load_function) -> Any:
-    """functions/route/app.py with the shipped mappings, against the `aws` fixture's queues; the
+def route_mappings(tmp_path: Path) -> Path:
+    """A folder of its own holding the shipped HubSpot mappings these tests count jobs for: a
+    mapping a user adds under mappings/ changes no count here."""
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    for names in HUBSPOT_MAPPINGS.values():
+        for name in names:
+            shutil.copy(MAPPINGS / f"{name}.yaml", folder)
+    return folder
+
+
+@pytest.fixture
+def route_handler(
+    aws, sandboxes, monkeypatch: pytest.MonkeyPatch, load_function, route_mappings: Path
+) -> Any:
+    """functions/route/app.py with `route_mappings`, against the `aws` fixture's queues; the
     mappings' enrichment reads the HubSpot CRM and Slack sandboxes."""
-    monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(MAPPINGS))
+    monkeypatch.setenv("BRIDGE_MAPPINGS_DIR", str(route_mappings))
     yield load_function("route").lambda_handler
 
 
@@ -110,22 +124,19 @@ def test_keys_repeat_when_the_same_envelope_is_routed_twice(
 
 
 def test_broken_mapping_dead_letters_its_job_when_the_others_go_out(
-    aws, sandboxes, hubspot_envelope, lambda_context, tmp_path: Path
+    aws, sandboxes, hubspot_envelope, lambda_context, route_mappings: Path
 ) -> None:
     from timeline_bridge.enrichment import Enrichment
     from timeline_bridge.wiring import Dependencies
 
-    for names in HUBSPOT_MAPPINGS.values():
-        for name in names:
-            shutil.copy(MAPPINGS / f"{name}.yaml", tmp_path)
-    stora_file = tmp_path / "hubspot-deal-stage-to-stora.yaml"
+    stora_file = route_mappings / "hubspot-deal-stage-to-stora.yaml"
     # A contact id read from the wrong place: contact.id renders empty.
     good = 'contact: {id: "${{ enrichment.contact_id }}"}'
     text = stora_file.read_text()
     contact_line = text[: text.index(good)].count("\n") + 1
     stora_file.write_text(text.replace(good, 'contact: {id: "${{ enrichment.contacts.contact_id }}"}'))
     router = route.Router(
-        mappings=load_mappings(tmp_path),
+        mappings=load_mappings(route_mappings),
         queue=route.SqsJobQueue(aws.sqs),
         queue_url=Settings.from_environ().queue_url,
         enrich=Enrichment.of(Dependencies.from_environ()),
@@ -185,7 +196,7 @@ def test_event_is_dropped_without_failure_when_no_mapping_applies(aws, route_han
 
 
 def test_record_fails_when_a_delivery_queue_refuses_the_job(
-    aws, sandboxes, hubspot_envelope, lambda_context, monkeypatch: pytest.MonkeyPatch
+    aws, sandboxes, hubspot_envelope, lambda_context, monkeypatch: pytest.MonkeyPatch, route_mappings: Path
 ) -> None:
     from timeline_bridge.enrichment import Enrichment
     from timeline_bridge.wiring import Dependencies
@@ -194,7 +205,7 @@ def test_record_fails_when_a_delivery_queue_refuses_the_job(
         "MATTER_QUEUE_URL", aws.queues["matter"].replace("timeline-bridge-matter", "no-such-queue")
     )
     router = route.Router(
-        mappings=load_mappings(MAPPINGS),
+        mappings=load_mappings(route_mappings),
         queue=route.SqsJobQueue(aws.sqs),
         queue_url=Settings.from_environ().queue_url,
         enrich=Enrichment.of(Dependencies.from_environ()),

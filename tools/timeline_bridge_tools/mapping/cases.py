@@ -15,26 +15,50 @@
 `expect` is exactly one of: `output` (the exact body), `contains` (a subset of the body),
 `skipped` (the mapping does not apply) or `error` (a substring of the MappingError). A case may
 also give `enrichment` (what the enrich hook would return) and `index` (which event of a batch).
+Any other key is refused with its line, so a misspelt `expected:` never passes unnoticed.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping.engine import Mapping
-from timeline_bridge.mapping.yaml_lines import AnchorError, DuplicateKeyError, dotted, load_with_lines
+from timeline_bridge.mapping.loader import display_path
+from timeline_bridge.mapping.yaml_lines import (
+    AnchorError,
+    DuplicateKeyError,
+    dotted,
+    line_of,
+    load_with_lines,
+)
 from timeline_bridge.models import Envelope
 
 from timeline_bridge_tools.mapping.samples import envelope_from_dict, envelopes_from_file
 
 EXPECTATIONS = ("output", "contains", "skipped", "error")
+CASE_KEYS = ("name", "input", "expect", "enrichment", "index")
 
 
 class CaseFailure(AssertionError):
-    """A case's expectation did not hold."""
+    """A case's expectation did not hold; `details` lists each differing field."""
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        self.details = details or []
+        super().__init__("\n  ".join([message, *self.details]))
+
+
+class CasesFileError(ValueError):
+    """A cases file that cannot be read as cases: `file:line: reason`."""
+
+    def __init__(self, path: Path, reason: str, line: int | None = None) -> None:
+        self.file, self.line, self.reason = display_path(path), line, reason
+        super().__init__(f"{self.file}:{line}: {reason}" if line else f"{self.file}: {reason}")
 
 
 @dataclass
@@ -44,6 +68,7 @@ class Case:
     expect: dict[str, Any]
     enrichment: dict[str, Any] = field(default_factory=dict)
     index: int = 0
+    line: int | None = None  # where the case starts in its file
 
 
 def cases_path(mapping_path: Path) -> Path:
@@ -53,37 +78,73 @@ def cases_path(mapping_path: Path) -> Path:
 
 def load_cases(path: Path) -> list[Case]:
     """Read a cases file (the YAML of mapping files: no anchors or aliases, no repeated keys);
-    raises ValueError describing the first malformed case, as `file:line: reason` where it can."""
+    raises CasesFileError (a ValueError) at the first malformed case, as `file:line: reason`."""
     try:
-        data, _lines = load_with_lines(path.read_text(encoding="utf-8"))
+        data, lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CasesFileError(path, f"cannot read: {exc.strerror or exc}") from None
     except AnchorError as exc:
-        raise ValueError(f"{path}:{exc.line}: {exc.reason}") from None
+        raise CasesFileError(path, exc.reason, exc.line) from None
     except DuplicateKeyError as exc:
-        raise ValueError(f"{path}:{exc.line}: {dotted(exc.path)}: duplicate key") from None
+        raise CasesFileError(path, f"{dotted(exc.path)}: duplicate key", exc.line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CasesFileError(path, f"invalid YAML: {problem}", mark.line + 1 if mark else None) from None
     if data is None:
         return []
+    prefix: tuple[Any, ...] = ()
     if isinstance(data, dict) and "cases" in data:
-        data = data["cases"]
+        data, prefix = data["cases"], ("cases",)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: a cases file is a list of cases")
+        raise CasesFileError(path, "a cases file is a list of cases", line_of(lines, prefix))
     cases = []
     for position, raw in enumerate(data):
-        if not isinstance(raw, dict) or "input" not in raw or not isinstance(raw.get("expect"), dict):
-            raise ValueError(f"{path}: case {position + 1} needs `input` and an `expect` mapping")
+        here = (*prefix, position)
+        line = line_of(lines, here)
+        label = f"case {position + 1}"
+        if not isinstance(raw, dict):
+            raise CasesFileError(path, f"{label}: a case is a mapping (name:, input:, expect:)", line)
+        for key in raw:
+            if key not in CASE_KEYS:
+                raise CasesFileError(
+                    path,
+                    f"{label}: unknown key {key!r}{did_you_mean(key, CASE_KEYS)}",
+                    line_of(lines, (*here, key)),
+                )
+        if "input" not in raw or not isinstance(raw.get("expect"), dict):
+            raise CasesFileError(path, f"{label} needs `input` and an `expect` mapping", line)
         expect = raw["expect"]
-        given = [k for k in EXPECTATIONS if k in expect]
-        if len(given) != 1 or set(expect) - set(EXPECTATIONS):
-            raise ValueError(f"{path}: case {position + 1}: expect exactly one of {', '.join(EXPECTATIONS)}")
+        for key in expect:
+            if key not in EXPECTATIONS:
+                raise CasesFileError(
+                    path,
+                    f"{label}: expect: unknown key {key!r}{did_you_mean(key, EXPECTATIONS)}",
+                    line_of(lines, (*here, "expect", key)),
+                )
+        if len(expect) != 1:
+            raise CasesFileError(
+                path,
+                f"{label}: expect exactly one of {', '.join(EXPECTATIONS)}",
+                line_of(lines, (*here, "expect")),
+            )
         cases.append(
             Case(
-                name=str(raw.get("name") or f"case {position + 1}"),
+                name=str(raw.get("name") or label),
                 input=raw["input"],
                 expect=expect,
                 enrichment=raw.get("enrichment") or {},
                 index=int(raw.get("index", 0)),
+                line=line,
             )
         )
     return cases
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """` (did you mean 'x'?)` for the closest of `known`, or nothing."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def case_envelope(case: Case, mapping: Mapping, root: Path) -> Envelope:
@@ -122,26 +183,35 @@ def run_case(case: Case, mapping: Mapping, root: Path) -> dict[str, Any] | None:
     if "error" in expect:
         raise CaseFailure(f"expected an error containing {expect['error']!r}, got a body: {body}")
     if "output" in expect and body != expect["output"]:
-        raise CaseFailure(f"body differs:\n  got:      {body}\n  expected: {expect['output']}")
+        raise CaseFailure("body differs from `output`", differences(expect["output"], body, exact=True))
     if "contains" in expect:
-        problem = subset_problem(expect["contains"], body)
-        if problem:
-            raise CaseFailure(f"body does not contain the expected values: {problem}\n  got: {body}")
+        details = differences(expect["contains"], body, exact=False)
+        if details:
+            raise CaseFailure("body does not contain the values of `contains`", details)
     return body
 
 
-def subset_problem(expected: Any, actual: Any, path: str = "body") -> str | None:
-    """Where `expected` is not a subset of `actual` (objects recursively, anything else equal)."""
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return f"{path} is {actual!r}, expected an object"
+def differences(expected: Any, actual: Any, *, exact: bool, path: str = "") -> list[str]:
+    """Each field where `actual` differs from `expected`, as `path: got X, expected Y`. Objects are
+    compared key by key; with `exact`, keys `expected` does not name are differences too."""
+    where = path or "body"
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found: list[str] = []
         for key, value in expected.items():
+            child = f"{path}.{key}" if path else str(key)
             if key not in actual:
-                return f"{path}.{key} is missing"
-            problem = subset_problem(value, actual[key], f"{path}.{key}")
-            if problem:
-                return problem
-        return None
+                found.append(f"{child}: missing, expected {_shown(value)}")
+            else:
+                found.extend(differences(value, actual[key], exact=exact, path=child))
+        if exact:
+            for key in actual.keys() - expected.keys():
+                child = f"{path}.{key}" if path else str(key)
+                found.append(f"{child}: got {_shown(actual[key])}, not expected")
+        return found
     if expected != actual:
-        return f"{path} is {actual!r}, expected {expected!r}"
-    return None
+        return [f"{where}: got {_shown(actual)}, expected {_shown(expected)}"]
+    return []
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

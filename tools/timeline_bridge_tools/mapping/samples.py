@@ -7,6 +7,7 @@ request body (JSON, or Slack's `payload=` form). The source's own parser splits 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ def is_function_url_event(data: Any) -> bool:
     )
 
 
-def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
-    """A WebhookRequest from a sample file's bytes: a Function URL event, or a raw body."""
+def request_from_bytes(source: str, raw: bytes, name: str | None = None) -> WebhookRequest:
+    """A WebhookRequest from a sample file's bytes: a Function URL event, or a raw body. `name`
+    (a generic endpoint's) makes it a request to `/<source>/<name>`: a raw body has no path."""
     from timeline_bridge.config import Settings
 
     try:
@@ -39,9 +41,10 @@ def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
     except ValueError:
         data = None
     if is_function_url_event(data):
-        return WebhookRequest.from_function_url_event(
+        request = WebhookRequest.from_function_url_event(
             data, max_body_bytes=Settings.from_environ().max_body_bytes
         )
+        return dataclasses.replace(request, raw_path=f"/{source}/{name}") if name else request
     stripped = raw.lstrip()
     content_type = (
         "application/json" if stripped.startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
@@ -49,7 +52,8 @@ def request_from_bytes(source: str, raw: bytes) -> WebhookRequest:
     from timeline_bridge.sources import SOURCE_SPECS
 
     spec = SOURCE_SPECS.get(source)
-    path = spec.dry_run_path() if spec else f"/{source}"  # an unknown source fails when parsed
+    # An unknown source fails when parsed.
+    path = f"/{source}/{name}" if name else spec.dry_run_path() if spec else f"/{source}"
     return WebhookRequest(
         method="POST", raw_path=path, raw_query="", headers={"content-type": content_type}, body=raw
     )
@@ -71,13 +75,14 @@ def envelopes_from_request(
     return [e.envelope(source, src.endpoint_name, received_at) for e in parsed.events if e.known]
 
 
-def envelopes_from_file(source: str, path: str | Path) -> list[Envelope]:
-    """The envelopes a sample file (Function URL event or raw body) would become."""
+def envelopes_from_file(source: str, path: str | Path, name: str | None = None) -> list[Envelope]:
+    """The envelopes a sample file (Function URL event or raw body) would become; `name` is the
+    generic endpoint it is sent to (`/generic/<name>`)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise SampleError(f"cannot read {path}: {exc}") from exc
-    return envelopes_from_request(source, request_from_bytes(source, raw))
+    return envelopes_from_request(source, request_from_bytes(source, raw, name))
 
 
 def envelope_from_dict(data: dict[str, Any], *, source: str, default_id: str) -> Envelope:
