@@ -7,6 +7,8 @@
   file is called app.py, so each is loaded by path under its own module name), once per test: its
   stage builds its dependencies at its first call, from the test's environment.
 - `load_event`: `load_event("slack/approve-button.json")` reads a Function URL event from `events/`.
+- `shipped_mappings`: `shipped_mappings("hubspot-deal-stage-to-stora")` copies named mappings into a
+  folder of the test's own (a user's added mappings never change what such a test counts).
 """
 
 from __future__ import annotations
@@ -257,6 +259,26 @@ def sandboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield running
     finally:
         stop_all(running)
+
+
+# --- mapping folders ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shipped_mappings(tmp_path: Path) -> Any:
+    """`shipped_mappings(name, ...)`: a folder of the test's own holding copies of the named
+    mappings under mappings/. A test that counts jobs or timeline events runs on one, so a mapping
+    a user adds beside the shipped ones changes nothing it counts."""
+    import shutil
+
+    def copy(*names: str) -> Path:
+        folder = tmp_path / "mappings"
+        folder.mkdir(exist_ok=True)
+        for name in names:
+            shutil.copy(ROOT / "mappings" / f"{name}.yaml", folder)
+        return folder
+
+    return copy
 
 
 # --- the local runtime (bridge dev) --------------------------------------------------------------

@@ -26,10 +26,10 @@ NEW_NAME = "fault-generic-invoice-to-matter"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Any:
-    """`bridge dev` of a project whose mappings folder is a copy of the shipped one."""
-    mappings = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", mappings)
+def project(tmp_path: Path, shipped_mappings: Any) -> Any:
+    """`bridge dev` of a project whose mappings folder holds shipped mappings none of which takes
+    the generic sample (a user's generic mapping under mappings/ would)."""
+    mappings = shipped_mappings("hubspot-deal-stage-to-matter", "pipedrive-deal-stage-to-stora")
     runtime = LocalRuntime(
         ROOT,
         port=0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +52,9 @@ def hubspot_envelope() -> Envelope:
 
 
 @pytest.fixture
-def route_mappings(tmp_path: Path) -> Path:
-    """A folder of its own holding the shipped HubSpot mappings these tests count jobs for: a
-    mapping a user adds under mappings/ changes no count here."""
-    folder = tmp_path / "mappings"
-    folder.mkdir()
-    for names in HUBSPOT_MAPPINGS.values():
-        for name in names:
-            shutil.copy(MAPPINGS / f"{name}.yaml", folder)
-    return folder
+def route_mappings(shipped_mappings: Any) -> Path:
+    """The shipped HubSpot mappings these tests count jobs for, in a folder of their own."""
+    return shipped_mappings(*(name for names in HUBSPOT_MAPPINGS.values() for name in names))
 
 
 @pytest.fixture
