@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from timeline_bridge import TARGETS, aws
+from timeline_bridge.delivery.outcomes import details_text
 from timeline_bridge.models import DeliveryJob
 from timeline_bridge.observability import logger
 
@@ -96,6 +97,7 @@ class DeadLetter:
                 "provider_code": None,
                 "provider_message": (data.get("source") and f"{data.get('source')} {data.get('event_type')}")
                 or self.body[:120],
+                "details": "",
                 "attempts": int(receives) if receives else None,
                 "dead_lettered_at": None,
             }
@@ -111,6 +113,9 @@ class DeadLetter:
             "provider_message": reason.get("provider_message")
             or reason.get("message")
             or reason.get("detail"),
+            # The provider's reason per field (Stora's `value at /contact is required by the
+            # template`): the message alone rarely says what to fix.
+            "details": details_text(reason.get("details")),
             "attempts": reason.get("attempts", data.get("attempts")),
             "dead_lettered_at": reason.get("dead_lettered_at") or reason.get("at"),
         }

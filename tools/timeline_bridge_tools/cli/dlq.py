@@ -23,7 +23,7 @@ COLUMNS = (
     ("status", 6),
     ("provider_code", 24),
     ("attempts", 8),
-    ("provider_message", 0),
+    ("provider_message", 0),  # with the provider's details after it: they say what to fix
 )
 
 
@@ -90,6 +90,12 @@ def _cell(value: Any, width: int) -> str:
     return text.ljust(width) if width else text
 
 
+def _value(summary: dict[str, Any], column: str) -> Any:
+    if column == "provider_message" and summary.get("details"):
+        return " · ".join(str(v) for v in (summary.get(column), summary["details"]) if v)
+    return summary.get(column)
+
+
 def run(args: argparse.Namespace) -> int:
     from timeline_bridge_tools import dlq
 
@@ -151,7 +157,7 @@ def _list(dlq: Any, selected: list[Any], args: argparse.Namespace) -> int:
         if entry["dead_letters"]:
             print("  " + " ".join(_cell(name, width) for name, width in COLUMNS))
             for summary in entry["dead_letters"]:
-                print("  " + " ".join(_cell(summary.get(name), width) for name, width in COLUMNS))
+                print("  " + " ".join(_cell(_value(summary, name), width) for name, width in COLUMNS))
         if filtering:
             if entry["matching"] >= limit:
                 print("  … maybe more matching (--limit N)")

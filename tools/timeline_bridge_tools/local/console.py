@@ -159,11 +159,14 @@ def _dead_letters(groups: dict[str, dict[str, Any]], csrf_token: str) -> str:
                 _e(m.get("code")),
                 _e(m.get("reason")),
                 _e(m.get("message")),
+                _e(m.get("details")),
                 _e(m.get("attempts")),
             )
             for m in group.get("messages") or []
         ]
-        table = _table(("key", "mapping", "status", "code", "reason", "message", "attempts"), rows, "")
+        table = _table(
+            ("key", "mapping", "status", "code", "reason", "message", "details", "attempts"), rows, ""
+        )
         parts.append(
             f'<div class="dlq" id="dlq-{_e(target)}"><h3>{_e(target)} <span class="muted">{_e(count)}</span> {button}</h3>{table}</div>'
         )

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from timeline_bridge import TARGETS
+from timeline_bridge.delivery.outcomes import reason_text
 from timeline_bridge.models import DeliveryJob, Envelope, utc_now_iso
 from timeline_bridge.sources import SOURCE_SPECS
 from timeline_bridge.wiring import Stage, StageObserver
@@ -282,6 +283,10 @@ class LocalRuntime:
 
             self._saved_log_level = logger.log_level
             logger.setLevel(self.log_level)
+        if self.echo is not None:
+            from timeline_bridge.observability import logger
+
+            logger.addFilter(_said_in_a_line)
         refs = self._create_resources(template)
         self._start_targets()
         self._load_functions(template, refs)
@@ -329,6 +334,10 @@ class LocalRuntime:
 
             logger.setLevel(self._saved_log_level)
             self._saved_log_level = None
+        if self.echo is not None:
+            from timeline_bridge.observability import logger
+
+            logger.removeFilter(_said_in_a_line)
         if self.write_state_file:
             state_files.remove_state(self.state_root)
 
@@ -962,6 +971,7 @@ class LocalRuntime:
                             "status": summary.get("status"),
                             "code": summary.get("provider_code"),
                             "message": summary.get("provider_message"),
+                            "details": summary.get("details"),
                             "attempts": summary.get("attempts"),
                         }
                     )
@@ -970,7 +980,7 @@ class LocalRuntime:
                     if data.get("key") and (record is None or record.status != "dead-lettered"):
                         # SQS moved it after maxReceiveCount: no function sent it there.
                         self.journal.dead_lettered(
-                            data, _reason_text(data.get("dead_letter") or {}) or "max receives"
+                            data, reason_text(data.get("dead_letter") or {}) or "max receives"
                         )
                 found[name] = {"count": count, "messages": messages}
         return found
@@ -1143,13 +1153,24 @@ class JournalObserver:
         elif outcome == "deferred":
             journal.job_queued(data, status="queued", detail=f"waiting until {job.not_before}")
         elif outcome == "dead-lettered":
-            reason = _reason_text(job.dead_letter or {})
+            reason = reason_text(job.dead_letter or {})
             if self.function.kind == "deliver":
                 journal.attempt(data, max(job.attempts, 1), "dead-lettered", reason)
             journal.dead_lettered(data, reason)
             self.runtime._say(f"  dead-lettered  {target} {job.mapping} ({reason})")
         elif outcome == "returned":
             journal.attempt(data, job.attempts + 1, "error", detail or "returned to the queue")
+
+
+# The functions' log records of a dead letter, which the terminal already shows as one readable
+# line ("dead-lettered  <target> <mapping> (<why>)", from either stage): the JSON record after it
+# would say the same thing twice, and less of it.
+SAID_IN_A_LINE = frozenset({"mapping error: job dead-lettered", "timeline event dead-lettered"})
+
+
+def _said_in_a_line(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop it) for a record the terminal shows as a readable line."""
+    return record.getMessage() not in SAID_IN_A_LINE
 
 
 def _as_dict(job: DeliveryJob) -> dict[str, Any]:
@@ -1199,15 +1220,3 @@ def _json(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return None
-
-
-def _reason_text(reason: dict[str, Any]) -> str:
-    if not reason:
-        return ""
-    parts = [
-        reason.get("reason"),
-        reason.get("status"),
-        reason.get("provider_code"),
-        reason.get("provider_message"),
-    ]
-    return " · ".join(str(p) for p in parts if p not in (None, ""))

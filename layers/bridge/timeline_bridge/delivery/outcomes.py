@@ -80,3 +80,57 @@ def dead_letter_record(
         "idempotency_key": job.key,
         "dead_lettered_at": iso(now),
     }
+
+
+# A line a terminal or a table cell still holds: a provider may list a reason per field.
+DETAILS_TEXT_LIMIT = 400
+# Where a provider says a reason applies, by the key each target's error body uses for it
+# (Stora's pointer, Applied's attr, Matter's field, HubSpot's in).
+_DETAIL_PLACES = ("pointer", "attr", "field", "in")
+
+
+def details_text(details: Any) -> str:
+    """A failure's `details` (the provider's reason per field) as one line, e.g. ``value at
+    `/contact` is required by the template; kind: kind is required.``. Reads the shapes the
+    targets keep (a `message`, `detail` or `messages` and where it applies); anything else is
+    shown as its keys and values. "" when there are none."""
+    items = details if isinstance(details, list) else []
+    text = "; ".join(part for part in (_detail_text(item) for item in items) if part)
+    return text if len(text) <= DETAILS_TEXT_LIMIT else text[: DETAILS_TEXT_LIMIT - 1] + "…"
+
+
+def _detail_text(item: Any) -> str:
+    if not isinstance(item, dict):
+        return "" if item in (None, "") else str(item)
+    text = next((v for k in ("message", "detail") if isinstance(v := item.get(k), str) and v), "")
+    if not text and isinstance(item.get("messages"), list):
+        text = " ".join(str(m) for m in item["messages"])
+    if not text:
+        return ", ".join(
+            f"{k}={json.dumps(v, default=str) if isinstance(v, dict | list) else v}" for k, v in item.items()
+        )
+    place = next((v for k in _DETAIL_PLACES if isinstance(v := item.get(k), str) and v), "")
+    # Said already: a pointer quoted in the message (Stora's), a message that begins with its field.
+    said = text.startswith(place) or (place.startswith("/") and place in text)
+    return f"{place}: {text}" if place and not said else text
+
+
+def reason_text(record: dict[str, Any] | None) -> str:
+    """A dead-letter reason record (`job.dead_letter`, from either stage) as the one line a person
+    reads in a terminal or a table: the reason, the provider's status, code, message and details
+    for a refusal (`permanent_failure · 422 · invalid_content · The request body content is not
+    valid. · value at `/contact` is required by the template`), the reason and where the mapping
+    failed (`file:line: field: why`) for a route-stage one. "" for no record."""
+    if not record:
+        return ""
+    if record.get("stage") == "route":
+        parts = [record.get("reason"), record.get("message") or record.get("detail")]
+    else:
+        parts = [
+            record.get("reason"),
+            record.get("status"),
+            record.get("provider_code"),
+            record.get("provider_message"),
+            details_text(record.get("details")),
+        ]
+    return " · ".join(str(p) for p in parts if p not in (None, ""))
