@@ -84,10 +84,13 @@ def test_validate_fails_when_a_path_does_not_exist(tmp_path: Path, capsys) -> No
     assert "no such file or directory" in capsys.readouterr().out
 
 
-def test_map_prints_the_target_requests_when_given_a_function_url_event(capsys) -> None:
+PIPEDRIVE = ("pipedrive-deal-stage-to-applied", "pipedrive-deal-stage-to-stora")
+
+
+def test_map_prints_the_target_requests_when_given_a_function_url_event(capsys, shipped_mappings) -> None:
     sample = "events/pipedrive/deal-stage-change-v2.json"
 
-    code = main(["map", "pipedrive", sample, "--no-enrich"])
+    code = main(["map", "pipedrive", sample, "--no-enrich", "--mappings", str(shipped_mappings(*PIPEDRIVE))])
 
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -109,12 +112,15 @@ def test_map_prints_the_target_requests_when_given_a_function_url_event(capsys) 
     }
 
 
-def test_map_accepts_a_raw_body_when_the_file_is_not_a_function_url_event(tmp_path: Path, capsys) -> None:
+def test_map_accepts_a_raw_body_when_the_file_is_not_a_function_url_event(
+    tmp_path: Path, capsys, shipped_mappings
+) -> None:
     event = json.loads((ROOT / "events/pipedrive/deal-stage-change-v2.json").read_text())
     raw = tmp_path / "body.json"
     raw.write_text(event["body"])
+    folder = str(shipped_mappings(*PIPEDRIVE))
 
-    assert main(["map", "pipedrive", str(raw), "--no-enrich"]) == 0
+    assert main(["map", "pipedrive", str(raw), "--no-enrich", "--mappings", folder]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
 
 

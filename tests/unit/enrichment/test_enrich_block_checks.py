@@ -43,7 +43,7 @@ def test_fetch_reading_a_later_result_is_an_error_naming_its_line():
     ]
 
 
-def test_body_reading_a_result_nobody_fetches_is_an_error():
+def test_body_reading_a_misspelt_result_is_an_error_naming_the_fetched_one():
     errors = errors_of(
         """enrich:
   deal: {fetch: hubspot.deal, with: {id: "${{ event.objectId }}"}}
@@ -52,7 +52,19 @@ def test_body_reading_a_result_nobody_fetches_is_an_error():
 """,
     )
 
-    assert errors == ["checked.yaml:6: body.title: enrichment.dael is not fetched: add 'dael' to enrich"]
+    assert errors == ["checked.yaml:6: body.title: enrichment.dael is not fetched (did you mean 'deal'?)"]
+
+
+def test_body_reading_a_result_nobody_fetches_is_an_error():
+    errors = errors_of(
+        """enrich:
+  deal: {fetch: hubspot.deal, with: {id: "${{ event.objectId }}"}}
+""",
+        body="""body: {kind: audit, title: "${{ enrichment.owner.name }}", occurred_at: "2025-11-23T12:01:55Z", actor: a, ref: r}
+""",
+    )
+
+    assert errors == ["checked.yaml:6: body.title: enrichment.owner is not fetched: add 'owner' to enrich"]
 
 
 def test_unknown_kind_and_unknown_argument_are_errors_naming_their_lines():

@@ -219,17 +219,28 @@ def test_shipped_mappings_load_side_by_side_whatever_the_default_api(monkeypatch
         }
 
 
-def test_bridge_map_yields_every_target_request_when_the_default_api_is_2026_03(monkeypatch, capsys) -> None:
+def test_bridge_map_yields_every_target_request_when_the_default_api_is_2026_03(
+    monkeypatch, capsys, shipped_mappings
+) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("HUBSPOT_TIMELINE_API", "2026-03")
+    # Shipped mappings that need no enrichment, in a folder of their own: one a user adds changes nothing.
+    folder = shipped_mappings(
+        "pipedrive-deal-stage-to-stora",
+        "pipedrive-deal-stage-to-applied",
+        "hubspot-deal-stage-to-hubspot-timeline",
+        "hubspot-deal-stage-to-hubspot-app-events",
+    )
+    mapped = ["--no-enrich", "--mappings", str(folder)]
 
-    code = main(["map", "pipedrive", "events/pipedrive/deal-stage-change-v2.json", "--no-enrich"])
+    code = main(["map", "pipedrive", "events/pipedrive/deal-stage-change-v2.json", *mapped])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert {r["target"] for r in json.loads(out)} == {"stora", "applied"}
 
-    code = main(["map", "hubspot", "events/hubspot/deal-stage-change.json", "--no-enrich"])
-    out, _ = capsys.readouterr()
+    code = main(["map", "hubspot", "events/hubspot/deal-stage-change.json", *mapped])
+    out, err = capsys.readouterr()
+    assert code == 0, err
     urls = {r["mapping"]: r["url"] for r in json.loads(out) if r["target"] == "hubspot"}
     assert urls == {
         "hubspot-deal-stage-to-hubspot-timeline": "https://api.hubapi.com/integrators/timeline/v3/events",

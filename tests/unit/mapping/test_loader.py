@@ -107,6 +107,16 @@ def test_bad_jmespath_fails_at_load_when_used_in_when() -> None:
         ("to_iso8601(event.a, event.b)", "to_iso8601() takes 1 arguments, got 2"),
         ("evnt.objectId", "unknown name 'evnt'"),
         ("null", "the literal is `null`, in backticks"),
+        # a misspelt name, function or table names the one meant
+        ("evnt.objectId", "expressions see enrichment, event, meta (did you mean 'event'?)"),
+        ("to_iso(event.x)", "unknown function to_iso() in 'to_iso(event.x)' (did you mean 'to_iso8601'?)"),
+        ("lookup('tt', event.x)", "lookup table 'tt' is not defined in lookups (did you mean 't'?)"),
+        # a syntax error names its 1-based column in the expression and what comes before it
+        (
+            "event.a ||| x",
+            "syntax error: unexpected '|', column 11 of 'event.a ||| x' (after 'event.a ||')",
+        ),
+        ("length(event.a", "syntax error: the expression ends too early, column 15 of 'length(event.a'"),
     ],
 )
 def test_expression_checks_fail_at_load_when_an_expression_cannot_work(expression, reason) -> None:

@@ -20,7 +20,6 @@ Any other key is refused with its line, so a misspelt `expected:` never passes u
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping.engine import Mapping
+from timeline_bridge.mapping.expressions import did_you_mean
 from timeline_bridge.mapping.loader import display_path
 from timeline_bridge.mapping.yaml_lines import (
     AnchorError,
@@ -139,12 +139,6 @@ def load_cases(path: Path) -> list[Case]:
             )
         )
     return cases
-
-
-def did_you_mean(name: str, known: Any) -> str:
-    """` (did you mean 'x'?)` for the closest of `known`, or nothing."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def case_envelope(case: Case, mapping: Mapping, root: Path) -> Envelope:

@@ -13,7 +13,7 @@ from typing import Any
 import jmespath
 from jmespath import exceptions as jp_exceptions
 
-from timeline_bridge.mapping.expressions import split_template
+from timeline_bridge.mapping.expressions import did_you_mean, split_template
 
 Path_ = tuple[str | int, ...]
 
@@ -68,7 +68,12 @@ def problems(enrich: dict[str, Any], body: Any) -> list[tuple[Path_, str]]:
         for path, expression in _expressions(with_raw or {}, ("enrich", name, "with")):
             for used in sorted(enrichment_names(expression)):
                 if used not in enrich:
-                    out.append((path, f"enrichment.{used} is not fetched: no {used!r} in enrich"))
+                    out.append(
+                        (
+                            path,
+                            f"enrichment.{used} is not fetched: no {used!r} in enrich{did_you_mean(used, enrich)}",
+                        )
+                    )
                 elif names.index(used) >= position:
                     out.append(
                         (
@@ -79,5 +84,6 @@ def problems(enrich: dict[str, Any], body: Any) -> list[tuple[Path_, str]]:
     for path, expression in _expressions(body, ("body",)):
         for used in sorted(enrichment_names(expression)):
             if used not in enrich:
-                out.append((path, f"enrichment.{used} is not fetched: add {used!r} to enrich"))
+                hint = did_you_mean(used, enrich) or f": add {used!r} to enrich"
+                out.append((path, f"enrichment.{used} is not fetched{hint}"))
     return out

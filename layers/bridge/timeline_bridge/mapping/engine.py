@@ -25,6 +25,7 @@ from timeline_bridge.mapping.expressions import (
     Getter,
     compared_literals,
     compile_expression,
+    did_you_mean,
     function_calls,
     has_non_finite,
     is_false,
@@ -74,9 +75,24 @@ def _endpoint_name_problems(text: str) -> list[str]:
 
 def _describe(exc: BaseException) -> str:
     # One line, short: errors are printed as `file:line: field: reason` (jmespath's parse errors
-    # draw a caret diagram over several lines).
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    # draw a caret diagram over several lines, at a 0-based column of the expression alone).
+    text = _syntax_error(exc) or " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def _syntax_error(exc: BaseException) -> str | None:
+    """Where a JMESPath syntax error is, as a 1-based column of its expression and the text before it."""
+    position = getattr(exc, "lex_position", None)
+    expression = getattr(exc, "expression", None)
+    if not isinstance(position, int) or not isinstance(expression, str):
+        return None
+    if isinstance(exc, jp_exceptions.IncompleteExpressionError):
+        what = "the expression ends too early"
+    elif isinstance(exc, jp_exceptions.LexerError):
+        what = f"{' '.join(str(exc.message).split()).rstrip(':')} at {exc.lexer_value!r}"
+    else:
+        what = f"unexpected {getattr(exc, 'token_value', '')!r}"
+    return f"syntax error: {what}, column {position + 1} of {expression!r} (after {expression[:position]!r})"
 
 
 # --- compiling a body template ----------------------------------------------------------------
@@ -118,13 +134,17 @@ class _Compiler:
         problems = []
         for name in sorted(referenced_roots(text) - roots):
             allowed = ", ".join(sorted(roots))
-            hint = f" (the literal is `{name}`, in backticks)" if name in ("null", "true", "false") else ""
+            hint = (
+                f" (the literal is `{name}`, in backticks)"
+                if name in ("null", "true", "false")
+                else did_you_mean(name, roots)
+            )
             problems.append(f"unknown name {name!r} in {text!r}: expressions see {allowed}{hint}")
         table = self.functions.FUNCTION_TABLE
         for name, args in function_calls(text):
             spec = table.get(name)
             if spec is None:
-                problems.append(f"unknown function {name}() in {text!r}")
+                problems.append(f"unknown function {name}() in {text!r}{did_you_mean(name, table)}")
                 continue
             signature = spec["signature"]
             low = len(signature)
@@ -135,7 +155,10 @@ class _Compiler:
             if name == "lookup" and args and args[0].get("type") == "literal":
                 table_name = args[0]["value"]
                 if isinstance(table_name, str) and table_name not in self.functions.lookups:
-                    problems.append(f"lookup table {table_name!r} is not defined in lookups")
+                    problems.append(
+                        f"lookup table {table_name!r} is not defined in lookups"
+                        f"{did_you_mean(table_name, self.functions.lookups)}"
+                    )
         problems.extend(_endpoint_name_problems(text))
         return problems
 

@@ -747,6 +747,14 @@ _OPEN = "${{"
 _CLOSE = "}}"
 
 
+def did_you_mean(name: str, known: Any) -> str:
+    """` (did you mean 'x'?)` naming the closest of `known` to a misspelt `name`, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def split_template(text: str) -> list[str | tuple[str]] | None:
     """Split `text` into literal strings and `(expression,)` parts; None when it has no `${{`.
 
