@@ -232,3 +232,45 @@ def test_command_help_shows_examples_when_asked(capsys, command: str) -> None:
     out = capsys.readouterr().out
     assert "examples:" in out
     assert f"bridge {command} " in out.split("examples:", 1)[1]
+
+
+def test_skipped_case_names_the_false_part_of_when_and_the_value_read(tmp_path: Path, capsys) -> None:
+    cases_file = stora_copy(
+        tmp_path,
+        "- name: another property\n  input:\n"
+        "    event: {subscriptionType: deal.propertyChange, objectId: 1, propertyName: amount}\n"
+        "  expect: {contains: {description: x}}\n",
+    )
+
+    assert main(["test", str(tmp_path)]) == 1
+
+    out = capsys.readouterr().out
+    assert f"FAIL {cases_file}:1: another property" in out
+    assert (
+        "mapping was skipped: this part of when is false: event.propertyName == 'dealstage'"
+        ' (event.propertyName is "amount")'
+    ) in out
+
+
+def test_skipped_case_says_the_sources_differ_when_the_input_names_another(tmp_path: Path, capsys) -> None:
+    stora_copy(
+        tmp_path,
+        "- name: a click\n  input: {source: slack, event: {type: block_actions}}\n  expect: {contains: {a: b}}\n",
+    )
+
+    assert main(["test", str(tmp_path)]) == 1
+
+    assert (
+        "mapping was skipped: the input's source is 'slack', the mapping's 'hubspot'"
+        in capsys.readouterr().out
+    )
+
+
+def test_when_is_split_at_its_outermost_ands_only() -> None:
+    from timeline_bridge_tools.mapping.cases import top_level_and
+
+    assert top_level_and("a == 'x && y' && (b && c) &&\n `[1]` != d") == [
+        "a == 'x && y'",
+        "(b && c)",
+        "`[1]` != d",
+    ]

@@ -20,6 +20,7 @@ Any other key is refused with its line, so a misspelt `expected:` never passes u
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,7 @@ def run_case(case: Case, mapping: Mapping, root: Path) -> dict[str, Any] | None:
             )
         return body
     if body is None:
-        raise CaseFailure("mapping was skipped (when is false or the source differs)")
+        raise CaseFailure(f"mapping was skipped: {why_skipped(mapping, envelope)}")
     if "error" in expect:
         raise CaseFailure(f"expected an error containing {expect['error']!r}, got a body: {body}")
     if "output" in expect and body != expect["output"]:
@@ -183,6 +184,62 @@ def run_case(case: Case, mapping: Mapping, root: Path) -> dict[str, Any] | None:
         if details:
             raise CaseFailure("body does not contain the values of `contains`", details)
     return body
+
+
+def why_skipped(mapping: Mapping, envelope: Envelope) -> str:
+    """Which part of `when` is false for `envelope` (its first false `&&` operand), or that the
+    sources differ."""
+    from timeline_bridge.mapping.expressions import BridgeFunctions, compile_expression, is_false
+
+    if envelope.source != mapping.source:
+        return f"the input's source is {envelope.source!r}, the mapping's {mapping.source!r}"
+    when = (mapping.when or "").strip()
+    context = mapping.context(envelope)
+    functions = BridgeFunctions(mapping.lookups)
+    for part in top_level_and(when):
+        try:
+            value = compile_expression(part, functions)(context)
+        except Exception:  # noqa: S112 - the whole `when` is named below
+            continue
+        if is_false(value):
+            shown = f" ({part} is {json.dumps(value)})" if value is not False else ""
+            compared = top_level_split(part, ("==", "!=", "<=", ">=", "<", ">"))
+            if value is False and len(compared) == 2:
+                # The side read from the input: what the case gave instead.
+                with contextlib.suppress(Exception):
+                    shown = f" ({compared[0]} is {json.dumps(compile_expression(compared[0], functions)(context))})"
+            return f"this part of when is false: {part}{shown}" if part != when else f"when is false{shown}"
+    return "when is false"
+
+
+def top_level_and(expression: str) -> list[str]:
+    """`a && (b || c) && d` → [a, (b || c), d]: the operands of the outermost `&&`s."""
+    return top_level_split(expression, ("&&",))
+
+
+def top_level_split(expression: str, operators: tuple[str, ...]) -> list[str]:
+    """`expression` cut at each of `operators` that stands outside quotes, backticks and brackets."""
+    parts, depth, quote, start, i = [], 0, "", 0, 0
+    while i < len(expression):
+        char = expression[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'`\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and (operator := next((o for o in operators if expression.startswith(o, i)), None)):
+            parts.append(expression[start:i].strip())
+            start = i + len(operator)
+            i += len(operator) - 1
+        i += 1
+    parts.append(expression[start:].strip())
+    return [" ".join(part.split()) for part in parts if part]
 
 
 def differences(expected: Any, actual: Any, *, exact: bool, path: str = "") -> list[str]:
