@@ -274,3 +274,29 @@ def test_when_is_split_at_its_outermost_ands_only() -> None:
         "(b && c)",
         "`[1]` != d",
     ]
+
+
+def test_path_null_on_every_case_input_is_a_warning_when_testing_and_mapping(tmp_path: Path, capsys) -> None:
+    # `ref` alone is the expression: null leaves the field out, so the cases still pass.
+    mapping = NEW_MAPPING.replace('"invoice_${{ event.data.invoice_id }}"', '"${{ event.data.invoice_url }}"')
+    (tmp_path / "billing.yaml").write_text(mapping)
+    (tmp_path / "billing.cases.yaml").write_text(NEW_CASES)
+    warning = (
+        f"warning: {tmp_path / 'billing.yaml'}:10: body.ref: event.data.invoice_url is null on every input "
+        "given (a misspelt or misplaced field?)"
+    )
+
+    assert main(["test", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert warning in out
+    assert out.count("warning:") == 1  # event.data.invoice_id and event.timestamp resolve
+
+    raw = tmp_path / "invoice.json"
+    raw.write_text(SAMPLE_BODY)
+    assert (
+        main(["map", "generic", str(raw), "--name", "billing", "--no-enrich", "--mappings", str(tmp_path)])
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0]["body"].get("ref") is None
+    assert warning in err

@@ -5,6 +5,7 @@ status is non-zero when any case fails, a mapping does not load or a cases file 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,14 @@ def mapping_paths(paths: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from timeline_bridge.mapping.loader import check_paths, display_path
 
-    from timeline_bridge_tools.mapping.cases import CaseFailure, cases_path, load_cases, run_case
+    from timeline_bridge_tools.mapping.cases import (
+        CaseFailure,
+        case_envelope,
+        cases_path,
+        load_cases,
+        run_case,
+        unresolved_paths,
+    )
     from timeline_bridge_tools.mapping.samples import SampleError
 
     started = time.monotonic()
@@ -96,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
             passed += 1
             if not args.quiet:
                 print(f"ok   {where}: {case.name}")
+        inputs = []
+        for case in cases:
+            with contextlib.suppress(CaseFailure, SampleError):  # reported above
+                inputs.append(case_envelope(case, mapping, root))
+        for warning in unresolved_paths(mapping, inputs):
+            print(f"warning: {warning}")
     seconds = time.monotonic() - started
     summary = f"{passed} passed, {failed} failed in {len(files)} mapping file(s) ({seconds:.1f} s)"
     if broken:

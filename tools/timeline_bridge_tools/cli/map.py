@@ -138,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
             print(failure.error, file=sys.stderr)
         return 1
     print(json.dumps(requests, indent=2, ensure_ascii=False))
+    from timeline_bridge_tools.mapping.cases import unresolved_paths
+
+    for mapping in mapping_set.for_source(args.source):
+        for warning in unresolved_paths(mapping, envelopes):
+            print(f"warning: {warning}", file=sys.stderr)
     if not requests:
         print(f"no mapping applies to the {len(envelopes)} event(s) in {args.file}", file=sys.stderr)
     return 0

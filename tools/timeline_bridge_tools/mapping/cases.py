@@ -242,6 +242,73 @@ def top_level_split(expression: str, operators: tuple[str, ...]) -> list[str]:
     return [" ".join(part.split()) for part in parts if part]
 
 
+def event_paths(mapping: Mapping) -> list[tuple[tuple[str | int, ...], str]]:
+    """(body field, `event.a.b`) for each plain path into the event that the body's expressions
+    read, leaving out those with a fallback (`a || b`, `a && b`, `default()`, `not_null()`)."""
+    import jmespath
+    from timeline_bridge.enrichment.checks import template_expressions
+
+    def chain(node: Any) -> list[str] | None:
+        if node.get("type") == "field":
+            return [node["value"]]
+        if node.get("type") != "subexpression":
+            return None
+        names: list[str] = []
+        for child in node.get("children") or []:
+            part = chain(child) if isinstance(child, dict) else None
+            if part is None:
+                return None
+            names += part
+        return names
+
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    fallbacks = {"or_expression", "and_expression"}
+
+    def walk(node: Any, field: tuple[str | int, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") in fallbacks or node.get("value") in ("default", "not_null"):
+            return  # a null there is expected and handled
+        names = chain(node)
+        if names is not None:
+            if names[0] == "event" and len(names) > 1:
+                found.append((field, ".".join(names)))
+            return
+        for child in node.get("children") or []:
+            walk(child, field)
+
+    for path, expression in template_expressions(mapping.raw.get("body") or {}, ("body",)):
+        with contextlib.suppress(Exception):  # the loader reports bad expressions
+            walk(jmespath.compile(expression.strip()).parsed, path)
+    return list(dict.fromkeys(found))
+
+
+def unresolved_paths(mapping: Mapping, envelopes: list[Envelope]) -> list[str]:
+    """The event paths a mapping's body reads that are null on every one of `envelopes` it applies
+    to: most often a misspelt or misplaced field (`event.data.invoice_url`)."""
+    applying = [e for e in envelopes if _applies(mapping, e)]
+    if not applying:
+        return []
+    return [
+        str(mapping.error(f"{path} is null on every input given (a misspelt or misplaced field?)", field))
+        for field, path in event_paths(mapping)
+        if all(_value_at(e.event, path.split(".")[1:]) is None for e in applying)
+    ]
+
+
+def _applies(mapping: Mapping, envelope: Envelope) -> bool:
+    try:
+        return mapping.applies(envelope)
+    except MappingError:
+        return False
+
+
+def _value_at(value: Any, names: list[str]) -> Any:
+    for name in names:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
 def differences(expected: Any, actual: Any, *, exact: bool, path: str = "") -> list[str]:
     """Each field where `actual` differs from `expected`, as `path: got X, expected Y`. Objects are
     compared key by key; with `exact`, keys `expected` does not name are differences too."""

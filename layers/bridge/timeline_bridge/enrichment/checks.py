@@ -42,13 +42,14 @@ def enrichment_names(expression: str) -> set[str]:
     return found
 
 
-def _expressions(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+def template_expressions(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+    """(path, expression) for every `${{ }}` in a template value, under `path`."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _expressions(item, (*path, key))
+            yield from template_expressions(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _expressions(item, (*path, index))
+            yield from template_expressions(item, (*path, index))
     elif isinstance(value, str) and "${{" in value:
         try:
             parts = split_template(value) or []
@@ -65,7 +66,7 @@ def problems(enrich: dict[str, Any], body: Any) -> list[tuple[Path_, str]]:
     names = list(enrich)
     for position, (name, spec) in enumerate(enrich.items()):
         with_raw = spec.get("with") if isinstance(spec, dict) else None
-        for path, expression in _expressions(with_raw or {}, ("enrich", name, "with")):
+        for path, expression in template_expressions(with_raw or {}, ("enrich", name, "with")):
             for used in sorted(enrichment_names(expression)):
                 if used not in enrich:
                     out.append(
@@ -81,7 +82,7 @@ def problems(enrich: dict[str, Any], body: Any) -> list[tuple[Path_, str]]:
                             f"enrichment.{used} is fetched after {name!r}: fetches run in the order written",
                         )
                     )
-    for path, expression in _expressions(body, ("body",)):
+    for path, expression in template_expressions(body, ("body",)):
         for used in sorted(enrichment_names(expression)):
             if used not in enrich:
                 hint = did_you_mean(used, enrich) or f": add {used!r} to enrich"
