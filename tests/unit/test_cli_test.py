@@ -300,3 +300,21 @@ def test_path_null_on_every_case_input_is_a_warning_when_testing_and_mapping(tmp
     out, err = capsys.readouterr()
     assert json.loads(out)[0]["body"].get("ref") is None
     assert warning in err
+
+
+def test_number_where_the_target_takes_a_string_fails_validate_with_the_to_string_fix(
+    tmp_path: Path, capsys
+) -> None:
+    shipped = (MAPPINGS / f"{STORA}.yaml").read_text()
+    counted = '    deal_name: "${{ length(enrichment.deal.properties.dealname) }}"\n'
+    text = shipped.replace('    deal_name: "${{ enrichment.deal.properties.dealname }}"\n', counted, 1)
+    assert text != shipped
+    (tmp_path / f"{STORA}.yaml").write_text(text)
+    line = text[: text.index(counted)].count("\n") + 1
+
+    assert main(["validate", str(tmp_path)]) == 1
+
+    assert (
+        f"{tmp_path / STORA}.yaml:{line}: body.variables.deal_name: breaks the stora contract: must be string, "
+        "but length() gives a number: write ${{ to_string(length(enrichment.deal.properties.dealname)) }}"
+    ) in capsys.readouterr().out

@@ -437,6 +437,36 @@ def _types(schema: dict[str, Any]) -> set[str] | None:
     return {kind} if isinstance(kind, str) else set(kind)
 
 
+# Functions whose result is always a number, whatever the event holds.
+_NUMBER_FUNCTIONS = frozenset({"length", "to_number", "to_epoch_ms", "abs", "ceil", "floor", "sum", "avg"})
+
+
+def _result_type_problem(value: str, schema: dict[str, Any], field: str) -> ContractViolation | None:
+    """A whole-value expression that always gives a number where the target takes no number
+    (`${{ length(x) }}` for a string field): refused at load, with the fix."""
+    import jmespath
+
+    from timeline_bridge.mapping.expressions import split_template
+
+    types = _types(schema)
+    if types is None or types & {"number", "integer"}:
+        return None
+    parts = split_template(value) or []
+    try:
+        node = jmespath.compile(parts[0][0].strip()).parsed if parts and isinstance(parts[0], tuple) else None
+    except jmespath.exceptions.JMESPathError:
+        return None  # the engine reports it
+    if not (isinstance(node, dict) and node.get("type") == "function_expression"):
+        return None
+    name = node.get("value")
+    if name not in _NUMBER_FUNCTIONS:
+        return None
+    reason = f"must be {' or '.join(sorted(types))}, but {name}() gives a number"
+    if "string" in types:
+        reason += f": write ${{{{ to_string({parts[0][0].strip()}) }}}}"
+    return ContractViolation(field, reason)
+
+
 @dataclass
 class ContractPlan:
     """The per-event part of a target contract check, and what the template breaks for good."""
@@ -553,6 +583,10 @@ def plan_contract(target: str, template: dict[str, Any], settings: Settings) -> 
                 plan.problems.append(exc)
             return
         if kind == "whole" or kind == "list":
+            problem = _result_type_problem(value, schema, dotted) if kind == "whole" else None
+            if problem is not None:
+                plan.problems.append(problem)
+                return
             whole_check(path, schema)
             return
         if kind == "text":
