@@ -8,6 +8,7 @@ shorter getter. Nothing here evaluates code: JMESPath only.
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import operator
@@ -167,11 +168,35 @@ def lookup_key(key: Any) -> str | None:
     return None
 
 
+MAX_DECIMALS = 10
+
+
+def format_number(value: Any, decimals: Any) -> str | None:
+    """A number as people read amounts: rounded half up (as money is) to `decimals` places, with
+    thousands separated by commas. None for null; ExpressionError for text that is not a number."""
+    if value is None:
+        return None
+    if isinstance(decimals, bool) or not isinstance(decimals, int | float) or decimals != int(decimals):
+        raise ExpressionError(f"format_number: decimals must be a whole number, not {decimals!r}")
+    places = int(decimals)
+    if not 0 <= places <= MAX_DECIMALS:
+        raise ExpressionError(f"format_number: decimals must be 0 to {MAX_DECIMALS}, not {places}")
+    try:
+        number = decimal.Decimal(str(value).strip()) if not isinstance(value, bool) else None
+    except decimal.InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise ExpressionError(f"format_number: {value!r} is not a number")
+    rounded = number.quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP)
+    return f"{rounded:,.{places}f}"
+
+
 # --- the extra functions ------------------------------------------------------------------------
 
 
 class BridgeFunctions(jp_functions.Functions):
-    """JMESPath's built-ins plus lookup, to_text, to_epoch_ms, to_iso8601, default, lower, upper, uuid5."""
+    """JMESPath's built-ins plus lookup, to_text, to_epoch_ms, to_iso8601, default, lower, upper,
+    format_number, uuid5."""
 
     def __init__(self, lookups: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
@@ -223,6 +248,12 @@ class BridgeFunctions(jp_functions.Functions):
     @jp_functions.signature({"types": ["string", "null"]})
     def _func_upper(self, value: str | None) -> str | None:
         return None if value is None else value.upper()
+
+    @jp_functions.signature({"types": ["string", "number", "null"]}, {"types": ["number"]})
+    def _func_format_number(self, value: Any, decimals: Any) -> str | None:
+        """`value` (a number, or a number as text: CRM amounts are strings) with `decimals` places
+        and thousands separated: `format_number('1234.5', 2)` is `"1,234.50"`."""
+        return format_number(value, decimals)
 
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_uuid5(self, value: Any) -> str | None:
