@@ -339,3 +339,16 @@ def test_anchor_or_alias_is_an_error_at_its_line_when_a_mapping_uses_one(text, l
 
     assert (error[0], error[1]) == (line, "")
     assert error[2].startswith(reason)
+
+
+@pytest.mark.parametrize("block", ["lookups", "enrich"])
+def test_a_block_written_as_text_is_an_error_not_a_crash(block) -> None:
+    # `lookups: |` (a block scalar where a mapping belongs) was found by the mapping-loader fuzzer.
+    text = (
+        "name: m\nsource: pipedrive\ntarget: matter\n"
+        "body: {kind: audit, title: t, occurred_at: '2025-01-01T00:00:00Z', actor: a}\n"
+        f"{block}: |\n  stage: Qualified\n"
+    )
+    mapping, errors = check_text(text, "m.yaml")
+    assert mapping is None
+    assert any(e.field == block for e in errors), errors

@@ -481,8 +481,10 @@ def compile_mapping(
 ) -> tuple[Mapping | None, list[MappingError]]:
     """Compile a schema-valid mapping document for a function with `settings` (they choose the
     contract of a body naming none). Returns the mapping, or None and every error found."""
+    # A schema-invalid document is still compiled (its other errors are reported too): every block
+    # is read only when it has the shape the schema asks for.
     lookups = {
-        name: dict(table) for name, table in (data.get("lookups") or {}).items() if isinstance(table, dict)
+        name: dict(table) for name, table in _block(data, "lookups").items() if isinstance(table, dict)
     }
     compiler = _Compiler(mapping_file, lines, BridgeFunctions(lookups))
     target = data.get("target", "")
@@ -507,7 +509,7 @@ def compile_mapping(
     render_body = compiler.value(body_raw, ("body",))
 
     enrich: dict[str, EnrichSpec] = {}
-    for name, spec in (data.get("enrich") or {}).items():
+    for name, spec in _block(data, "enrich").items():
         if not isinstance(spec, dict):
             continue
         with_raw = spec.get("with") or {}
@@ -520,7 +522,7 @@ def compile_mapping(
     if enrich:
         from timeline_bridge.enrichment.checks import problems as enrich_problems
 
-        for path, reason in enrich_problems(data.get("enrich") or {}, body_raw):
+        for path, reason in enrich_problems(_block(data, "enrich"), body_raw):
             compiler.error(path, reason)
 
     reply = _compile_reply(compiler, data)
@@ -566,6 +568,12 @@ def compile_mapping(
         reply=reply,
     )
     return mapping, []
+
+
+def _block(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Block `name` of a mapping document when it is a mapping, else {} (the schema says why)."""
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _compile_reply(compiler: _Compiler, data: dict[str, Any]) -> ReplySpec | None:
