@@ -160,19 +160,15 @@ def _why(job: DeliveryJob) -> str:
 
 def _post_json(url: str, payload: dict[str, Any]) -> int:
     """POST `payload` as JSON within the deadline; the answer's status."""
-    from timeline_bridge.targets.http import exchange, session
+    from timeline_bridge.targets.http import post_within
 
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    response = exchange(
+    response = post_within(
         "slack-reply",
-        lambda: session().post(
-            url,
-            data=data,
-            headers={"Content-Type": "application/json"},
-            timeout=(min(1.5, DEADLINE_SECONDS), DEADLINE_SECONDS),
-            allow_redirects=False,
-            stream=True,
-        ),
+        url,
+        data,
+        {"Content-Type": "application/json"},
+        timeout=(min(1.5, DEADLINE_SECONDS), DEADLINE_SECONDS),
         deadline=DEADLINE_SECONDS,
         max_bytes=64 * 1024,
     )

@@ -98,21 +98,17 @@ class SlackForwarder:
     def send(self, request: WebhookRequest) -> tuple[ForwardAnswer | None, str]:
         """POST the request as received; (the answer to relay, or None and why not)."""
         from timeline_bridge.errors import RetryLaterError
-        from timeline_bridge.targets.http import exchange, session
+        from timeline_bridge.targets.http import post_within
 
         headers = {name: value for name in FORWARDED_HEADERS if (value := request.header(name)) is not None}
         timeout = (min(1.0, self.deadline), self.deadline)
         try:
-            response = exchange(
+            response = post_within(
                 "slack-forward",
-                lambda: session().post(
-                    self.url,
-                    data=request.body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                ),
+                self.url,
+                request.body,
+                headers,
+                timeout=timeout,
                 deadline=self.deadline,
                 max_bytes=self.max_answer_bytes,
             )

@@ -549,6 +549,28 @@ def exchange(
     return response
 
 
+def post_within(
+    label: str,
+    url: str,
+    data: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: tuple[float, float],
+    deadline: float,
+    max_bytes: int,
+) -> requests.Response:
+    """POST `data` to `url` on the shared session, never following a redirect, within `deadline`
+    and `max_bytes` of answer (`exchange`; `label` names the peer in its errors)."""
+    return exchange(
+        label,
+        lambda: session().post(
+            url, data=data, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True
+        ),
+        deadline=deadline,
+        max_bytes=max_bytes,
+    )
+
+
 def bounded_timeouts(timeout: tuple[float, float], deadline: float) -> tuple[float, float]:
     """No single connect or read may outlast the whole exchange."""
     return min(timeout[0], deadline), min(timeout[1], deadline)
@@ -588,16 +610,12 @@ class Transport:
         data = encode_json(body)
         started = time.monotonic()
         try:
-            response = exchange(
+            response = post_within(
                 self.target,
-                lambda: session().post(
-                    url,
-                    data=data,
-                    headers=dict(headers),
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                ),
+                url,
+                data,
+                headers,
+                timeout=timeout,
                 deadline=deadline,
                 max_bytes=self._max_answer_bytes,
             )
