@@ -26,6 +26,8 @@ SHELL_SETTINGS = (
     "HUBSPOT_CLIENT_SECRET",
     "SLACK_SIGNING_SECRET",
     "PIPEDRIVE_BASIC_AUTH",
+    "SALESFORCE_WEBHOOK_TOKEN",
+    "SALESFORCE_ORGANIZATION_IDS",
     "GENERIC_WEBHOOK_SECRET",
 )
 
@@ -100,7 +102,7 @@ def test_bridge_send_finds_the_runtime_through_dev_json_when_no_url_is_given(
     assert state is not None
     assert state["url"] == local_runtime.url
     assert state["pid"] == os.getpid()
-    assert set(state["webhook_urls"]) == {"hubspot", "slack", "pipedrive", "generic"}
+    assert set(state["webhook_urls"]) == {"hubspot", "slack", "pipedrive", "salesforce", "generic"}
     assert state["env"]["EVENTS_QUEUE_URL"].startswith(local_runtime.aws_endpoint_url)
     assert {f"{t.upper()}_DLQ_URL" for t in ("stora", "hubspot", "matter", "applied")} <= set(state["env"])
     targets = ("stora", "hubspot", "matter", "applied")
@@ -307,6 +309,7 @@ def mapped_targets(source: str, sample: Path) -> set[str]:
     [
         ("slack", "slack/approve-button.json"),
         ("pipedrive", "pipedrive/deal-stage-change-v2.json"),
+        ("salesforce", "salesforce/opportunity-stage-change.xml"),
         ("generic", "generic/standard-webhook.json"),
     ],
 )

@@ -31,6 +31,7 @@ OWN_SECRETS = {
     "HubspotWebhookFunction": {"HubspotClientSecret"},
     "SlackWebhookFunction": {"SlackSigningSecret"},
     "PipedriveWebhookFunction": {"PipedriveBasicAuth"},
+    "SalesforceWebhookFunction": {"SalesforceWebhookToken"},
     "GenericWebhookFunction": {"GenericWebhookSecret"},
     "RouteFunction": {"HubspotAccessToken", "SlackBotToken"},
     "StoraDeliverFunction": {"StoraToken"},
@@ -194,7 +195,7 @@ def test_functions_read_only_their_own_secrets(template):
 
 def test_no_function_environment_holds_a_secret_value(template):
     names = {n for spec in secrets(template).values() for n in spec.names}
-    assert len(names) == len(secrets(template)) == 9
+    assert len(names) == len(secrets(template)) == 10
     for fn in functions(template).values():
         assert not names & set(fn.environment), fn.logical_id
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,21 @@ def _env_bounded(env: Environ, name: str, default: float, low: float, high: floa
     if not math.isfinite(value):
         value = default
     return min(max(value, low), high)
+
+
+_ORGANIZATION_ID = re.compile(r"00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?")
+
+
+def _organization_ids(env: Environ, name: str) -> tuple[str, ...]:
+    """Salesforce org ids (`00D` + 12 or 15 characters) separated by commas or spaces; a value
+    that is none fails the cold start naming it, rather than refusing every message."""
+    ids = tuple(part for part in re.split(r"[\s,]+", _env_str(env, name)) if part)
+    bad = [part for part in ids if not _ORGANIZATION_ID.fullmatch(part)]
+    if bad:
+        raise ValueError(
+            f"{name}: {bad[0]!r} is not a Salesforce organization id (00D + 12 or 15 characters)"
+        )
+    return ids
 
 
 # Delivered records expire no sooner: senders retry for up to 3 days; plus the DLQ redrive window.
@@ -251,6 +267,9 @@ class Settings:
     allow_http_targets: bool = False
     retry: RetrySettings = field(default_factory=RetrySettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
+    # SALESFORCE_ORGANIZATION_IDS: the orgs whose Outbound Messages are accepted (15 or 18
+    # characters each, separated by commas or spaces); none: every message is refused
+    salesforce_organization_ids: tuple[str, ...] = ()
     # GENERIC_<NAME>_<KEY>: every generic endpoint's variables, as set at cold start
     generic_variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -317,6 +336,7 @@ class Settings:
             allow_http_targets=_env_str(env, "BRIDGE_ALLOW_HTTP_TARGETS").lower() == "true",
             retry=RetrySettings.from_environ(env),
             pacing=PacingSettings.from_environ(env),
+            salesforce_organization_ids=_organization_ids(env, "SALESFORCE_ORGANIZATION_IDS"),
             generic_variables=MappingProxyType({k: v for k, v in env.items() if k.startswith("GENERIC_")}),
             environ=env,
         )

@@ -293,6 +293,8 @@ class Ingest:
             return relayed.response()  # recorded, and the other receiver's answer is what the sender sees
         if parsed.interactive:
             return text_response(200, "")  # Slack reads interactivity answers as instructions
+        if parsed.recorded_response is not None:
+            return parsed.recorded_response
         return json_response(
             200,
             {

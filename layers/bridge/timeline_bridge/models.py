@@ -16,7 +16,7 @@ def utc_now_iso() -> str:
 class Envelope:
     """One source event, verified and deduped by ingest, on the events queue (ingest → route)."""
 
-    source: str  # hubspot | slack | pipedrive | generic
+    source: str  # hubspot | slack | pipedrive | salesforce | generic
     event_type: str  # e.g. deal.propertyChange, block_actions, change.deal
     event_id: str  # the source's own identity (each source spec's `identity` says which)
     occurred_at: str | None  # ISO 8601 from the source, when it says

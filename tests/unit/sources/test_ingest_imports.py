@@ -31,7 +31,7 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("source", ["hubspot", "slack", "pipedrive", "generic"])
+@pytest.mark.parametrize("source", ["hubspot", "slack", "pipedrive", "salesforce", "generic"])
 def test_handler_import_stays_light_when_cold(source):
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(ROOT / "functions" / source / "app.py")],
@@ -45,4 +45,9 @@ def test_handler_import_stays_light_when_cold(source):
     assert heavy == []
     assert "timeline_bridge.ingest" in loaded
     # Source modules load on the first request, and only the function's own.
-    assert not {f"timeline_bridge.sources.{s}" for s in ("hubspot", "slack", "pipedrive", "generic")} & loaded
+    assert (
+        not {
+            f"timeline_bridge.sources.{s}" for s in ("hubspot", "slack", "pipedrive", "salesforce", "generic")
+        }
+        & loaded
+    )

@@ -32,7 +32,7 @@ from timeline_bridge.sources import (
 from timeline_bridge.sources.base import Clock, equal, fixed_secret, load_json, require_secrets, scalar
 from timeline_bridge_tools.signing import sign_event
 
-SHIPPED = ("hubspot", "slack", "pipedrive", "generic")
+SHIPPED = ("hubspot", "slack", "pipedrive", "salesforce", "generic")
 
 ECHO_SECRET_NAME = "ECHO_SIGNING_SECRET"
 ECHO_SECRET = "echo-test-secret-4f1c9a"

@@ -126,9 +126,9 @@ def test_body_bytes_is_what_the_sender_posts(value, expected):
 
 def test_unknown_source_refused():
     with pytest.raises(ValueError):
-        sign_request("salesforce", b"", "s")
+        sign_request("zoho", b"", "s")
     with pytest.raises(ValueError):
-        for_request("salesforce", as_request(event("")), Settings.from_environ({}))
+        for_request("zoho", as_request(event("")), Settings.from_environ({}))
 
 
 @pytest.mark.parametrize(

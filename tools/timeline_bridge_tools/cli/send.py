@@ -136,10 +136,13 @@ def run(args: argparse.Namespace) -> int:
     if spec.message_id_header:
         options["webhook_id"] = headers.pop(spec.message_id_header.lower(), None)
     headers.update(signing.sign_request(args.source, body, secret, **options))
+    # A credential carried in the URL (Salesforce's ?token=) is posted, never printed.
+    posted = spec.signed_url(url, secret) if spec.signed_url else url
     try:
-        answer = requests.post(url, data=body, headers=headers, timeout=args.timeout)
+        answer = requests.post(posted, data=body, headers=headers, timeout=args.timeout)
     except requests.RequestException as exc:
-        print(f"POST {url} failed: {exc}", file=sys.stderr)
+        # The error names the URL it was given: with a token in it, only its kind is shown.
+        print(f"POST {url} failed: {exc if posted == url else type(exc).__name__}", file=sys.stderr)
         return 1
     print(f"{answer.status_code} {answer.reason}  POST {url}")
     if answer.text:

@@ -636,6 +636,9 @@ class LocalRuntime:
                 if self.secret_values.get(secret_name):
                     env[secret_name] = self.secret_values[secret_name]
         env.update(target_env)
+        source = SOURCE_SPECS.get(Path(spec.code_uri).name) if spec.function_url_auth is not None else None
+        for name, value in (source.local_settings if source else {}).items():
+            env[name] = env.get(name) or value  # unset here: the source's local default
         if self.log_level:
             for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
                 env[name] = self.log_level

@@ -46,7 +46,8 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
         "variables": {"predefined": ["contact"], "custom": ["summary"]},
     },
 }
-DEFAULT_SOURCES = ("tsrc_126b43585fea94ad", "tsrc_5d0c2a9e4b7f1386")  # HubSpot, Pipedrive
+# HubSpot, Pipedrive, Salesforce
+DEFAULT_SOURCES = ("tsrc_126b43585fea94ad", "tsrc_5d0c2a9e4b7f1386", "tsrc_9e3b7c1a5d2f4860")
 
 REFERENCES = {
     "source": "tsrc_",

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # The shipped sources, in the order they are listed: each is `timeline_bridge.sources.<name>`.
-_SHIPPED = ("hubspot", "slack", "pipedrive", "generic")
+_SHIPPED = ("hubspot", "slack", "pipedrive", "salesforce", "generic")
 
 
 SOURCE_SPECS: Registry[SourceSpec] = Registry("source", __name__, _SHIPPED)

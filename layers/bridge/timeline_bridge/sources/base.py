@@ -76,6 +76,9 @@ class ParsedRequest:
     interactive: bool = False  # Slack interactivity: the sender never retries
     # What to answer when its events could not be recorded, for a sender that never retries.
     unrecorded_reply: dict[str, Any] | None = None
+    # The answer once its events are recorded (duplicates too), for a sender that reads one of its
+    # own (Salesforce's SOAP acknowledgement); None: the JSON counts.
+    recorded_response: dict[str, Any] | None = None
 
 
 class Source(ABC):
@@ -164,6 +167,9 @@ class SourceSpec:
     identity: str  # what the dedupe key of one event is made of
     secret_names: Callable[[str | None], list[str]]  # variables holding the secret, most specific first
     sign: Callable[[SigningRequest], dict[str, str]]  # the headers the sender adds
+    # (url, secret) → the URL the sender calls, for a sender whose credential rides in the URL
+    # (Salesforce's `?token=`); None: the URL as given.
+    signed_url: Callable[[str, str], str] | None = None
     endpoints: EndpointNames | None = None
     message_id_header: str | None = None  # carries the sender's message id (kept by a re-send)
     sample_path: str | None = None  # where a raw sample body is posted in a dry run (default /<name>)
@@ -181,6 +187,9 @@ class SourceSpec:
     # A sample body as a local run sends it: (body, the local sandbox URLs by name) → body. Slack
     # points a click's response_url at its sandbox, so replies stay local.
     local_sample: Callable[[bytes, Mapping[str, str]], bytes] | None = None
+    # Settings a local run (`bridge dev`) gives the source's function when neither the environment
+    # nor `.env` sets them: Salesforce accepts the org its sample comes from.
+    local_settings: Mapping[str, str] = field(default_factory=dict)
 
     def dry_run_path(self) -> str:
         return self.sample_path or f"/{self.name}"
