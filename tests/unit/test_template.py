@@ -474,3 +474,24 @@ def test_only_the_route_writes_the_archive_and_only_new_objects_under_events(tem
     route = functions(template)["RouteFunction"]
     assert route.environment["EVENTS_ARCHIVE_BUCKET"] == {"Ref": "EventsArchiveBucket"}
     assert template["Outputs"]["EventsArchiveBucketName"]["Value"] == {"Ref": "EventsArchiveBucket"}
+
+
+def test_env_json_sets_every_stack_resource_each_function_reads_by_its_stack_output(template):
+    # `sam local invoke --env-vars` only overrides variables the function declares, and a Ref to
+    # a stack resource means nothing off the stack: env.json names the output holding each value.
+    import json
+
+    named = {
+        output["Value"]["Ref"]: name
+        for name, output in template["Outputs"].items()
+        if isinstance(output["Value"], dict) and "Ref" in output["Value"]
+    }
+    expected = {
+        logical_id: {
+            name: f"<{named[value['Ref']]}>"
+            for name, value in fn.environment.items()
+            if isinstance(value, dict) and value.get("Ref") in named
+        }
+        for logical_id, fn in functions(template).items()
+    }
+    assert json.loads((ROOT / "env.json").read_text()) == expected

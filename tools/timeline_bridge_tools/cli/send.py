@@ -1,9 +1,12 @@
-"""`bridge send SOURCE FILE [--url URL] [--name NAME]`: sign a sample as the real sender does and POST it.
+"""`bridge send SOURCE FILE [--url URL] [--name NAME] [--print-event]`: sign a sample as the real
+sender does and POST it, or print it as the signed Function URL event Lambda would hand the function.
 
 FILE is a Function URL event from `events/<source>/` (the body inside is sent, with its content
 type) or a raw body file. The signature uses the secret the bridge is configured with: the
 environment (or `.env`), else the development secret `bridge dev` generated in `.bridge/`.
 Without `--url`, the request goes to the running `bridge dev` (found through `.bridge/dev.json`).
+With `--print-event`, nothing is posted: the event, signed now, is written to stdout for
+`sam local invoke -e`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,20 @@ from timeline_bridge.sources import source_names, source_spec
 
 # Headers of a sample event that describe the sender rather than the hop (kept when re-sending).
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id")
+# The Function URL a printed event claims to come through when neither the sample nor --url names one.
+FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz234567.lambda-url.eu-west-1.on.aws"
+
+EXAMPLES = """examples:
+  bridge send hubspot events/hubspot/deal-stage-change.json      to the running bridge dev
+  bridge send generic invoice.json --name billing                a raw body, to /generic/billing
+  bridge send hubspot events/hubspot/deal-stage-change.json --print-event > /tmp/event.json
+  sam local invoke HubspotWebhookFunction -e /tmp/event.json --env-vars env.json
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("source", choices=source_names(), help="the sender to act as")
     parser.add_argument(
         "file", type=Path, help="events/<source>/*.json (a Function URL event) or a raw body file"
@@ -33,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: from the event)",
     )
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the answer (15)")
+    parser.add_argument(
+        "--print-event",
+        action="store_true",
+        help="post nothing: write the signed Function URL event (signed now) to stdout, for "
+        "`sam local invoke -e`; --url is then the Function URL it claims to reach (default: the sample's)",
+    )
 
 
 def secret_name(source: str, name: str | None = None) -> list[str]:
@@ -91,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
     import requests
     from timeline_bridge.errors import IngestError
 
-    from timeline_bridge_tools import signing
     from timeline_bridge_tools.local.state import read_state
 
     try:
@@ -110,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             where = f"--name {args.name}" if args.name else f"{args.file} (rawPath {raw_path})"
             print(f"{where}: {exc}", file=sys.stderr)
             return 2
+    if getattr(args, "print_event", False):  # callers may build the namespace themselves
+        return print_event(args, body, headers, name)
     url = args.url
     state = read_state()
     if not url:
@@ -123,19 +144,9 @@ def run(args: argparse.Namespace) -> int:
         body = spec.local_sample(body, sandboxes)
     secret = find_secret(args.source, name)
     if not secret:
-        names = " or ".join(secret_name(args.source, name))
-        print(f"no secret to sign with: set {names} (or run bridge dev once)", file=sys.stderr)
+        print(no_secret_message(args.source, name), file=sys.stderr)
         return 2
-    headers.setdefault("content-type", spec.sample_content_type(body))
-    headers.setdefault("user-agent", "timeline-bridge-send")
-    # Senders that sign the URL sign the one they call; behind a public URL the bridge checks that one.
-    public = os.environ.get(spec.public_url_variable) if spec.public_url_variable else None
-    options: dict[str, Any] = {"url": public or called_url(url)}
-    if spec.endpoints is not None:
-        options["name"] = name
-    if spec.message_id_header:
-        options["webhook_id"] = headers.pop(spec.message_id_header.lower(), None)
-    headers.update(signing.sign_request(args.source, body, secret, **options))
+    headers = signed_headers(args.source, body, headers, secret, called_url(url), name)
     # A credential carried in the URL (Salesforce's ?token=) is posted, never printed.
     posted = spec.signed_url(url, secret) if spec.signed_url else url
     try:
@@ -148,3 +159,84 @@ def run(args: argparse.Namespace) -> int:
     if answer.text:
         print(answer.text)
     return 0 if 200 <= answer.status_code < 300 else 1
+
+
+def no_secret_message(source: str, name: str | None) -> str:
+    names = " or ".join(secret_name(source, name))
+    return f"no secret to sign with: set {names} (or run bridge dev once)"
+
+
+def signed_headers(
+    source: str, body: bytes, headers: dict[str, str], secret: str, url: str, name: str | None
+) -> dict[str, str]:
+    """`headers` with the sender's defaults and signature for posting `body` to `url`."""
+    from timeline_bridge_tools import signing
+
+    spec = source_spec(source)
+    headers = dict(headers)
+    headers.setdefault("content-type", spec.sample_content_type(body))
+    headers.setdefault("user-agent", "timeline-bridge-send")
+    # Senders that sign the URL sign the one they call; behind a public URL the bridge checks that one.
+    public = os.environ.get(spec.public_url_variable) if spec.public_url_variable else None
+    options: dict[str, Any] = {"url": public or url}
+    if spec.endpoints is not None:
+        options["name"] = name
+    if spec.message_id_header:
+        options["webhook_id"] = headers.pop(spec.message_id_header.lower(), None)
+    headers.update(signing.sign_request(source, body, secret, **options))
+    return headers
+
+
+def event_target(args: argparse.Namespace, name: str | None) -> str:
+    """The URL a printed event reaches: --url, else the sample's own Function URL, else a
+    placeholder one; a named endpoint's path is /<source>/<name>."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from timeline_bridge_tools import signing
+
+    url = args.url
+    if not url:
+        try:
+            parsed: Any = json.loads(args.file.read_bytes())
+        except ValueError:
+            parsed = None
+        url = (
+            signing.event_url(parsed)
+            if signing.is_function_url_event(parsed)
+            else f"https://{FUNCTION_URL_HOST}/"
+        )
+    parts = urlsplit(called_url(url))
+    if name:
+        parts = parts._replace(path=f"/{args.source}/{name}")
+    return urlunsplit(parts)
+
+
+def print_event(args: argparse.Namespace, body: bytes, headers: dict[str, str], name: str | None) -> int:
+    """Write the Function URL event of this request, signed now, to stdout (`sam local invoke -e`)."""
+    from urllib.parse import urlsplit
+
+    from timeline_bridge_tools.local.function_url import HttpRequest, build_event
+
+    secret = find_secret(args.source, name)
+    if not secret:
+        print(no_secret_message(args.source, name), file=sys.stderr)
+        return 2
+    spec = source_spec(args.source)
+    url = event_target(args, name)
+    signed = signed_headers(args.source, body, headers, secret, url, name)
+    if spec.signed_url:
+        # The event is the request as Lambda receives it: a token in the URL is in the event too.
+        url = spec.signed_url(url, secret)
+        print("the event holds the URL's token: keep the file to yourself", file=sys.stderr)
+    parts = urlsplit(url)
+    request = HttpRequest(
+        method="POST",
+        path=parts.path or "/",
+        query=parts.query,
+        headers=[("host", parts.netloc), ("x-forwarded-proto", parts.scheme), *signed.items()],
+        body=body,
+        client_ip="127.0.0.1",
+    )
+    event = build_event(request, api_id=(parts.hostname or "local").split(".")[0])
+    print(json.dumps(event, indent=2, ensure_ascii=False))
+    return 0
