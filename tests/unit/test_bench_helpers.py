@@ -149,7 +149,14 @@ def test_build_plan_reads_every_function_and_makefile_layer_when_the_template_is
         == functions["HubspotDeliverFunction"]
         == ROOT / "functions/deliver/"
     )
-    assert len(functions) == 9
+    # One ingest function per source, the route function, one deliver function per target.
+    from timeline_bridge.sources import SOURCE_SPECS
+    from timeline_bridge.target_registry import TARGET_SPECS
+
+    assert len(functions) == len(SOURCE_SPECS) + 1 + len(TARGET_SPECS)
+    assert {functions[f"{name.capitalize()}WebhookFunction"] for name in SOURCE_SPECS} == {
+        ROOT / "functions" / f"{name}/" for name in SOURCE_SPECS
+    }
     assert layers == {
         "CoreLayer": (ROOT / "layers/bridge/", ROOT / "layers/bridge/"),
         "MappingsLayer": (ROOT / "mappings/", ROOT / "layers/bridge"),
