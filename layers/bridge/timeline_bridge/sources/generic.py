@@ -26,15 +26,14 @@ hmac: hex or base64 of HMAC-SHA256(secret as UTF-8, raw body), e.g. GitHub
 (`X-Hub-Signature-256`, prefix `sha256=`) or Attio (`Attio-Signature`). No timestamp is signed, so
 the scheme is replayable; dedupe (7 days) is its replay protection.
 
-The body is one JSON object: one source event. Without a type it is acknowledged and dropped.
+Both are data on one declarative scheme (`hmac_scheme.Scheme`), verified, signed and parsed by
+the same code. The body is one JSON object: one source event. Without a type it is acknowledged
+and dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
+import dataclasses
 import re
 import time
 import uuid
@@ -42,26 +41,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from timeline_bridge.config import Secrets, Settings, generic_prefix
-from timeline_bridge.errors import MalformedBodyError, NotFoundError, SecretNotConfiguredError, SignatureError
+from timeline_bridge.errors import NotFoundError, SecretNotConfiguredError
 from timeline_bridge.http import WebhookRequest
 from timeline_bridge.keys import event_scope
+from timeline_bridge.sources import hmac_scheme
 from timeline_bridge.sources.base import (
     Clock,
     EndpointNames,
     ParsedRequest,
     SigningRequest,
     Source,
-    SourceEvent,
     SourceSpec,
-    check_timestamp,
-    dig,
-    equal,
-    iso_from_epoch,
-    load_json,
-    parse_int_header,
     require_secrets,
-    scalar,
 )
+from timeline_bridge.sources.hmac_scheme import HEADER, Scheme, Timestamp
 
 NAME = "generic"
 SECRET_NAME = "GENERIC_WEBHOOK_SECRET"  # noqa: S105 - the variable name, not a value
@@ -147,133 +140,70 @@ class GenericConfig:
         return require_secrets(values, f"{own} (or {shared})")
 
 
-# --- Standard Webhooks ------------------------------------------------------------------------
+# --- the schemes -------------------------------------------------------------------------------
+
+# Standard Webhooks: base64 HMAC-SHA256 of "{id}.{ts}.{body}", keyed with the base64 after `whsec_`.
+STANDARD = Scheme(
+    header=WEBHOOK_SIGNATURE,
+    key="base64",
+    key_prefix="whsec_",
+    content="{id}.{ts}.{body}",
+    encoding="base64",
+    items=" ",
+    pair=",",
+    signature_key="v1",
+    timestamp=Timestamp("header", WEBHOOK_TIMESTAMP, "s"),
+    event_id=(HEADER + WEBHOOK_ID,),
+    occurred_at=("timestamp", HEADER + WEBHOOK_TIMESTAMP),
+    occurred_required=True,  # Standard Webhooks payloads always carry `timestamp`
+)
+
+
+def verifier(settings: GenericConfig) -> Scheme:
+    """The scheme an endpoint's settings describe."""
+    if settings.scheme == "hmac":
+        return Scheme(
+            header=settings.signature_header,
+            encoding=settings.encoding,
+            prefix=settings.prefix,
+            event_id=(HEADER + settings.id_header,) if settings.id_header else (),
+            event_type=(settings.type_field,),
+            # Plain HMAC senders document no time field: a bad one is only informative (null).
+            occurred_at=("timestamp", HEADER + WEBHOOK_TIMESTAMP),
+        )
+    return dataclasses.replace(STANDARD, event_type=(settings.type_field,))
 
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_` secret: its base64 payload decoded (padding optional)."""
-    text = secret.strip().removeprefix("whsec_")
-    try:
-        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SecretNotConfiguredError("a Standard Webhooks secret is not valid base64") from exc
-    if not key:
-        # "whsec_" alone would be an empty HMAC key: anyone could sign. Fail closed.
-        raise SecretNotConfiguredError("a Standard Webhooks secret is empty")
-    return key
+    return hmac_scheme.key_of(STANDARD, secret)
 
 
 def standard_signature(secret: str, msg_id: str, timestamp: str | int, body: bytes) -> str:
     """`v1,` + base64(HMAC-SHA256(key, msg_id + "." + timestamp + "." + body))."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest()).decode()
-
-
-def _b64(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
+    return "v1," + hmac_scheme.signature(STANDARD, secret, body, stamp=str(timestamp), msg_id=msg_id)
 
 
 def verify_standard(request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
     """Raise SignatureError unless one `v1` signature matches one of `secrets` within ±300 s."""
-    keys = require_secrets(secrets, SECRET_NAME)
-    msg_id = request.header(WEBHOOK_ID)
-    header = request.header(WEBHOOK_SIGNATURE)
-    if not msg_id or not header:
-        raise SignatureError("missing webhook-id or webhook-signature header", reason="signature_missing")
-    seconds = parse_int_header(request.header(WEBHOOK_TIMESTAMP), WEBHOOK_TIMESTAMP)
-    check_timestamp(seconds, now=now)
-    timestamp = (request.header(WEBHOOK_TIMESTAMP) or "").strip()
-    given = []
-    for entry in header.split(" "):
-        version, _, value = entry.partition(",")
-        if version == "v1" and value:
-            decoded = _b64(value)
-            if decoded is not None:
-                given.append(decoded)
-    if not given:
-        raise SignatureError("no v1 signature in webhook-signature")
-    signed = f"{msg_id}.{timestamp}.".encode() + request.body
-    for secret in keys:
-        expected = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
-        if any(equal(expected, g) for g in given):
-            return
-    raise SignatureError("webhook-signature does not match")
-
-
-# --- plain HMAC -------------------------------------------------------------------------------
+    hmac_scheme.verify(STANDARD, request, secrets, now=now)
 
 
 def hmac_signature(secret: str, body: bytes, *, encoding: str = "hex", prefix: str = "") -> str:
     """`prefix` + hex or base64 of HMAC-SHA256(secret as UTF-8, body)."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return prefix + (digest.hex() if encoding == "hex" else base64.b64encode(digest).decode())
+    return prefix + hmac_scheme.signature(Scheme(header="", encoding=encoding), secret, body)
 
 
 def verify_hmac(
     request: WebhookRequest, secrets: Sequence[str], settings: GenericConfig, *, now: Clock = time.time
 ) -> None:
     """Raise SignatureError unless the configured header holds HMAC-SHA256(secret, body)."""
-    keys = require_secrets(secrets, SECRET_NAME)
-    given = (request.header(settings.signature_header) or "").strip()
-    if not given:
-        raise SignatureError(f"missing {settings.signature_header} header", reason="signature_missing")
-    if settings.prefix:
-        if not given.lower().startswith(settings.prefix.lower()):
-            raise SignatureError(f"{settings.signature_header} lacks the {settings.prefix!r} prefix")
-        given = given[len(settings.prefix) :]
-    if settings.encoding == "hex":
-        try:
-            decoded: bytes | None = bytes.fromhex(given)
-        except ValueError:
-            decoded = None
-    else:
-        decoded = _b64(given)
-    if decoded is None:
-        raise SignatureError(f"{settings.signature_header} is not {settings.encoding}")
-    for secret in keys:
-        if equal(hmac.new(secret.encode("utf-8"), request.body, hashlib.sha256).digest(), decoded):
-            return
-    raise SignatureError(f"{settings.signature_header} does not match")
-
-
-# --- body -------------------------------------------------------------------------------------
+    hmac_scheme.verify(verifier(settings), request, secrets, now=now)
 
 
 def parse(request: WebhookRequest, settings: GenericConfig | None = None) -> ParsedRequest:
-    """One JSON object: one source event, typed by `type_field`, identified as in the module doc."""
-    settings = settings or GenericConfig()
-    body = load_json(request.body, "webhook body")
-    if not isinstance(body, dict):
-        raise MalformedBodyError("webhook body must be a JSON object")
-    kind = dig(body, *settings.type_field.split("."))
-    if settings.scheme == "standard":
-        event_id = request.header(WEBHOOK_ID)
-    elif settings.id_header:
-        event_id = request.header(settings.id_header)
-    else:
-        event_id = hashlib.sha256(request.body).hexdigest()
-    # Standard Webhooks payloads always carry `timestamp`: required there. Plain HMAC senders
-    # document no such field, so a bad one is only informative (null).
-    required = "webhook body timestamp" if settings.scheme == "standard" else None
-    occurred = iso_from_epoch(body.get("timestamp"), field=required) or iso_from_epoch(
-        request.header(WEBHOOK_TIMESTAMP)
-    )
-    known = isinstance(kind, str) and bool(kind)
-    return ParsedRequest(
-        events=[
-            SourceEvent(
-                event_type=str(kind) if known else "unknown",
-                event_id=scalar(event_id) or None,
-                occurred_at=occurred,
-                event=body,
-                fingerprint=body,
-                known=known,
-            )
-        ]
-    )
+    """The request's source events, typed and identified as its endpoint's scheme says."""
+    return hmac_scheme.parse(verifier(settings or GenericConfig()), request)
 
 
 class GenericSource(Source):
@@ -282,6 +212,7 @@ class GenericSource(Source):
 
     def __init__(self, settings: GenericConfig | None = None) -> None:
         self.settings = settings or GenericConfig()
+        self.scheme = verifier(self.settings)
         self.endpoint_name = self.settings.name
         self.scope = event_scope(NAME, self.settings.name)
 
@@ -293,38 +224,25 @@ class GenericSource(Source):
         return self.settings.secrets(secrets)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
-        if self.settings.scheme == "hmac":
-            verify_hmac(request, secrets, self.settings, now=now)
-        else:
-            verify_standard(request, secrets, now=now)
+        hmac_scheme.verify(self.scheme, request, secrets, now=now)
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
-        return parse(request, self.settings)
+        return hmac_scheme.parse(self.scheme, request)
 
 
 def sign(request: SigningRequest) -> dict[str, str]:
-    """Per the endpoint's settings: Standard Webhooks headers (`webhook-id` defaults to a fresh
-    `msg_...`), or the configured HMAC header (and id header, when one is configured)."""
+    """The headers the endpoint's sender adds (per its settings): Standard Webhooks (`webhook-id`
+    defaults to a fresh `msg_...`), or the configured HMAC header (and id header, when one is
+    configured)."""
     name = request.name or DEFAULT_ENDPOINT
     settings = (
         GenericConfig.from_settings(request.settings, name) if request.settings else GenericConfig(name=name)
     )
-    msg_id = request.message_id or f"msg_{uuid.uuid4().hex}"
-    if settings.scheme == "hmac":
-        signed = {
-            settings.signature_header: hmac_signature(
-                request.secret, request.body, encoding=settings.encoding, prefix=settings.prefix
-            )
-        }
-        if settings.id_header:
-            signed[settings.id_header] = msg_id
-        return signed
-    timestamp = str(int(request.now))
-    return {
-        WEBHOOK_ID: msg_id,
-        WEBHOOK_TIMESTAMP: timestamp,
-        WEBHOOK_SIGNATURE: standard_signature(request.secret, msg_id, timestamp, request.body),
-    }
+    scheme = verifier(settings)
+    msg_id = request.message_id or (f"msg_{uuid.uuid4().hex}" if scheme.id_header else None)
+    return hmac_scheme.sign(
+        scheme, request.secret, request.body, now=request.now, msg_id=msg_id, url=request.url or ""
+    )
 
 
 def secret_names(name: str | None) -> list[str]:
