@@ -32,7 +32,7 @@ OWN_SECRETS = {
     "SlackWebhookFunction": {"SlackSigningSecret"},
     "PipedriveWebhookFunction": {"PipedriveBasicAuth"},
     "SalesforceWebhookFunction": {"SalesforceWebhookToken"},
-    "GenericWebhookFunction": {"GenericWebhookSecret"},
+    "GenericWebhookFunction": {"GenericWebhookSecret", "GenericEndpointSecrets"},
     "RouteFunction": {"HubspotAccessToken", "SlackBotToken"},
     "StoraDeliverFunction": {"StoraToken"},
     "HubspotDeliverFunction": {"HubspotAccessToken"},
@@ -195,7 +195,7 @@ def test_functions_read_only_their_own_secrets(template):
 
 def test_no_function_environment_holds_a_secret_value(template):
     names = {n for spec in secrets(template).values() for n in spec.names}
-    assert len(names) == len(secrets(template)) == 10
+    assert len(names) == len(secrets(template)) == 11
     for fn in functions(template).values():
         assert not names & set(fn.environment), fn.logical_id
 
@@ -495,3 +495,27 @@ def test_env_json_sets_every_stack_resource_each_function_reads_by_its_stack_out
         for logical_id, fn in functions(template).items()
     }
     assert json.loads((ROOT / "env.json").read_text()) == expected
+
+
+def test_generic_endpoints_are_configured_from_the_parameter_and_their_secret_when_deployed(template):
+    import re
+
+    refs = {s: f"arn:aws:secretsmanager:local:{s}" for s in secrets(template)}
+    refs |= {"EventsQueue": "https://sqs.local/events", "IdempotencyTable": "idempotency"}
+    generic = functions(template)["GenericWebhookFunction"]
+    pairs = "GENERIC_GITHUB_SCHEME=hmac,GENERIC_GITHUB_PREFIX=sha256="
+
+    deployed = environment_for(template, generic, refs=refs, parameters={"GenericEndpointSettings": pairs})
+    settings = Settings.from_environ(deployed)
+
+    assert settings.generic_endpoint("github") == {"SCHEME": "hmac", "PREFIX": "sha256="}
+    assert deployed["BRIDGE_GENERIC_SECRETS_SECRET_ID"] == refs["GenericEndpointSecrets"]
+    assert (
+        Settings.from_environ(environment_for(template, generic, refs=refs)).generic_endpoint("github") == {}
+    )
+    # The parameter's pattern is the one the settings parse: what deploys also starts.
+    pattern = template["Parameters"]["GenericEndpointSettings"]["AllowedPattern"]
+    assert re.fullmatch(pattern, pairs) and re.fullmatch(pattern, "")
+    assert not re.fullmatch(pattern, "GITHUB_SCHEME=hmac") and not re.fullmatch(pattern, "GENERIC_A_SCHEME")
+    for function in set(functions(template)) - {"GenericWebhookFunction"}:
+        assert "BRIDGE_GENERIC_SETTINGS" not in functions(template)[function].environment, function

@@ -221,6 +221,38 @@ def generic_prefix(name: str) -> str:
     return f"GENERIC_{name.upper().replace('-', '_')}_"
 
 
+# Generic endpoints are configured without a variable per setting in the template: the
+# GenericEndpointSettings parameter becomes BRIDGE_GENERIC_SETTINGS (non-secret settings,
+# `GENERIC_<NAME>_<KEY>=VALUE` pairs separated by commas), and the GenericEndpointSecrets secret,
+# BRIDGE_GENERIC_SECRETS, holds each endpoint's own secret as a JSON object
+# (`{"GENERIC_STRIPE_SECRET": ["whsec_..."]}`).
+GENERIC_SETTINGS_VARIABLE = "BRIDGE_GENERIC_SETTINGS"
+GENERIC_SECRETS_NAME = "BRIDGE_GENERIC_SECRETS"
+_GENERIC_VARIABLE = re.compile(r"GENERIC_[A-Z0-9_]+")
+
+
+def _generic_variables(env: Environ) -> Mapping[str, str]:
+    """Every `GENERIC_<NAME>_<KEY>` setting: BRIDGE_GENERIC_SETTINGS's pairs, then the function's own
+    `GENERIC_*` variables (set on the function, they win). A malformed pair or a secret among them
+    fails the cold start naming the entry (never its value: it may be a misplaced secret)."""
+    found: dict[str, str] = {}
+    for number, entry in enumerate(env.get(GENERIC_SETTINGS_VARIABLE, "").split(","), start=1):
+        if not entry.strip():
+            continue
+        key, equals, value = entry.partition("=")
+        key = key.strip()
+        if not equals or not _GENERIC_VARIABLE.fullmatch(key):
+            raise ValueError(f"{GENERIC_SETTINGS_VARIABLE}: entry {number} is not GENERIC_<NAME>_<KEY>=VALUE")
+        if key.endswith("_SECRET"):
+            raise ValueError(
+                f"{GENERIC_SETTINGS_VARIABLE}: {key} is a secret: put it in {GENERIC_SECRETS_NAME} "
+                "(the GenericEndpointSecrets secret), which is not shown in the stack's parameters"
+            )
+        found[key] = value.strip()
+    found.update({k: v for k, v in env.items() if k.startswith("GENERIC_")})
+    return MappingProxyType(found)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     events_queue_url: str
@@ -270,7 +302,8 @@ class Settings:
     # SALESFORCE_ORGANIZATION_IDS: the orgs whose Outbound Messages are accepted (15 or 18
     # characters each, separated by commas or spaces); none: every message is refused
     salesforce_organization_ids: tuple[str, ...] = ()
-    # GENERIC_<NAME>_<KEY>: every generic endpoint's variables, as set at cold start
+    # GENERIC_<NAME>_<KEY>: every generic endpoint's variables, as set at cold start (the function's
+    # own GENERIC_* variables over BRIDGE_GENERIC_SETTINGS's pairs)
     generic_variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def generic_endpoint(self, name: str) -> Mapping[str, str]:
@@ -337,7 +370,7 @@ class Settings:
             retry=RetrySettings.from_environ(env),
             pacing=PacingSettings.from_environ(env),
             salesforce_organization_ids=_organization_ids(env, "SALESFORCE_ORGANIZATION_IDS"),
-            generic_variables=MappingProxyType({k: v for k, v in env.items() if k.startswith("GENERIC_")}),
+            generic_variables=_generic_variables(env),
             environ=env,
         )
 
@@ -408,15 +441,24 @@ class Secrets:
         self._lock = threading.Lock()
 
     def values(self, name: str) -> list[str]:
-        """Every active value of secret `name` (several during a rotation); [] when none is set."""
+        """Every active value of secret `name` (several during a rotation); [] when none is set.
+        A generic endpoint's secret (`GENERIC_<NAME>_SECRET`) set neither way is looked up in
+        BRIDGE_GENERIC_SECRETS, the JSON object of every endpoint's own secret."""
+        raw = self._raw(name)
+        if raw is None and name.startswith("GENERIC_") and name != GENERIC_SECRETS_NAME:
+            return generic_secret_values(self._raw(GENERIC_SECRETS_NAME), name)
+        return parse_secret_value(raw)
+
+    def _raw(self, name: str) -> str | None:
+        """Secret `name` as stored: its variable, else its Secrets Manager secret; None if neither is set."""
         environ = self.settings.environ
         raw = environ.get(name)
         if raw is None:
             secret_id = environ.get(f"{name}_SECRET_ID")
             if not secret_id:
-                return []
+                return None
             raw = self._secrets_provider().get(secret_id, max_age=self.settings.secrets_max_age)
-        return parse_secret_value(raw)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def get(self, name: str) -> str | None:
         """The current (first) value of secret `name`, or None."""
@@ -446,6 +488,32 @@ def parse_secret_value(raw: str | bytes | None) -> list[str]:
         if isinstance(items, list):
             return [str(v).strip() for v in items if isinstance(v, str) and v.strip()]
     return [text] if text else []
+
+
+def generic_secret_values(raw: str | None, name: str) -> list[str]:
+    """The values of `name` in BRIDGE_GENERIC_SECRETS's JSON object (a string, or a list during a
+    rotation); [] when it is unset, empty (`[]`, `{}`) or has no such key. Anything else refuses
+    the endpoint (SecretNotConfiguredError, a 503) rather than let it fall back to the shared
+    secret: one mistyped character must not have an endpoint accept another sender's signature."""
+    from timeline_bridge.errors import SecretNotConfiguredError
+
+    text = (raw or "").strip()
+    try:
+        bundle = json.loads(text) if text else {}
+    except ValueError:
+        bundle = None
+    if bundle == []:
+        bundle = {}  # the stack creates every secret as "[]"
+    if not isinstance(bundle, dict):
+        raise SecretNotConfiguredError(f"{GENERIC_SECRETS_NAME} is not a JSON object")
+    value = bundle.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return parse_secret_value(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise SecretNotConfiguredError(f"{GENERIC_SECRETS_NAME}: {name} is not a string or a list of strings")
 
 
 def load_dotenv(path: str | Path = ".env") -> None:

@@ -558,7 +558,10 @@ class LocalRuntime:
         sandbox_names = {CREDENTIAL_ENV[t] for t in SANDBOX_CLASSES if t not in self.real_targets}
         # Webhook secrets are kept across runs (senders are configured with them); the sandboxes'
         # credentials are made fresh each run, like the sandboxes themselves.
-        wanted = sorted(n for n in webhook_names if not self._user_env.get(n))
+        # Only the secrets senders sign with get one (BRIDGE_GENERIC_SECRETS, a JSON object of
+        # per-endpoint secrets, stays unset unless the environment sets it).
+        signed_with = {n for spec in SOURCE_SPECS.values() for n in spec.secret_names(None)}
+        wanted = sorted(n for n in webhook_names & signed_with if not self._user_env.get(n))
         generated, created = state_files.ensure_secrets(wanted, self.state_root)
         generated.update({n: state_files.generate_secret(n) for n in sandbox_names})
         self.generated_secrets = created
