@@ -49,7 +49,7 @@ from timeline_bridge.sources.base import Clock, ParsedRequest, Source, SourceEve
 from timeline_bridge.wiring import Dependencies, Stage
 
 # Longer than every sender's retry horizon (HubSpot 24 h, Standard Webhooks ~3 days) plus a DLQ
-# redrive window.
+# redrive window. A source whose sender redelivers for longer says so (`Source.dedupe_seconds`).
 DEDUPE_SECONDS = 7 * 24 * 3600
 # Without a Lambda context (local runs, tests), an unfinished claim may be taken over after this.
 DEFAULT_REMAINING_MS = 30_000
@@ -75,6 +75,7 @@ class IdempotencyStore:
         self.table = table
         self.client = client
         self._stores: dict[str, ClaimStore] = {}
+        self._windows: dict[str, int] = {}  # scopes kept longer than DEDUPE_SECONDS
         self._lock = threading.Lock()  # claims run in threads; build each scope's store once
 
     def _store(self, scope: str) -> ClaimStore:
@@ -86,10 +87,15 @@ class IdempotencyStore:
                     key_prefix=f"ingest.{scope}",
                     key_field="id",
                     payload_field="payload",
-                    expires_after_seconds=DEDUPE_SECONDS,
+                    expires_after_seconds=self._windows.get(scope, DEDUPE_SECONDS),
                     dynamodb=self.client,
                 )
             return store
+
+    def keep_for(self, scope: str, seconds: int) -> None:
+        """Remember the identities of `scope` for `seconds` instead (set before its first claim)."""
+        with self._lock:
+            self._windows[scope] = seconds
 
     @staticmethod
     def _data(event: SourceEvent) -> dict[str, Any]:
@@ -339,6 +345,8 @@ class Ingest:
             raise PayloadTooLargeError(f"an event exceeds the queue's {SQS_MAX_BYTES} bytes")
 
         store, queue, workers = self.store, self.queue, self.workers
+        if src.dedupe_seconds:
+            store.keep_for(src.scope, src.dedupe_seconds)
         remaining = _remaining_ms(context)
         claims = workers.run_all(lambda e: store.claim(src.scope, e, remaining_ms=remaining), events)
         failures = [c for c in claims if isinstance(c, Exception)]

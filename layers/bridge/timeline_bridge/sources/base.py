@@ -90,6 +90,9 @@ class Source(ABC):
     scope: str = ""
     # What the envelope carries as `name` (generic sources only).
     endpoint_name: str | None = None
+    # How long ingest remembers an event's identity, for a sender that redelivers for longer
+    # than ingest's window; None: that window.
+    dedupe_seconds: int | None = None
 
     def secrets(self, secrets: Secrets) -> list[str]:
         """Every active secret, read from the function's `secrets`; raises

@@ -1,4 +1,5 @@
-"""Generic senders on `/generic/<name>`: Standard Webhooks by default, plain HMAC when configured.
+"""Generic senders on `/generic/<name>`: Standard Webhooks by default, else a sender's preset
+(Stripe, GitHub, ...: `generic_presets`) or one plain HMAC header, as configured.
 
 `<name>` comes from the request path (`/generic/<name>`; `/` or `/generic` mean `default`):
 lowercase letters, digits and `-`, at most 64. Its settings are environment variables with
@@ -9,6 +10,7 @@ at another spelling to pass dedupe again:
 
 | variable | meaning | default |
 |---|---|---|
+| `GENERIC_<NAME>_PRESET` | a sender (`generic_presets.PRESETS`: stripe, github, ...): its whole scheme | (none) |
 | `GENERIC_<NAME>_SCHEME` | `standard` (Standard Webhooks) or `hmac` | `standard` |
 | `GENERIC_<NAME>_SECRET` | the secret(s), a JSON list during a rotation | `GENERIC_WEBHOOK_SECRET` |
 | `GENERIC_<NAME>_SIGNATURE_HEADER` | hmac: header carrying the signature | `X-Signature` |
@@ -16,6 +18,11 @@ at another spelling to pass dedupe again:
 | `GENERIC_<NAME>_PREFIX` | hmac: text before the signature, e.g. `sha256=` | (none) |
 | `GENERIC_<NAME>_ID_HEADER` | hmac: header with the event id | sha256 of the body |
 | `GENERIC_<NAME>_TYPE_FIELD` | dotted path of the event type in the body | `type` |
+| `GENERIC_<NAME>_SIGNED_CONTENT` | preset: another signed-content template, e.g. `{body}{ts}` | the preset's |
+| `GENERIC_<NAME>_TOLERANCE_SECONDS` | preset: another timestamp tolerance | the preset's |
+
+A preset replaces SCHEME and the hmac settings (setting both is refused); a setting that cannot
+mean anything (an unknown preset, a template without `{body}`) refuses every request (503).
 
 Standard Webhooks: `webhook-id`, `webhook-timestamp` (seconds, ±300 s), `webhook-signature` (a
 space-separated list of `v1,<base64>`; any match passes, other versions are skipped). The secret is
@@ -26,18 +33,19 @@ hmac: hex or base64 of HMAC-SHA256(secret as UTF-8, raw body), e.g. GitHub
 (`X-Hub-Signature-256`, prefix `sha256=`) or Attio (`Attio-Signature`). No timestamp is signed, so
 the scheme is replayable; dedupe (7 days) is its replay protection.
 
-Both are data on one declarative scheme (`hmac_scheme.Scheme`), verified, signed and parsed by
-the same code. The body is one JSON object: one source event. Without a type it is acknowledged
-and dropped.
+All three are data on one declarative scheme (`hmac_scheme.Scheme`), verified, signed and parsed
+by the same code. The body is one JSON object: one source event (a preset may read a batch, as
+Attio's `events`). Without a type it is acknowledged and dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from timeline_bridge.config import Secrets, Settings, generic_prefix
@@ -54,6 +62,7 @@ from timeline_bridge.sources.base import (
     SourceSpec,
     require_secrets,
 )
+from timeline_bridge.sources.generic_presets import PRESETS
 from timeline_bridge.sources.hmac_scheme import HEADER, Scheme, Timestamp
 
 NAME = "generic"
@@ -108,6 +117,9 @@ class GenericConfig:
     prefix: str = ""
     id_header: str | None = None
     type_field: str = "type"
+    preset: str = ""  # a sender of generic_presets.PRESETS: its scheme replaces all of the above
+    signed_content: str = ""  # preset: another signed-content template (Zendesk's older order)
+    tolerance: float | None = None  # preset: another timestamp tolerance, in seconds
 
     @staticmethod
     def from_settings(settings: Settings, name: str) -> GenericConfig:
@@ -123,6 +135,9 @@ class GenericConfig:
         if scheme not in ("standard", "hmac") or encoding not in ("hex", "base64"):
             # A typo must not turn verification off or into something else: refuse everything.
             raise SecretNotConfiguredError(f"{prefix}SCHEME/{prefix}ENCODING has an unknown value")
+        preset = get("PRESET", "").lower()
+        if preset:
+            return _preset_config(name, preset, variables, prefix)
         return GenericConfig(
             name=name,
             scheme=scheme,
@@ -138,6 +153,25 @@ class GenericConfig:
         own, shared = secret_names(self.name)
         values = secrets.values(own) or secrets.values(shared)
         return require_secrets(values, f"{own} (or {shared})")
+
+
+def _preset_config(name: str, preset: str, variables: Mapping[str, str], prefix: str) -> GenericConfig:
+    """A preset endpoint's settings; SecretNotConfiguredError for anything it cannot mean."""
+    if preset not in PRESETS:
+        raise SecretNotConfiguredError(f"{prefix}PRESET names no preset (one of: {', '.join(PRESETS)})")
+    if (variables.get("SCHEME") or "").strip():
+        raise SecretNotConfiguredError(f"set {prefix}PRESET or {prefix}SCHEME, not both")
+    content = (variables.get("SIGNED_CONTENT") or "").strip()
+    if content and "{body}" not in content:
+        raise SecretNotConfiguredError(f"{prefix}SIGNED_CONTENT must sign the body ({{body}})")
+    tolerance = (variables.get("TOLERANCE_SECONDS") or "").strip()
+    try:
+        seconds = float(tolerance) if tolerance else None
+    except ValueError:
+        seconds = -1.0
+    if seconds is not None and not 0 < seconds < math.inf:
+        raise SecretNotConfiguredError(f"{prefix}TOLERANCE_SECONDS must be a positive number of seconds")
+    return GenericConfig(name=name, preset=preset, signed_content=content, tolerance=seconds)
 
 
 # --- the schemes -------------------------------------------------------------------------------
@@ -161,6 +195,14 @@ STANDARD = Scheme(
 
 def verifier(settings: GenericConfig) -> Scheme:
     """The scheme an endpoint's settings describe."""
+    if settings.preset:
+        scheme = PRESETS[settings.preset]
+        if settings.signed_content:
+            scheme = dataclasses.replace(scheme, content=settings.signed_content)
+        if settings.tolerance is not None and scheme.timestamp is not None:
+            stamp = dataclasses.replace(scheme.timestamp, tolerance=settings.tolerance)
+            scheme = dataclasses.replace(scheme, timestamp=stamp)
+        return scheme
     if settings.scheme == "hmac":
         return Scheme(
             header=settings.signature_header,
@@ -213,6 +255,7 @@ class GenericSource(Source):
     def __init__(self, settings: GenericConfig | None = None) -> None:
         self.settings = settings or GenericConfig()
         self.scheme = verifier(self.settings)
+        self.dedupe_seconds = self.scheme.dedupe_seconds
         self.endpoint_name = self.settings.name
         self.scope = event_scope(NAME, self.settings.name)
 
@@ -239,7 +282,9 @@ def sign(request: SigningRequest) -> dict[str, str]:
         GenericConfig.from_settings(request.settings, name) if request.settings else GenericConfig(name=name)
     )
     scheme = verifier(settings)
-    msg_id = request.message_id or (f"msg_{uuid.uuid4().hex}" if scheme.id_header else None)
+    # A preset's sample carries its sender's own delivery id (kept by `bridge send`).
+    fresh = f"msg_{uuid.uuid4().hex}" if scheme.id_header and not settings.preset else None
+    msg_id = request.message_id or fresh
     return hmac_scheme.sign(
         scheme, request.secret, request.body, now=request.now, msg_id=msg_id, url=request.url or ""
     )

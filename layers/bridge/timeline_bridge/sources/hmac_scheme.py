@@ -24,7 +24,8 @@ after (the body is parsed only once it is known to be the sender's).
 The same data says what the request's source events are (`parse`): `batch` (the body path of an
 events array, one event per item), `event_id` (alternatives, the first present wins: `header:<Name>`
 or a dotted body path, `+` joining parts; else sha256 of the body), `event_type` (parts joined
-with `.`), `occurred_at` (alternatives), and the `handshake` types answered 200, never enqueued.
+with `.`), `occurred_at` (alternatives), the `unstable` fields a redelivery changes, and the
+`handshake` types answered 200, never enqueued.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from timeline_bridge.sources.base import (
     load_json,
     require_secrets,
     scalar,
+    without,
 )
 
 HEADER = "header:"
@@ -93,9 +95,13 @@ class Scheme:
     # The first `occurred_at` is a time the sender always sends: out of range is a 400.
     occurred_required: bool = False
     batch: str = ""
+    # Fields a redelivery changes (attempt counters): left out of the "same id, same body" check.
+    unstable: tuple[str, ...] = ()
     handshake: tuple[str, ...] = ()
-    # How long the sender redelivers one event (seconds): ingest's dedupe window must outlast it.
-    retry_horizon: float = 0
+    # How long the sender redelivers one event, in seconds (None: unpublished); the dedupe window
+    # must outlast it: ingest's 7 days, or `dedupe_seconds` when it is longer.
+    retry_horizon: float | None = None
+    dedupe_seconds: int | None = None
 
     @property
     def id_header(self) -> str | None:
@@ -358,7 +364,7 @@ def parse(scheme: Scheme, request: WebhookRequest) -> ParsedRequest:
                 event_id=f"{event_id}#{position}" if scheme.batch else event_id,
                 occurred_at=_occurred(scheme, request, item),
                 event=item,
-                fingerprint=item,
+                fingerprint=without(item, *scheme.unstable),
                 known=kind is not None,
             )
         )
