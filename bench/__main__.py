@@ -29,6 +29,7 @@ FIGURES = {
     "delivery": "bench.delivery",
     "e2e": "bench.e2e",
     "package": "bench.package",
+    "cost": "bench.cost",
 }
 
 
