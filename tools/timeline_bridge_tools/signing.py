@@ -84,9 +84,34 @@ def sign_request(
     )
 
 
+def fresh_body(
+    source: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    name: str | None = None,
+    settings: Settings | None = None,
+) -> bytes:
+    """The bytes `source` posts for `body` at time `now`: `body` itself, or, for a sender that puts
+    the time it signs at in the body (Linear's `webhookTimestamp`), `body` carrying `now`."""
+    spec = source_spec(source)
+    if spec.restamp is None:
+        return body
+    return spec.restamp(
+        SigningRequest(
+            body=body,
+            secret="",
+            now=time.time() if now is None else now,
+            name=name,
+            settings=Settings.from_environ() if settings is None else settings,
+        )
+    )
+
+
 def sign_event(source: str, event: dict[str, Any], secret: str, **options: Any) -> dict[str, Any]:
     """A copy of Function URL `event` carrying the sender's signature headers (names lowercased,
-    as Function URLs deliver them). Options as for `sign_request`; for a source with named
+    as Function URLs deliver them), and its body as `fresh_body` makes it. Options as for
+    `sign_request`; for a source with named
     endpoints the name defaults to the one in the event's `rawPath`, and the message id to the
     event's own (its spec's `message_id_header`)."""
     signed = copy.deepcopy(event)
@@ -97,7 +122,15 @@ def sign_event(source: str, event: dict[str, Any], secret: str, **options: Any) 
     if spec.message_id_header:
         # The event's own id (a retry keeps it), when the file carries one.
         options.setdefault("webhook_id", merged.get(spec.message_id_header.lower()))
-    headers = sign_request(source, event, secret, **options)
+    options.setdefault("now", time.time())
+    body = body_bytes(event)
+    fresh = fresh_body(
+        source, body, now=options["now"], name=options.get("name"), settings=options.get("settings")
+    )
+    if fresh != body:
+        encoded = bool(signed.get("isBase64Encoded"))
+        signed["body"] = base64.b64encode(fresh).decode() if encoded else fresh.decode("utf-8")
+    headers = sign_request(source, signed, secret, **options)
     merged.update({k.lower(): v for k, v in headers.items()})
     signed["headers"] = merged
     return signed

@@ -9,7 +9,7 @@ import pytest
 from timeline_bridge import errors, ingest
 from timeline_bridge.config import Settings
 from timeline_bridge.errors import MalformedBodyError, SecretNotConfiguredError, SignatureError
-from timeline_bridge.sources import hmac_scheme
+from timeline_bridge.sources import generic, hmac_scheme
 from timeline_bridge.sources.generic import GenericConfig, GenericSource
 from timeline_bridge.sources.generic_presets import PRESETS
 from timeline_bridge_tools.signing import sign_request
@@ -544,3 +544,27 @@ def test_no_ingest_answer_is_410():
         return [cls] + [c for sub in cls.__subclasses__() for c in every(sub)]
 
     assert all(getattr(cls, "status", None) != 410 for cls in every(errors.IngestError))
+
+
+@pytest.mark.parametrize(
+    ("preset", "headers"),
+    [
+        ("github", ("x-github-delivery", "x-github-event")),
+        (
+            "shopify",
+            ("x-shopify-event-id", "x-shopify-topic", "x-shopify-triggered-at", "x-shopify-webhook-id"),
+        ),
+        ("attio", ("idempotency-key",)),
+        ("stripe", ()),
+    ],
+)
+def test_a_resend_keeps_the_headers_the_preset_reads(preset, headers):
+    settings = Settings.from_environ({f"GENERIC_{preset.upper()}_PRESET": preset})
+    assert generic.sender_headers(settings, preset) == headers
+
+
+def test_linear_body_restamped_with_the_time_it_is_sent():
+    body = b'{"type":"Issue","webhookTimestamp": 1700000000000,"data":{"webhookTimestamp":"keep"}}'
+    fresh = hmac_scheme.restamp(PRESETS["linear"], body, NOW)
+    assert fresh == body.replace(b"1700000000000", str(int(NOW * 1000)).encode())
+    assert hmac_scheme.restamp(PRESETS["stripe"], body, NOW) == body

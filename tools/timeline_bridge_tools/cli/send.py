@@ -75,8 +75,9 @@ def find_secret(source: str, name: str | None = None) -> str | None:
     return None
 
 
-def load_sample(path: Path) -> tuple[bytes, dict[str, str], str | None]:
-    """(body, sender headers, rawPath) of a sample file."""
+def load_sample(path: Path, keep: tuple[str, ...] = ()) -> tuple[bytes, dict[str, str], str | None]:
+    """(body, sender headers, rawPath) of a sample file; `keep` names sender headers beyond
+    KEPT_HEADERS (a generic endpoint's event type or delivery id header)."""
     from timeline_bridge_tools import signing
 
     raw = path.read_bytes()
@@ -86,7 +87,7 @@ def load_sample(path: Path) -> tuple[bytes, dict[str, str], str | None]:
         parsed = None
     if signing.is_function_url_event(parsed):
         headers = {str(k).lower(): str(v) for k, v in (parsed.get("headers") or {}).items()}
-        kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
+        kept = {k: headers[k] for k in (*KEPT_HEADERS, *keep) if k in headers}
         return signing.body_bytes(parsed), kept, parsed.get("rawPath")
     return raw, {}, None
 
@@ -109,8 +110,10 @@ def called_url(url: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import requests
+    from timeline_bridge.config import Settings
     from timeline_bridge.errors import IngestError
 
+    from timeline_bridge_tools import signing
     from timeline_bridge_tools.local.state import read_state
 
     try:
@@ -129,6 +132,14 @@ def run(args: argparse.Namespace) -> int:
             where = f"--name {args.name}" if args.name else f"{args.file} (rawPath {raw_path})"
             print(f"{where}: {exc}", file=sys.stderr)
             return 2
+    try:
+        if spec.sender_headers:
+            # The sample's own id and type headers (a re-send keeps its delivery id: a duplicate).
+            headers.update(load_sample(args.file, spec.sender_headers(Settings.from_environ(), name))[1])
+        body = signing.fresh_body(args.source, body, name=name)  # Linear's webhookTimestamp: now
+    except IngestError as exc:  # the endpoint's settings name no scheme
+        print(f"{args.source} {name or ''}: {exc}", file=sys.stderr)
+        return 2
     if getattr(args, "print_event", False):  # callers may build the namespace themselves
         return print_event(args, body, headers, name)
     url = args.url

@@ -193,6 +193,12 @@ class SourceSpec:
     # Settings a local run (`bridge dev`) gives the source's function when neither the environment
     # nor `.env` sets them: Salesforce accepts the org its sample comes from.
     local_settings: Mapping[str, str] = field(default_factory=dict)
+    # (settings, endpoint name) → the headers of a sample that its sender sets and the bridge
+    # reads (an event type, a delivery id), kept by a re-send; None: none beyond the defaults.
+    sender_headers: Callable[[Settings, str | None], tuple[str, ...]] | None = None
+    # The body as the sender posts it at `request.now`, for a sender that puts the time it signed
+    # at in the body (Linear's `webhookTimestamp`); None: the body as it is.
+    restamp: Callable[[SigningRequest], bytes] | None = None
 
     def dry_run_path(self) -> str:
         return self.sample_path or f"/{self.name}"

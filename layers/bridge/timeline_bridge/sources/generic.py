@@ -290,6 +290,27 @@ def sign(request: SigningRequest) -> dict[str, str]:
     )
 
 
+def _endpoint_scheme(settings: Settings | None, name: str | None) -> Scheme:
+    name = name or DEFAULT_ENDPOINT
+    return verifier(GenericConfig.from_settings(settings, name) if settings else GenericConfig(name=name))
+
+
+def sender_headers(settings: Settings, name: str | None) -> tuple[str, ...]:
+    """The headers the endpoint's scheme reads an event's id, type or time from."""
+    scheme = _endpoint_scheme(settings, name)
+    paths = [
+        part
+        for path in (*scheme.event_id, *scheme.event_type, *scheme.occurred_at)
+        for part in path.split("+")
+    ]
+    return tuple(sorted({p[len(HEADER) :].lower() for p in paths if p.startswith(HEADER)}))
+
+
+def restamp(request: SigningRequest) -> bytes:
+    """The body with the time it is sent at, for a scheme that signs a body field (Linear)."""
+    return hmac_scheme.restamp(_endpoint_scheme(request.settings, request.name), request.body, request.now)
+
+
 def secret_names(name: str | None) -> list[str]:
     """The endpoint's own secret variable, then the shared one."""
     return [f"{env_prefix(name or DEFAULT_ENDPOINT)}SECRET", SECRET_NAME]
@@ -309,5 +330,7 @@ SPEC = SourceSpec(
         spelling_rule=SPELLING_RULE,
     ),
     message_id_header=WEBHOOK_ID,
+    sender_headers=sender_headers,
+    restamp=restamp,
     sample_path=f"/{NAME}/sample",
 )
