@@ -6,12 +6,20 @@ serves the same routes alone on its own port.
 
 Routes (Bearer token required; HubSpot's error envelope `{status, message, correlationId,
 category}`):
-- GET  /crm/v3/objects/deals/{id}?properties=a,b&propertiesWithHistory=c
+- GET  /crm/v3/objects/{objectType}/{id}?properties=a,b&propertiesWithHistory=c
 - GET  /crm/v4/objects/deals/{id}/associations/contacts
 - POST /crm/v3/objects/contacts/batch/read   (200, or 207 with `errors[]` for unknown ids)
 - GET  /crm/v3/pipelines/deals
 
-Seeded with the records behind `events/hubspot/deal-stage-change.json`.
+The object read refuses what HubSpot refuses: an object type it cannot infer (400
+VALIDATION_ERROR "Unable to infer object type from: …"), an unknown id (404 OBJECT_NOT_FOUND), a
+token without the type's read scope when scopes are set (403 MISSING_SCOPES). `{objectType}` is a
+name (`contacts`), an objectTypeId (`0-1`) or a custom object's (`2-…`, once `add_object_type`
+registered it). Unknown property names are left out of the answer, not refused, as HubSpot does;
+`createdate`, the last-modified date and `hs_object_id` always come back.
+
+Seeded with the records behind `events/hubspot/deal-stage-change.json`, and a contact created by
+a `contact.creation` webhook (`SAMPLE_NEW_CONTACT_ID`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import copy
 import re
 import threading
 from typing import Any
+from urllib.parse import unquote
 
 from timeline_bridge_tools.sandboxes.base import (
     RateState,
@@ -49,7 +58,22 @@ SAMPLE_STAGES = [
     ("closedlost", "Closed lost"),
 ]
 
-_DEAL = re.compile(r"^/crm/v3/objects/deals/([^/]+)$")
+# The contact a `contact.creation` webhook names: the webhook carries its id, not its email.
+SAMPLE_NEW_CONTACT_ID = "51377"
+SAMPLE_NEW_CONTACT_EMAIL = "noah.fischer@acme-storage.example"
+
+# HubSpot's standard object types: name -> (objectTypeId, the scope that reads it, the property
+# holding the last-modified date).
+STANDARD_OBJECT_TYPES = {
+    "contacts": ("0-1", "crm.objects.contacts.read", "lastmodifieddate"),
+    "companies": ("0-2", "crm.objects.companies.read", "hs_lastmodifieddate"),
+    "deals": ("0-3", "crm.objects.deals.read", "hs_lastmodifieddate"),
+    "tickets": ("0-5", "tickets", "hs_lastmodifieddate"),
+    "products": ("0-7", "e-commerce", "hs_lastmodifieddate"),
+    "line_items": ("0-8", "e-commerce", "hs_lastmodifieddate"),
+}
+
+_OBJECT = re.compile(r"^/crm/v3/objects/([^/]+)/([^/]+)$")
 _DEAL_CONTACTS = re.compile(r"^/crm/v4/objects/deals/([^/]+)/associations/contacts$")
 _PIPELINES = re.compile(r"^/crm/v3/pipelines/([^/]+)$")
 _BATCH_READ = "/crm/v3/objects/contacts/batch/read"
@@ -71,12 +95,18 @@ def hubspot_error(status: int, category: str, message: str, **extra: Any) -> San
 class HubspotCrmRoutes:
     """The CRM data and routes; no server of its own (see the module docstring)."""
 
-    def __init__(self, tokens: set[str] | None = None) -> None:
+    def __init__(self, tokens: set[str] | None = None, scopes: dict[str, set[str]] | None = None) -> None:
         # None: any bearer token is accepted (a sandbox checks that one is sent, not which).
         self.tokens = tokens
+        # token -> the scopes it was granted; None: every token holds every scope.
+        self.scopes = scopes
         self._lock = threading.Lock()
-        self.deals: dict[str, dict[str, Any]] = {}
-        self.contacts: dict[str, dict[str, Any]] = {}
+        # object type name -> (objectTypeId, read scope, last-modified property); custom ones added.
+        self.object_types: dict[str, tuple[str, str, str]] = dict(STANDARD_OBJECT_TYPES)
+        # object type name -> id -> {"properties": {...}, "history": {name: [newest … oldest]}}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in STANDARD_OBJECT_TYPES}
+        self.deals = self.objects["deals"]
+        self.contacts = self.objects["contacts"]
         self.associations: dict[str, list[str]] = {}
         self.pipelines: dict[str, list[dict[str, Any]]] = {}
         self.seed()
@@ -86,13 +116,22 @@ class HubspotCrmRoutes:
     def seed(self) -> None:
         """The sample portal: one pipeline, the sample deal with its stage history, one contact."""
         with self._lock:
-            self.deals.clear()
-            self.contacts.clear()
+            for name in [n for n in self.object_types if n not in STANDARD_OBJECT_TYPES]:
+                del self.object_types[name], self.objects[name]
+            for records in self.objects.values():
+                records.clear()
             self.associations.clear()
             self.pipelines.clear()
         self.set_pipeline("deals", SAMPLE_PIPELINE_ID, SAMPLE_PIPELINE_LABEL, SAMPLE_STAGES)
         self.add_contact(
             SAMPLE_CONTACT_ID, email=SAMPLE_CONTACT_EMAIL, firstname="Olivia", lastname="Bennett"
+        )
+        self.add_contact(
+            SAMPLE_NEW_CONTACT_ID,
+            email=SAMPLE_NEW_CONTACT_EMAIL,
+            firstname="Noah",
+            lastname="Fischer",
+            lifecyclestage="lead",
         )
         self.add_deal(
             SAMPLE_DEAL_ID,
@@ -116,6 +155,28 @@ class HubspotCrmRoutes:
         contacts: list[str] | None = None,
     ) -> None:
         """A deal; `history` lists (value, ISO timestamp) oldest first and sets the current value."""
+        self.add_object("deals", deal_id, properties, history=history)
+        with self._lock:
+            self.associations[str(deal_id)] = [str(c) for c in contacts or []]
+
+    def add_contact(self, contact_id: str, **properties: Any) -> None:
+        self.add_object("contacts", contact_id, properties)
+
+    def add_object_type(self, name: str, object_type_id: str, scope: str = "crm.objects.custom.read") -> None:
+        """A custom object type (`p<portal>_<name>`, objectTypeId `2-…`), readable by either."""
+        with self._lock:
+            self.object_types[name] = (object_type_id, scope, "hs_lastmodifieddate")
+            self.objects.setdefault(name, {})
+
+    def add_object(
+        self,
+        object_type: str,
+        object_id: str,
+        properties: dict[str, Any],
+        *,
+        history: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> None:
+        """A record of `object_type` (a name); `history` as for `add_deal`."""
         props = {k: (None if v is None else str(v)) for k, v in properties.items()}
         hist: dict[str, list[dict[str, Any]]] = {}
         for name, entries in (history or {}).items():
@@ -132,12 +193,7 @@ class HubspotCrmRoutes:
             if entries:
                 props[name] = entries[-1][0]
         with self._lock:
-            self.deals[str(deal_id)] = {"properties": props, "history": hist}
-            self.associations[str(deal_id)] = [str(c) for c in contacts or []]
-
-    def add_contact(self, contact_id: str, **properties: Any) -> None:
-        with self._lock:
-            self.contacts[str(contact_id)] = {k: str(v) for k, v in properties.items()}
+            self.objects[object_type][str(object_id)] = {"properties": props, "history": hist}
 
     def set_pipeline(
         self, object_type: str, pipeline_id: str, label: str, stages: list[tuple[str, str]]
@@ -184,33 +240,61 @@ class HubspotCrmRoutes:
                 "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
             )
         path = request.path
-        if request.method == "GET" and (m := _DEAL.match(path)):
-            return self._deal(m.group(1), request)
         if request.method == "GET" and (m := _DEAL_CONTACTS.match(path)):
             return self._deal_contacts(m.group(1))
         if request.method == "POST" and path == _BATCH_READ:
             return self._batch_read(request)
+        if request.method == "GET" and (m := _OBJECT.match(path)):
+            return self._object(unquote(m.group(1)), unquote(m.group(2)), request, token)
         if request.method == "GET" and (m := _PIPELINES.match(path)):
             return self._pipelines(m.group(1))
         return SandboxResponse(404, b"", {"Content-Type": "text/html"})
 
-    def _deal(self, deal_id: str, request: SandboxRequest) -> SandboxResponse:
+    def object_type(self, given: str) -> str | None:
+        """The name of the object type `given` spells (a name or an objectTypeId), or None."""
         with self._lock:
-            deal = copy.deepcopy(self.deals.get(deal_id))
-        if deal is None:
+            for name, (type_id, _scope, _modified) in self.object_types.items():
+                if given in (name, type_id):
+                    return name
+        return None
+
+    def _object(
+        self, given_type: str, object_id: str, request: SandboxRequest, token: str
+    ) -> SandboxResponse:
+        object_type = self.object_type(given_type)
+        if object_type is None:
+            return hubspot_error(400, "VALIDATION_ERROR", f"Unable to infer object type from: {given_type}")
+        _type_id, scope, modified = self.object_types[object_type]
+        if self.scopes is not None and scope not in self.scopes.get(token, set()):
+            return hubspot_error(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call. Read more "
+                "about required scopes here: https://developers.hubspot.com/scopes.",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+        with self._lock:
+            record = copy.deepcopy(self.objects[object_type].get(object_id))
+        if record is None:
             return hubspot_error(
                 404,
                 "OBJECT_NOT_FOUND",
                 "Object not found.  objectId are usually numeric.",
-                context={"id": [deal_id]},
+                context={"id": [object_id]},
             )
         wanted = _csv_param(request, "properties")
         with_history = _csv_param(request, "propertiesWithHistory")
-        props = deal["properties"]
-        shown = {"createdate": CREATED, "hs_lastmodifieddate": CREATED, "hs_object_id": deal_id}
+        props = record["properties"]
+        shown = {"createdate": CREATED, modified: CREATED, "hs_object_id": object_id}
         shown.update({name: props[name] for name in wanted if name in props})
         body: dict[str, Any] = {
-            "id": deal_id,
+            "id": object_id,
             "properties": shown,
             "createdAt": CREATED,
             "updatedAt": CREATED,
@@ -218,7 +302,7 @@ class HubspotCrmRoutes:
         }
         if with_history:
             body["propertiesWithHistory"] = {
-                name: deal["history"].get(name, []) for name in with_history if name in props
+                name: record["history"].get(name, []) for name in with_history if name in props
             }
         return SandboxResponse.json(200, body)
 
@@ -250,10 +334,11 @@ class HubspotCrmRoutes:
         results, missing = [], []
         with self._lock:
             for contact_id in inputs:
-                contact = self.contacts.get(contact_id)
-                if contact is None:
+                record = self.contacts.get(contact_id)
+                if record is None:
                     missing.append(contact_id)
                     continue
+                contact = record["properties"]
                 shown = {"createdate": CREATED, "lastmodifieddate": CREATED, "hs_object_id": contact_id}
                 shown.update({p: contact[p] for p in properties if p in contact})
                 results.append(

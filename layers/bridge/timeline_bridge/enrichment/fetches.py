@@ -99,6 +99,20 @@ KINDS: dict[str, FetchKind] = {
             description="the deal's properties, their history and each one's previous value",
         ),
         FetchKind(
+            "hubspot.contact",
+            lambda args, ctx: hubspot.contact(ctx.sources.hubspot, args),
+            required=("id",),
+            optional=("properties", "history"),
+            description="the contact's properties (email, firstname, lastname unless named) and its email",
+        ),
+        FetchKind(
+            "hubspot.object",
+            lambda args, ctx: hubspot.any_object(ctx.sources.hubspot, args),
+            required=("type", "id"),
+            optional=("properties", "history"),
+            description="any CRM record by object type and id: its properties, their history and previous values",
+        ),
+        FetchKind(
             "hubspot.deal_contacts",
             lambda args, ctx: hubspot.deal_contacts(ctx.sources.hubspot, args),
             required=("id",),

@@ -1,9 +1,10 @@
-"""HubSpot CRM reads: a deal with chosen properties and their history, the deal's contacts, and the
-pipeline stage labels. HubSpot webhooks carry only the record id and the changed property.
+"""HubSpot CRM reads: any CRM record (a deal, a contact, a company, a custom object, …) with chosen
+properties and their history, the deal's contacts, and the pipeline stage labels. HubSpot webhooks
+carry only the record id and the changed property (a `contact.creation` carries no email).
 
 Endpoints (base `HUBSPOT_BASE_URL`, token `HUBSPOT_ACCESS_TOKEN`, scopes crm.objects.deals.read,
-crm.objects.contacts.read):
-- GET  /crm/v3/objects/deals/{id}?properties=…&propertiesWithHistory=…
+crm.objects.contacts.read, and the read scope of any other type a mapping reads):
+- GET  /crm/v3/objects/{objectType}/{id}?properties=…&propertiesWithHistory=…
 - GET  /crm/v4/objects/deals/{id}/associations/contacts?limit=500
 - POST /crm/v3/objects/contacts/batch/read  {"properties": [...], "inputs": [{"id": …}]}
 - GET  /crm/v3/pipelines/{objectType}
@@ -13,6 +14,7 @@ Answers are classified by the HubSpot target client's rules (429 with the policy
 
 from __future__ import annotations
 
+import re
 from datetime import tzinfo
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +27,9 @@ from timeline_bridge.targets import http
 
 MAX_CONTACTS = 100  # one batch read; deals with more associated contacts are summarised by the first 100
 CONTACT_PROPERTIES = ("email", "firstname", "lastname")
+# What `{objectType}` may be: a name (contacts, line_items), an objectTypeId (0-1, 2-3508482) or a
+# custom object's fully qualified name (p1234567_cars). The mapping schema checks a written one.
+OBJECT_TYPE = re.compile(r"[a-z][a-z_]*|[0-9]+-[0-9]+|p[0-9]+_[a-z0-9_]+")
 
 
 class HubspotCrm(SourceApi):
@@ -86,25 +91,50 @@ def _history_entries(raw: Any) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: str(e.get("timestamp") or ""), reverse=True)
 
 
-def deal(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
+def crm_object(crm: HubspotCrm, object_type: str, args: dict[str, Any]) -> dict[str, Any]:
     """`{id, properties, history: {prop: [newest … oldest]}, previous: {prop: value before the
-    current one}}` for deal `args.id`."""
-    deal_id = str(args["id"])
+    current one}}` for record `args.id` of `object_type`."""
+    if not OBJECT_TYPE.fullmatch(object_type):
+        raise PermanentDeliveryError(
+            f"{object_type!r} is not a HubSpot object type (contacts, 0-1, 2-…, p<portal>_<name>)",
+            code="invalid_argument",
+        )
+    record_id = str(args["id"])
+    what = {"deals": "deal id", "contacts": "contact id"}.get(object_type, f"{object_type} record id")
     params = {"properties": _csv(args.get("properties")), "propertiesWithHistory": _csv(args.get("history"))}
     body = http.as_dict(
         crm.get(
-            f"/crm/v3/objects/deals/{segment(deal_id, 'deal id')}", {k: v for k, v in params.items() if v}
+            f"/crm/v3/objects/{object_type}/{segment(record_id, what)}",
+            {k: v for k, v in params.items() if v},
         )
     )
     raw_history = http.as_dict(body.get("propertiesWithHistory"))
     history = {name: _history_entries(raw_history.get(name)) for name in args.get("history") or []}
     return {
-        "id": str(body.get("id") or deal_id),
+        "id": str(body.get("id") or record_id),
         "properties": http.as_dict(body.get("properties")),
         "history": history,
         # The second-newest entry: the value this change replaced.
         "previous": {name: (h[1].get("value") if len(h) > 1 else None) for name, h in history.items()},
     }
+
+
+def deal(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
+    """`crm_object` of deal `args.id`."""
+    return crm_object(crm, "deals", args)
+
+
+def contact(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
+    """`crm_object` of contact `args.id` (properties: email, firstname, lastname unless given),
+    with its `email` beside them (null when it has none)."""
+    properties = list(args.get("properties") or CONTACT_PROPERTIES)
+    record = crm_object(crm, "contacts", {**args, "properties": properties})
+    return {**record, "email": record["properties"].get("email") or None}
+
+
+def any_object(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
+    """`crm_object` of record `args.id` of type `args.type`."""
+    return crm_object(crm, str(args["type"]).strip(), args)
 
 
 def deal_contacts(crm: HubspotCrm, args: dict[str, Any]) -> dict[str, Any]:
