@@ -61,8 +61,10 @@ def secret_name(source: str, name: str | None = None) -> list[str]:
 
 
 def find_secret(source: str, name: str | None = None) -> str | None:
-    """The secret to sign with: the environment's, else `bridge dev`'s development value."""
-    from timeline_bridge.config import parse_secret_value
+    """The secret to sign with: the environment's (a generic endpoint's own may sit in
+    BRIDGE_GENERIC_SECRETS, as the bridge reads it), else `bridge dev`'s development value."""
+    from timeline_bridge.config import GENERIC_SECRETS_NAME, generic_secret_values, parse_secret_value
+    from timeline_bridge.errors import SecretNotConfiguredError
 
     from timeline_bridge_tools.local.state import load_secrets
 
@@ -72,6 +74,13 @@ def find_secret(source: str, name: str | None = None) -> str | None:
             values = parse_secret_value(value)
             if values:
                 return values[0]
+        if variable.startswith("GENERIC_") and variable != GENERIC_SECRETS_NAME:
+            try:
+                bundled = generic_secret_values(os.environ.get(GENERIC_SECRETS_NAME), variable)
+            except SecretNotConfiguredError:
+                bundled = []  # the bridge refuses that endpoint too (503): the answer says so
+            if bundled:
+                return bundled[0]
     return None
 
 
