@@ -4,6 +4,7 @@ per test for every preset, then what each preset reads as event id, type and tim
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from timeline_bridge import errors, ingest
@@ -568,3 +569,10 @@ def test_linear_body_restamped_with_the_time_it_is_sent():
     fresh = hmac_scheme.restamp(PRESETS["linear"], body, NOW)
     assert fresh == body.replace(b"1700000000000", str(int(NOW * 1000)).encode())
     assert hmac_scheme.restamp(PRESETS["stripe"], body, NOW) == body
+
+
+def test_readme_has_one_row_per_preset():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("### Sender presets", 1)[1].split("\n### ", 1)[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert rows == list(PRESETS)
