@@ -449,6 +449,38 @@ def verify_generic_hmac(data: bytes) -> None:
         _refused_or_accepted(check)
 
 
+@harness()
+def verify_generic_presets(data: bytes) -> None:
+    """Every sender preset over fuzzed secrets, bodies, timestamps and signature headers."""
+    from timeline_bridge.sources import hmac_scheme
+    from timeline_bridge.sources.generic_presets import PRESETS
+
+    g = Gen(data)
+    scheme = PRESETS[g.pick(sorted(PRESETS))]
+    secrets = [
+        g.pick(["ab" * 32, g.secret()]) if scheme.key == "hex" else g.secret() for _ in range(g.int(0, 2))
+    ]
+    secret = secrets[0] if secrets else g.secret()
+    tolerance = int(scheme.timestamp.tolerance) if scheme.timestamp else 0
+    at = NOW + g.int(-tolerance - 5, tolerance + 5)
+    body = g.bytes(2048)
+    if scheme.timestamp and scheme.timestamp.where == "body":
+        body = json.dumps({"type": "Issue", "webhookTimestamp": int(at * 1000), "x": g.text(30)}).encode()
+    try:
+        headers = hmac_scheme.sign(scheme, secret, body, now=at)
+        usable = True
+    except IngestError:  # not a key this scheme can use: the verifier must refuse it
+        headers, usable = {scheme.header.replace("{n}", "1"): g.text(80)}, False
+    mutated = _mutate_headers(g, headers, list(headers))
+    request = _request(body, headers)
+    check = lambda: hmac_scheme.verify(scheme, request, secrets, now=lambda: NOW)  # noqa: E731
+    fresh = scheme.timestamp is None or abs(NOW - at) <= tolerance
+    if not mutated and usable and secrets and secret.strip() and fresh:
+        _accepts(check)
+    else:
+        _refused_or_accepted(check)
+
+
 # --- body parsers ---------------------------------------------------------------------------------
 
 
@@ -506,6 +538,16 @@ def parse_generic(data: bytes) -> None:
         type_field=g.pick(["type", "data.object.type", "event.type", g.text(12) or "type"]),
     )
     _parse("generic", lambda request: generic.parse(request, settings), data[1:] if data else data)
+
+
+@harness()
+def parse_generic_presets(data: bytes) -> None:
+    """Generic bodies as each sender preset reads them (batches, joined ids, handshakes)."""
+    from timeline_bridge.sources.generic_presets import PRESETS
+
+    preset = sorted(PRESETS)[data[0] % len(PRESETS)] if data else "stripe"
+    source = generic.GenericSource(generic.GenericConfig(name=preset, preset=preset))
+    _parse("generic", source.parse, data[1:])
 
 
 @harness()
