@@ -22,6 +22,7 @@ COMMANDS = {
     "replay": ("replay", "put archived events back through today's mappings"),
     "console": ("console", "serve the event history page on 127.0.0.1 against a deployed stack"),
     "identities": ("identities", "manage the identity map used to resolve target ids"),
+    "docs": ("docs", "generate the target field tables of mappings/README.md from the target schemas"),
 }
 
 
