@@ -319,7 +319,10 @@ def secret_names(name: str | None) -> list[str]:
 SPEC = SourceSpec(
     name=NAME,
     source=GenericSource.for_request,
-    identity="webhook-id (Standard Webhooks); the configured id header, else sha256 of the body (hmac)",
+    identity=(
+        "webhook-id (Standard Webhooks); the sender's event id (a preset, e.g. Stripe's id, "
+        "X-GitHub-Delivery); the configured id header, else sha256 of the body (hmac)"
+    ),
     secret_names=secret_names,
     sign=sign,
     endpoints=EndpointNames(
