@@ -139,20 +139,20 @@ def test_partial_sqs_failure_releases_only_unsent_events(handler, aws, load_even
 def test_dynamodb_failure_answers_503_and_enqueues_nothing(handler, aws, load_event, monkeypatch, cold_start):
     event = sign_event("hubspot", with_body(load_event(EVENT_FILE), batch(load_event(EVENT_FILE), 5)), SECRET)
     dynamodb = cold_start("hubspot").aws("dynamodb")
-    real = dynamodb.put_item
+    real = dynamodb.get_item  # a claim reads the event's record; it is written once enqueued
     calls = {"n": 0}
 
     def throttled_after_two(**kwargs):
         calls["n"] += 1
         if calls["n"] > 2:
-            raise client_error("ProvisionedThroughputExceededException", "PutItem")
+            raise client_error("ProvisionedThroughputExceededException", "GetItem")
         return real(**kwargs)
 
-    monkeypatch.setattr(dynamodb, "put_item", throttled_after_two)
+    monkeypatch.setattr(dynamodb, "get_item", throttled_after_two)
     assert handler(event)["statusCode"] == 503
     assert aws.count() == 0
-    assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0  # the claims that succeeded are released
-    monkeypatch.setattr(dynamodb, "put_item", real)
+    assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0  # nothing recorded for the claims that read
+    monkeypatch.setattr(dynamodb, "get_item", real)
 
     assert json.loads(handler(event)["body"])["accepted"] == 5
 

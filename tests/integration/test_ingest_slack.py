@@ -130,7 +130,9 @@ def test_click_answered_with_try_again_text_when_dedupe_table_fails(
     def throttled(**kwargs):
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "PutItem")
 
-    monkeypatch.setattr(cold_start("slack").aws("dynamodb"), "put_item", throttled)
+    dynamodb = cold_start("slack").aws("dynamodb")
+    for call in ("get_item", "put_item", "update_item"):  # the whole table is down
+        monkeypatch.setattr(dynamodb, call, throttled)
     answer = handler(sign_event("slack", load_event("slack/reject-button.json"), SECRET))
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["text"] == slack.RETRY_TEXT

@@ -214,3 +214,79 @@ def test_no_private_powertools_helper_is_used():
     }
     assert private <= OVERRIDES | OWN
     assert "._get_" not in Path(claims.__file__).read_text("utf-8")
+
+
+# --- stores that write once (hold_while_working=False) -----------------------------------------
+
+
+def reading_store(aws: Any, *, ttl: int = 3600) -> ClaimStore:
+    return ClaimStore(
+        aws.table,
+        key_prefix="ingest.hubspot",
+        key_field="key",
+        payload_field="body",
+        expires_after_seconds=ttl,
+        dynamodb=aws.dynamodb,
+        hold_while_working=False,
+    )
+
+
+def writes_of(aws: Any) -> list[str]:
+    """The names of the write operations the test's DynamoDB client makes from now on."""
+    seen: list[str] = []
+    for operation in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"):
+        aws.dynamodb.meta.events.register(
+            f"provide-client-params.dynamodb.{operation}", lambda op=operation, **_: seen.append(op)
+        )
+    return seen
+
+
+def test_a_reading_store_writes_one_record_per_key_and_only_when_the_work_is_done(aws):
+    store = reading_store(aws)
+    [data] = datas(1, "once")
+    writes = writes_of(aws)
+    assert store.claim(data, 30_000).state is ClaimState.CLAIMED
+    assert writes == [] and items(aws) == {}  # a claim that only reads
+    store.complete(data, {"enqueued": True})
+    assert writes == ["UpdateItem"]
+    assert store.claim(data, 30_000).state is ClaimState.COMPLETED
+    assert store.claim({**data, "body": {"n": "other"}}, 30_000).state is ClaimState.MISMATCH
+    assert plain_powertools(aws, "ingest.hubspot").get_record(data).status == "COMPLETED"
+
+
+def test_a_reading_store_releases_without_writing_and_a_retry_claims_again(aws):
+    store = reading_store(aws)
+    [data] = datas(1, "failed")
+    store.claim(data, 30_000)
+    writes = writes_of(aws)
+    store.release(data, RuntimeError("not enqueued"))
+    store.release_many([data], RuntimeError("not enqueued"))
+    assert writes == []
+    assert store.claim(data, 30_000).state is ClaimState.CLAIMED
+
+
+def test_a_reading_store_sees_an_expired_record_as_free_and_a_held_one_as_busy(aws):
+    [done, held] = datas(2, "states")
+    expired = reading_store(aws, ttl=1)
+    expired.complete(done, {})
+    table_item = items(aws)
+    [key] = table_item
+    aws.dynamodb.update_item(  # an expiry in the past, as DynamoDB keeps it until its TTL sweep
+        TableName=aws.table,
+        Key={"id": {"S": key}},
+        UpdateExpression="SET expiration = :past",
+        ExpressionAttributeValues={":past": {"N": "1000"}},
+    )
+    assert reading_store(aws).claim(done, 30_000).state is ClaimState.CLAIMED
+    holder = ClaimStore(  # a store that holds its claims, on the same key space
+        aws.table,
+        key_prefix="ingest.hubspot",
+        key_field="key",
+        payload_field="body",
+        expires_after_seconds=3600,
+        dynamodb=aws.dynamodb,
+    )
+    holder.claim(held, 30_000)
+    claim = reading_store(aws).claim(held, 30_000)
+    assert claim.state is ClaimState.BUSY and 25.0 < claim.retry_in <= 30.5
+    assert reading_store(aws).claim({"key": None, "body": {}}, 30_000).state is ClaimState.NO_KEY

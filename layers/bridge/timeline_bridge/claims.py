@@ -7,6 +7,13 @@ INPROGRESS while the work is under way (expiring with the invocation, so a dead 
 blocks it), COMPLETED once it is done, deleted when it failed so a retry may claim it again; the
 payload hash catches the same key arriving with another body.
 
+A store made with `hold_while_working=False` writes once per key instead of twice: its claim is a
+read (no record, or an expired one: CLAIMED, nothing written), its completion the one write, its
+release nothing. Nothing holds the key meanwhile, so two copies claimed at the same moment may both
+do the work: only for work whose copies are absorbed further on. Ingest is such work (an event
+enqueued twice becomes the same jobs, and the deliver stage claims each job before it is sent);
+a DynamoDB write unit costs five consistent read units.
+
 Powertools is used through its public persistence API (`configure`, `save_inprogress`,
 `save_success`, `delete_record`, `get_record`) and its documented extension points
 (`_update_record`/`_delete_record` of a persistence layer), which add one thing: inside
@@ -82,10 +89,13 @@ class ClaimStore:
         expires_after_seconds: int,
         dynamodb: Any,
         label: str = "claim",
+        hold_while_working: bool = True,
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
         self.label = label  # what the records are called in errors ("delivered-record")
+        # False: no INPROGRESS record; a claim reads, the completion is the only write (module doc).
+        self.hold_while_working = hold_while_working
         self._collected = threading.local()  # this thread's writes held back by `batch()`
         self.layer = batching_layer_class()(self._collected, table_name=table, boto3_client=dynamodb)
         self.layer.configure(
@@ -107,6 +117,8 @@ class ClaimStore:
             IdempotencyValidationError,
         )
 
+        if not self.hold_while_working:
+            return _claim_by_reading(self.layer, data)
         try:
             self.layer.save_inprogress(data=data, remaining_time_in_millis=max(0, int(remaining_ms)))
             return Claim(ClaimState.CLAIMED)
@@ -123,11 +135,7 @@ class ClaimStore:
                 return Claim(ClaimState.MISMATCH)
             except IdempotencyItemNotFoundError:
                 return Claim(ClaimState.BUSY, retry_in=MIN_RETRY_IN)  # released meanwhile: look again soon
-        if record is not None and record.status == "COMPLETED":
-            return Claim(ClaimState.COMPLETED)
-        expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)  # a Decimal from DynamoDB
-        retry_in = float(expiry_ms) / 1000.0 - time.time() if expiry_ms else UNKNOWN_RETRY_IN
-        return Claim(ClaimState.BUSY, retry_in=min(max(retry_in, MIN_RETRY_IN), MAX_RETRY_IN))
+        return _found(record)
 
     def record(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """The record of `data`'s key as stored: its status (INPROGRESS, COMPLETED) and the result
@@ -177,7 +185,8 @@ class ClaimStore:
 
     def release(self, data: dict[str, Any], reason: Exception) -> None:
         """The work failed: forget the claim so a retry can claim the key again."""
-        self.layer.delete_record(data=data, exception=reason)
+        if self.hold_while_working:  # otherwise the claim wrote nothing
+            self.layer.delete_record(data=data, exception=reason)
 
     def release_many(self, datas: Sequence[dict[str, Any]], reason: Exception) -> None:
         """`release` every claim of `datas`, 25 per BatchWriteItem; one by one when that fails."""
@@ -189,6 +198,38 @@ class ClaimStore:
         except Exception:
             logger.warning("batched release failed; releasing one by one", exc_info=True)
         _each(datas, lambda data: self.release(data, reason), f"{self.label}(s) not released")
+
+
+def _claim_by_reading(layer: DynamoDBPersistenceLayer, data: dict[str, Any]) -> Claim:
+    """A claim that writes nothing: what the key's record says, CLAIMED when there is none."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyItemNotFoundError,
+        IdempotencyKeyError,
+        IdempotencyValidationError,
+    )
+
+    try:
+        record = layer.get_record(data=data)
+    except IdempotencyKeyError:
+        return Claim(ClaimState.NO_KEY)
+    except IdempotencyValidationError:
+        return Claim(ClaimState.MISMATCH)
+    except IdempotencyItemNotFoundError:
+        return Claim(ClaimState.CLAIMED)
+    if record is None:
+        return Claim(ClaimState.NO_KEY)
+    if record.is_expired:  # kept until DynamoDB's TTL deletes it, but no longer binding
+        return Claim(ClaimState.CLAIMED)
+    return _found(record)
+
+
+def _found(record: DataRecord | None) -> Claim:
+    """What an existing record means for a claim: COMPLETED, or BUSY until its holder's expiry."""
+    if record is not None and record.status == "COMPLETED":
+        return Claim(ClaimState.COMPLETED)
+    expiry_ms = getattr(record, "in_progress_expiry_timestamp", None)  # a Decimal from DynamoDB
+    retry_in = float(expiry_ms) / 1000.0 - time.time() if expiry_ms else UNKNOWN_RETRY_IN
+    return Claim(ClaimState.BUSY, retry_in=min(max(retry_in, MIN_RETRY_IN), MAX_RETRY_IN))
 
 
 def _each(items: Sequence[Any], action: Callable[[Any], None], what: str) -> None:

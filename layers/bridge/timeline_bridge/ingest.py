@@ -8,8 +8,9 @@ Order of checks, each answered before the next runs:
 5. each source event is claimed in the dedupe table on its own identity (Powertools idempotency,
    DynamoDB, 7 days): a completed claim is a duplicate and is not enqueued again;
 6. new events go to the events queue (SendMessageBatch, 10 per call, the `Failed` list checked);
-7. 2xx only once every new event is on the queue. Otherwise 5xx (`EnqueueError`) and the claims of
-   the events that did not reach the queue are released, so the sender's retry goes through.
+7. 2xx only once every new event is on the queue, and only then is its claim written (COMPLETED).
+   Otherwise 5xx (`EnqueueError`): the events that did not reach the queue have no record, so the
+   sender's retry goes through.
 
 A dedupe-table failure is a 5xx too: an event is never enqueued without its claim.
 
@@ -67,8 +68,11 @@ class IdempotencyStore:
     """Claims on source-event identities: one `claims.ClaimStore` per scope (source, or generic
     endpoint), so identities of different senders never collide. Records: key
     `ingest.<scope>#<md5 of the identity>`, the payload hash of the event's fingerprint (same id
-    with another body is caught), INPROGRESS while the event is on its way to the queue,
-    COMPLETED once it is there.
+    with another body is caught), written once, COMPLETED, when the event is on the queue.
+
+    A claim only reads (`hold_while_working=False`): one write per event instead of two. Two copies
+    of one event arriving at the same moment may then both be enqueued; they become the same job
+    keys, and the deliver stage claims each job before sending it, so the copy is never sent.
     """
 
     def __init__(self, table: str, *, client: Any) -> None:
@@ -89,6 +93,7 @@ class IdempotencyStore:
                     payload_field="payload",
                     expires_after_seconds=self._windows.get(scope, DEDUPE_SECONDS),
                     dynamodb=self.client,
+                    hold_while_working=False,
                 )
             return store
 
@@ -384,8 +389,8 @@ class Ingest:
         unsent = [events[i] for n, i in enumerate(new) if n in failed_positions]
         for result in workers.run_all(lambda e: store.complete(src.scope, e), sent):
             if isinstance(result, Exception):
-                # Already on the queue: the claim stays INPROGRESS until it times out. A retry after
-                # that enqueues again, and the targets' idempotency keys absorb the copy.
+                # Already on the queue, but no record says so: a retry enqueues it again, and the
+                # deliver stage's claims (and the targets' idempotency keys) absorb the copy.
                 logger.warning(
                     "could not mark event as enqueued",
                     extra={"source": src.name, "error": type(result).__name__},
