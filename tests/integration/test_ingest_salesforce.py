@@ -114,6 +114,7 @@ def test_wrong_token_or_org_answers_401_enqueues_nothing_and_logs_no_token(handl
 
 
 def test_accepted_message_logs_no_token_and_no_session_id(handler, aws, caplog):
+    caplog.set_level("DEBUG", logger="timeline-bridge")  # "webhook ingested" is a DEBUG line
     handler(
         outbound_event(
             SAMPLE.read_bytes().replace(b'<SessionId xsi:nil="true"/>', b"<SessionId>00D!AQsess</SessionId>")

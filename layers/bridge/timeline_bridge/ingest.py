@@ -402,7 +402,8 @@ class Ingest:
                 request_id, [envelopes[i] for n, i in enumerate(new) if n not in failed_positions]
             )
         _count(src.name, outcome)
-        logger.info(
+        # DEBUG: at INFO each job logs its outcome once, at delivery (CloudWatch Logs bills per byte).
+        logger.debug(
             "webhook ingested",
             extra={
                 "source": src.name,

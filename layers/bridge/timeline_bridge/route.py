@@ -216,7 +216,10 @@ class Router:
         for position, result in enumerate(results):
             if position in unsent or result.envelope is None:
                 continue
-            logger.info(
+            # DEBUG unless replayed: at INFO each job logs its outcome once, at delivery (CloudWatch
+            # Logs bills per byte); an operator's replay stays visible.
+            log = logger.info if result.envelope.replay else logger.debug
+            log(
                 "event routed",
                 extra={
                     "source": result.envelope.source,

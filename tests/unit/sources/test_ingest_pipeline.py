@@ -125,14 +125,17 @@ def environment(monkeypatch):
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    """Every log line ingest writes, formatted as in Lambda (Powertools JSON)."""
+    """Every log line ingest writes, DEBUG included, formatted as in Lambda (Powertools JSON)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logger.registered_formatter)
     logger.addHandler(handler)
+    level = logger.log_level
+    logger.setLevel("DEBUG")
     try:
         yield stream
     finally:
+        logger.setLevel(level)
         logger.removeHandler(handler)
 
 
