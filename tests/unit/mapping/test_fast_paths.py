@@ -1,5 +1,5 @@
-"""The fast paths agree with the exact ones: generated code with jmespath and the closures, the
-planned contract check with the full target schema."""
+"""The one evaluator agrees with jmespath, the planned contract check with the full target
+schema, and every body the engine accepts passes its target's schema."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from timeline_bridge import SOURCES
 from timeline_bridge.config import Settings
 from timeline_bridge.errors import MappingError
 from timeline_bridge.mapping import load_mappings
-from timeline_bridge.mapping.codegen import compile_value, compile_when
 from timeline_bridge.mapping.contracts import (
     ContractViolation,
     EmptyRequiredValue,
@@ -22,7 +21,7 @@ from timeline_bridge.mapping.contracts import (
     validate_body,
 )
 from timeline_bridge.mapping.engine import RenderError
-from timeline_bridge.mapping.expressions import BridgeFunctions, is_false
+from timeline_bridge.mapping.expressions import BridgeFunctions, compile_expression
 from timeline_bridge.models import Envelope
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,40 +71,23 @@ def _outcome(fn):
 @settings(max_examples=40, deadline=None)
 @given(data=documents)
 @pytest.mark.parametrize("expression", EXPRESSIONS)
-def test_generated_expression_matches_jmespath_when_evaluated_on_any_document(expression, data) -> None:
-    generated = compile_value(expression, FUNCTIONS)
-    assert generated is not None
+def test_compiled_expression_matches_jmespath_when_evaluated_on_any_document(expression, data) -> None:
+    compiled = compile_expression(expression, FUNCTIONS)
     options = jmespath.Options(custom_functions=FUNCTIONS)
 
     expected = _outcome(lambda: jmespath.search(expression, data, options=options))
-    actual = _outcome(lambda: generated(data))
+    actual = _outcome(lambda: compiled(data))
 
     assert actual == expected
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=documents)
-@pytest.mark.parametrize("expression", EXPRESSIONS)
-def test_generated_when_matches_jmespath_truthiness_when_evaluated_on_any_document(expression, data) -> None:
-    generated = compile_when(expression, FUNCTIONS, "test")
-    assert generated is not None
-    options = jmespath.Options(custom_functions=FUNCTIONS)
-
-    expected = _outcome(lambda: not is_false(jmespath.search(expression, data, options=options)))
-    actual = _outcome(lambda: generated(data))
-
-    assert actual == expected or actual == ("error",)  # an error falls back to the closures
-
-
-def test_generated_code_holds_mapping_text_as_data_when_keys_and_strings_look_like_code() -> None:
+def test_compiled_expression_reads_keys_and_literals_as_data_when_they_look_like_code() -> None:
     tricky = "k'); __import__('os').system('exit 1'); ('"
     expression = f'{{"{tricky}": a}}."{tricky}" || `"{tricky}"`'
-    jmespath.compile(expression)  # a valid expression: a quoted key and a JSON literal
-    generated = compile_value(expression, FUNCTIONS)
+    compiled = compile_expression(expression, FUNCTIONS)
 
-    assert generated is not None
-    assert generated({"a": None}) == tricky
-    assert generated({"a": 1}) == 1
+    assert compiled({"a": None}) == tricky
+    assert compiled({"a": 1}) == 1
 
 
 KEYS = st.sampled_from(
@@ -130,7 +112,7 @@ EVENTS = st.dictionaries(KEYS, VALUES, max_size=8)
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=st.sampled_from(SOURCES), event=EVENTS, enrichment=st.dictionaries(KEYS, VALUES, max_size=4))
-def test_fast_body_and_planned_contract_agree_with_the_exact_ones_when_events_are_arbitrary(
+def test_planned_contract_agrees_with_the_schema_when_events_are_arbitrary(
     source, event, enrichment
 ) -> None:
     envelope = Envelope(source, "any", "evt-1", None, "2026-01-01T00:00:00.000Z", event)
@@ -140,12 +122,6 @@ def test_fast_body_and_planned_contract_agree_with_the_exact_ones_when_events_ar
             exact = mapping._body(context)
         except RenderError:
             continue
-        if mapping._fast_body is not None:
-            try:
-                fast = mapping._fast_body(context)
-            except Exception:
-                fast = exact  # refused: the engine renders with the closures instead
-            assert fast == exact
         body = _with_bridge_fields(mapping, exact, context["meta"]["key"])
         assert mapping._contract is not None
         try:
@@ -217,50 +193,24 @@ def test_planned_contract_reports_constant_violations_when_the_mapping_loads() -
     ]
 
 
-# --- the one-function render and check ------------------------------------------------------------
+# --- what the engine accepts ----------------------------------------------------------------------
 
 
-def _fast_or_none(mapping, context):
+def _rendered(mapping, context):
     try:
-        return mapping._fast_render(context)
-    except Exception:
-        return None
-
-
-def _rendered(render, context):
-    try:
-        return ("ok", render(context))
+        return ("ok", mapping.render_body(context))
     except MappingError as exc:
         return ("refused", exc.field, exc.reason)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=st.sampled_from(SOURCES), event=EVENTS, enrichment=st.dictionaries(KEYS, VALUES, max_size=4))
-def test_checked_render_gives_the_exact_body_or_steps_aside_when_events_are_arbitrary(
-    source, event, enrichment
-) -> None:
+def test_rendered_body_passes_the_target_schema_when_events_are_arbitrary(source, event, enrichment) -> None:
     envelope = Envelope(source, "any", "evt-1", None, "2026-01-01T00:00:00.000Z", event)
     for mapping in SHIPPED.for_source(source):
-        assert mapping._fast_render is not None, mapping.name
-        context = mapping.context(envelope, enrichment)
-        fast = _fast_or_none(mapping, context)
-        if fast is not None:  # else the engine renders and checks the exact way
-            assert _rendered(mapping._render_exact, context) == ("ok", fast)
-            validate_body(mapping.target, fast, SETTINGS)  # accepted bodies pass the full target schema
-
-
-@pytest.mark.parametrize("mapping", list(SHIPPED), ids=lambda m: m.name)
-def test_checked_render_takes_the_fast_path_when_a_shipped_case_renders(mapping) -> None:
-    from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
-
-    # Every cases file checks a rendered body (test_mapping_cases.py): `output` or `contains`.
-    cases = [c for c in load_cases(cases_path(ROOT / mapping.file)) if {"output", "contains"} & set(c.expect)]
-    assert cases
-    for case in cases:
-        envelope = case_envelope(case, mapping, ROOT)
-        context = mapping.context(envelope, dict(case.enrichment))
-
-        assert mapping._fast_render(context) == mapping._render_exact(context), case.name
+        outcome = _rendered(mapping, mapping.context(envelope, enrichment))
+        if outcome[0] == "ok":
+            validate_body(mapping.target, outcome[1], SETTINGS)
 
 
 FREE = st.recursive(
@@ -307,23 +257,19 @@ def _compiled(target, body, required):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x=FREE, y=FREE, z=FREE, key=st.sampled_from(["tb-1", ""]))
 @pytest.mark.parametrize(("target", "body", "required"), TEMPLATES)
-def test_checked_render_agrees_with_the_schema_when_free_values_vary(
+def test_rendered_body_passes_the_target_schema_when_free_values_vary(
     target, body, required, x, y, z, key
 ) -> None:
     mapping = _compiled(target, body, required)
     envelope = Envelope("hubspot", "any", "evt-1", None, "2026-01-01T00:00:00.000Z", {"x": x, "y": y, "z": z})
-    context = mapping.context(envelope, {}, key)
-    exact = _rendered(mapping._render_exact, context)
-    if mapping._fast_render is None:
-        assert target == "applied" and isinstance(body.get("metric"), str)
-        return
-    fast = _fast_or_none(mapping, context)
-    if fast is not None:  # else it stepped aside: the exact path gives the verdict
-        assert exact == ("ok", fast)
-        validate_body(target, fast, SETTINGS)
+    outcome = _rendered(mapping, mapping.context(envelope, {}, key))
+    if outcome[0] == "ok":
+        validate_body(target, outcome[1], SETTINGS)
+    else:
+        assert outcome[1].startswith("body")
 
 
-def test_checked_render_reports_like_the_exact_path_when_a_value_breaks_the_contract() -> None:
+def test_render_names_the_field_when_a_value_breaks_the_contract() -> None:
     mapping = _compiled("stora", {**STORA_HEAD, "contact": {"id": "${{ event.x }}"}}, ["contact.id"])
     envelope = Envelope("hubspot", "any", "evt-1", None, "2026-01-01T00:00:00.000Z", {"x": "cust_1"})
 

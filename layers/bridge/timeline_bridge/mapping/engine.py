@@ -18,7 +18,6 @@ from jmespath import exceptions as jp_exceptions
 from timeline_bridge.errors import MappingError
 from timeline_bridge.keys import event_scope, job_key
 from timeline_bridge.mapping import contracts
-from timeline_bridge.mapping.codegen import compile_body, compile_checked_body, compile_when
 from timeline_bridge.mapping.expressions import (
     BridgeFunctions,
     ExpressionError,
@@ -309,13 +308,8 @@ class Mapping:
     _key_fields: tuple[KeyField, ...] = field(repr=False)
     # The settings the mapping was loaded with: the contract of a body naming none is theirs.
     _settings: Settings = field(repr=False)
-    # The generated fast paths (codegen); None when a template cannot take them.
-    _fast_when: Callable[[Any], bool] | None = field(default=None, repr=False)
-    _fast_body: Callable[[Any], Any] | None = field(default=None, repr=False)
     # The target contract check: planned from the template when possible, else the full schema.
     _contract: Callable[[Any], None] | None = field(default=None, repr=False)
-    # Render, bridge fields, `required:` and the planned contract in one generated function.
-    _fast_render: Callable[[Any], Any] | None = field(default=None, repr=False)
     reply: ReplySpec | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -363,11 +357,6 @@ class Mapping:
         """`when` is truthy for this context (always, without a `when`)."""
         if self._when is None:
             return True
-        if self._fast_when is not None:
-            try:
-                return self._fast_when(context)
-            except Exception:  # noqa: S110 - the closures below say what went wrong
-                pass
         try:
             return not is_false(self._when(context))
         except Exception as exc:
@@ -378,26 +367,10 @@ class Mapping:
 
     def render_body(self, context: dict[str, Any]) -> dict[str, Any]:
         """The target body for a context: rendered, idempotency fields set, checked. Raises MappingError."""
-        if self._fast_render is not None:
-            try:
-                return self._fast_render(context)
-            except Exception:  # noqa: S110 - the exact path gives the verdict and the reason
-                pass
-        return self._render_exact(context)
-
-    def _render_exact(self, context: dict[str, Any]) -> dict[str, Any]:
-        """`render_body` without the one-function fast path: the reference the tests compare it with."""
-        body = None
-        if self._fast_body is not None:
-            try:
-                body = self._fast_body(context)
-            except Exception:  # the closures below name the field and the reason
-                body = None
-        if body is None:
-            try:
-                body = self._body(context)
-            except RenderError as exc:
-                raise self.error(exc.reason, exc.path) from None
+        try:
+            body = self._body(context)
+        except RenderError as exc:
+            raise self.error(exc.reason, exc.path) from None
         for key_field in self._key_fields:
             _set_key(body, key_field.path, context["meta"]["key"])
         self.check_body(body)
@@ -495,12 +468,11 @@ def compile_mapping(
 
     when_text = data.get("when")
     when_getter = None
-    when_expression = ""
     if isinstance(when_text, str):
-        expression = when_expression = when_text.strip()
+        expression = when_text.strip()
         parts = split_template(expression) if "${{" in expression else None
         if parts is not None and len(parts) == 1 and isinstance(parts[0], tuple):
-            expression = when_expression = parts[0][0]  # `when: "${{ expr }}"` is the bare expression
+            expression = parts[0][0]  # `when: "${{ expr }}"` is the bare expression
         if "enrichment" in _safe_roots(expression):
             compiler.error(("when",), "when cannot use enrichment: it is decided before any fetch runs")
         else:
@@ -561,10 +533,7 @@ def compile_mapping(
         _body=render_body,
         _key_fields=key_fields,
         _settings=settings,
-        _fast_when=compile_when(when_expression, compiler.functions, mapping_file) if when_getter else None,
-        _fast_body=compile_body(body_raw, compiler.functions, mapping_file),
         _contract=contract,
-        _fast_render=_checked_renderer(key_fields, checked_template, body_raw, contract, required, compiler),
         reply=reply,
     )
     return mapping, []
@@ -595,35 +564,6 @@ def _compile_reply(compiler: _Compiler, data: dict[str, Any]) -> ReplySpec | Non
         render_text=compiler.value(str(raw.get("text", "")), ("reply", "text")),
         replace_original=raw.get("replace_original", True) is not False,
         url_of=url_of,
-    )
-
-
-def _checked_renderer(
-    key_fields: tuple[KeyField, ...],
-    template: dict[str, Any],
-    body: dict[str, Any],
-    contract: contracts.ContractPlan | None,
-    required: tuple[str, ...],
-    compiler: _Compiler,
-) -> Callable[[Any], Any] | None:
-    """The one-function render and check, when the plan covers the whole contract and the
-    bridge's own fields sit in the template (see `render_body` for what they are)."""
-    if contract is None:
-        return None
-    bridge_fields: list[tuple[str, ...]] = []
-    for key_field in key_fields:
-        parent = _template_parent(body, key_field.path)
-        if parent is _DYNAMIC:
-            return None  # the key goes into whatever an expression gives: decided per event
-        if parent is not None:
-            bridge_fields.append(key_field.path)
-    return compile_checked_body(
-        template,
-        compiler.functions,
-        compiler.mapping_file,
-        contract,
-        required=[tuple(path.split(".")) for path in required],
-        bridge_fields=bridge_fields,
     )
 
 
