@@ -642,6 +642,10 @@ class LocalRuntime:
         source = SOURCE_SPECS.get(Path(spec.code_uri).name) if spec.function_url_auth is not None else None
         for name, value in (source.local_settings if source else {}).items():
             env[name] = env.get(name) or value  # unset here: the source's local default
+        if source is not None and source.local_variable_prefix:
+            # GENERIC_STRIPE_PRESET=stripe in .env reaches the function as a deployer's variable would.
+            prefix = source.local_variable_prefix
+            env.update({k: v for k, v in self._user_env.items() if k.startswith(prefix) and v})
         if self.log_level:
             for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
                 env[name] = self.log_level

@@ -193,6 +193,10 @@ class SourceSpec:
     # Settings a local run (`bridge dev`) gives the source's function when neither the environment
     # nor `.env` sets them: Salesforce accepts the org its sample comes from.
     local_settings: Mapping[str, str] = field(default_factory=dict)
+    # Variables a local run passes from the shell or `.env` to the source's function although the
+    # template does not declare them (a deployer sets them on the function): the generic
+    # endpoints' GENERIC_<NAME>_* settings. None: only what the template declares.
+    local_variable_prefix: str | None = None
     # (settings, endpoint name) → the headers of a sample that its sender sets and the bridge
     # reads (an event type, a delivery id), kept by a re-send; None: none beyond the defaults.
     sender_headers: Callable[[Settings, str | None], tuple[str, ...]] | None = None

@@ -336,4 +336,5 @@ SPEC = SourceSpec(
     sender_headers=sender_headers,
     restamp=restamp,
     sample_path=f"/{NAME}/sample",
+    local_variable_prefix="GENERIC_",
 )
