@@ -308,14 +308,10 @@ class Mapping:
     _key_fields: tuple[KeyField, ...] = field(repr=False)
     # The settings the mapping was loaded with: the contract of a body naming none is theirs.
     _settings: Settings = field(repr=False)
-    # The target contract check: planned from the template when possible, else the full schema.
-    _contract: Callable[[Any], None] | None = field(default=None, repr=False)
     reply: ReplySpec | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
-        if isinstance(self._contract, contracts.ContractPlan):
-            self._contract.required = self._required_paths
 
     def _check_required(self, body: dict[str, Any]) -> None:
         for parts in self._required_paths:
@@ -377,14 +373,11 @@ class Mapping:
         return body
 
     def check_body(self, body: Any) -> None:
-        """Check a rendered body: `required:` fields first, then the target contract (planned at
-        load when the template allows, else the full schema). Raises MappingError."""
+        """Check a rendered body: `required:` fields first, then the target's JSON Schema (compiled
+        once). Raises MappingError."""
         try:
-            if self._contract is not None:
-                self._contract(body)
-            else:
-                self._check_required(body)
-                contracts.validate_body(self.target, body, self._settings)
+            self._check_required(body)
+            contracts.validate_body(self.target, body, self._settings)
         except contracts.EmptyRequiredValue as exc:
             raise self.error("required value is empty", ("body", *exc.path)) from None
         except contracts.ContractViolation as exc:
@@ -499,12 +492,11 @@ def compile_mapping(
 
     reply = _compile_reply(compiler, data)
     _check_target_rules(compiler, target, body_raw, settings)
-    contract = None
     key_fields = _bridge_key_fields(target, body_raw)
-    checked_template = _with_bridge_fields(key_fields, body_raw)
     if is_target(target) and not compiler.errors:
-        contract = contracts.plan_contract(target, checked_template, settings)
-        for problem in contract.problems if contract else ():
+        for problem in contracts.template_problems(
+            target, _with_bridge_fields(key_fields, body_raw), settings
+        ):
             field_path: Path_ = ("body", *_split_field(problem.field))
             compiler.error(field_path, f"breaks the {target} contract: {problem.reason}")
     required = tuple(str(p).removeprefix("body.") for p in data.get("required") or ())
@@ -533,7 +525,6 @@ def compile_mapping(
         _body=render_body,
         _key_fields=key_fields,
         _settings=settings,
-        _contract=contract,
         reply=reply,
     )
     return mapping, []
