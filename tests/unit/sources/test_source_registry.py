@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 import timeline_bridge
@@ -168,3 +169,14 @@ def test_registered_source_answers_401_when_the_signature_is_wrong(echo, aws, la
 
     assert ingest.handle(event, lambda_context, source="echo")["statusCode"] == 401
     assert aws.count() == 0
+
+
+def test_readme_lists_each_shipped_source_with_the_identity_its_spec_dedupes_on():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Sources\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        cells[1].strip("`"): cells[2]
+        for cells in ([c.strip() for c in line.split("|")] for line in section.splitlines())
+        if len(cells) > 3 and cells[1].strip("`") in SHIPPED and cells[1].startswith("`")
+    }
+    assert rows == {name: SOURCE_SPECS.get(name).identity for name in SHIPPED}
