@@ -429,11 +429,11 @@ class Compiler:
         if name == "lookup" and 2 <= len(children) <= 3 and children[0]["type"] == "literal":
             return self._lookup(children)
         args = [self.compile(c) for c in children]
-        function = checked_function(self.functions, name, len(args))
+        call = self.functions.call_function  # jmespath's own argument checks and errors
         if len(args) == 1:
             (only,) = args
-            return lambda value: function(only(value))
-        return lambda value: function(*[a(value) for a in args])
+            return lambda value: call(name, [only(value)])
+        return lambda value: call(name, [a(value) for a in args])
 
     def _lookup(self, children: list[dict[str, Any]]) -> Getter:
         """`lookup('table', key[, default])` with a literal table: one dict lookup per call."""
@@ -532,99 +532,6 @@ class Compiler:
             return out
 
         return filter_projection
-
-
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-    "object": (dict,),
-    "array": (list,),
-    "expref": (_Expression,),
-}
-
-
-def _simple_signature(signature: Any, arity: int) -> list[frozenset[type] | None] | None:
-    """Per-argument exact Python types for a fixed, scalar-typed signature (None: any type).
-
-    None overall when the signature is variadic, the arity is wrong or an argument is a typed
-    array: those calls go through jmespath's full validation."""
-    if len(signature) != arity or any(s.get("variadic") for s in signature):
-        return None
-    checks: list[frozenset[type] | None] = []
-    for spec in signature:
-        types = spec.get("types") or []
-        if not types:
-            checks.append(None)
-            continue
-        if any(t not in _PY_TYPES for t in types):
-            return None
-        checks.append(frozenset(k for t in types for k in _PY_TYPES[t]))
-    return checks
-
-
-def _typed_array_signature(
-    signature: Any, arity: int
-) -> list[tuple[frozenset[type], frozenset[type]] | None] | None:
-    """Like _simple_signature, for signatures with exactly one typed array ("array-string")."""
-    if len(signature) != arity or any(s.get("variadic") for s in signature):
-        return None
-    checks: list[tuple[frozenset[type], frozenset[type]] | None] = []
-    for spec in signature:
-        types = spec.get("types") or []
-        if not types:
-            checks.append(None)
-            continue
-        outer: set[type] = set()
-        inner: set[type] = set()
-        for t in types:
-            base, _, sub = t.partition("-")
-            if base not in _PY_TYPES or (sub and (base != "array" or sub not in _PY_TYPES)):
-                return None
-            if sub:
-                if inner:
-                    return None  # two typed arrays in one argument: leave it to jmespath
-                inner.update(_PY_TYPES[sub])
-            else:
-                outer.update(_PY_TYPES[base])
-        checks.append((frozenset(outer), frozenset(inner)))
-    return checks
-
-
-def checked_function(functions: BridgeFunctions, name: str, arity: int) -> Callable[..., Any]:
-    """`name` as a plain callable of its resolved arguments, with jmespath's argument checks done
-    as a few type tests (jmespath's own validation runs only to raise its error)."""
-    spec = functions.FUNCTION_TABLE[name]
-    function, call = spec["function"], functions.call_function
-    checks = _simple_signature(spec["signature"], arity)
-    if checks is not None:
-
-        def simple(*args: Any) -> Any:
-            for allowed, arg in zip(checks, args, strict=True):
-                if allowed is not None and type(arg) not in allowed:
-                    return call(name, list(args))  # raises jmespath's own type error
-            return function(functions, *args)
-
-        return simple
-    array_checks = _typed_array_signature(spec["signature"], arity)
-    if array_checks is None:  # variadic: jmespath's own argument validation
-        return lambda *args: call(name, list(args))
-
-    def typed(*args: Any) -> Any:
-        for check, arg in zip(array_checks, args, strict=True):
-            if check is None:
-                continue
-            outer, inner = check
-            kind = type(arg)
-            if kind in outer:
-                continue
-            if kind is list and inner and all(type(item) in inner for item in arg):
-                continue
-            return call(name, list(args))  # raises jmespath's own type error
-        return function(functions, *args)
-
-    return typed
 
 
 def field_path_getter(keys: list[str]) -> Getter:
