@@ -538,21 +538,7 @@ def field_path_getter(keys: list[str]) -> Getter:
     """`a.b.c` as direct dict lookups (a non-object on the way gives null, as in JMESPath)."""
     if len(keys) == 1:
         (k0,) = keys
-
-        def get1(value: Any) -> Any:
-            return value.get(k0) if type(value) is dict else None
-
-        return get1
-    if len(keys) == 2:
-        k0, k1 = keys
-
-        def get2(value: Any) -> Any:
-            if type(value) is not dict:
-                return None
-            value = value.get(k0)
-            return value.get(k1) if type(value) is dict else None
-
-        return get2
+        return lambda value: value.get(k0) if type(value) is dict else None
     path = tuple(keys)
 
     def get_n(value: Any) -> Any:
@@ -565,18 +551,9 @@ def field_path_getter(keys: list[str]) -> Getter:
     return get_n
 
 
-# A plain field path: identifiers joined by dots. Anything else goes through the compiler.
-_PLAIN_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
 def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
     """Parse and compile `text` once; raises jmespath's ParseError/LexerError/... on a bad expression."""
-    stripped = text.strip()
-    if _PLAIN_PATH.match(stripped):
-        jmespath.compile(stripped)  # the parser still has the last word on what is valid
-        return field_path_getter(stripped.split("."))
-    parsed = jmespath.compile(stripped)
-    return Compiler(functions).compile(parsed.parsed)
+    return Compiler(functions).compile(jmespath.compile(text.strip()).parsed)
 
 
 def function_calls(text: str) -> list[tuple[str, list[dict[str, Any]]]]:
