@@ -26,6 +26,7 @@ FIGURES = {
     "ingest_cold_start": "bench.cold_start",
     "ingest_warm": "bench.ingest_warm",
     "mapping": "bench.mapping",
+    "route": "bench.route",
     "delivery": "bench.delivery",
     "e2e": "bench.e2e",
     "package": "bench.package",
