@@ -75,8 +75,11 @@ def _endpoint_name_problems(text: str) -> list[str]:
 def _describe(exc: BaseException) -> str:
     # One line, short: errors are printed as `file:line: field: reason` (jmespath's parse errors
     # draw a caret diagram over several lines, at a 0-based column of the expression alone).
-    text = _syntax_error(exc) or " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+    return shorten(_syntax_error(exc) or " ".join(str(exc).split()) or type(exc).__name__)
+
+
+def shorten(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
 def _syntax_error(exc: BaseException) -> str | None:
@@ -271,7 +274,6 @@ class EnrichSpec:
 
     name: str
     fetch: str
-    raw_with: dict[str, Any]
     render_with: Callable[[Any], Any]
 
     def args(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -481,7 +483,6 @@ def compile_mapping(
         enrich[name] = EnrichSpec(
             name=name,
             fetch=str(spec.get("fetch", "")),
-            raw_with=with_raw,
             render_with=compiler.value(with_raw, ("enrich", name, "with")),
         )
     if enrich:

@@ -14,7 +14,7 @@ import math
 import operator
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from numbers import Number
@@ -553,22 +553,46 @@ def field_path_getter(keys: list[str]) -> Getter:
 
 def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
     """Parse and compile `text` once; raises jmespath's ParseError/LexerError/... on a bad expression."""
-    return Compiler(functions).compile(jmespath.compile(text.strip()).parsed)
+    return Compiler(functions).compile(_parsed(text))
+
+
+# Nodes whose children after the first are evaluated against something else than the context.
+_RELATIVE_AFTER_FIRST = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "pipe",
+        "projection",
+        "value_projection",
+        "flatten",
+        "filter_projection",
+    }
+)
+
+
+def _nodes(node: Any, at_root: bool = True) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every node of an AST, in order, and whether it is evaluated against the context itself (not
+    against a projection's or a filter's items, nor inside an `&expression`)."""
+    if not isinstance(node, dict):
+        return
+    yield node, at_root
+    kind = node.get("type")
+    for i, child in enumerate(node.get("children", ())):
+        relative = kind == "expref" or (i > 0 and kind in _RELATIVE_AFTER_FIRST)
+        yield from _nodes(child, at_root and not relative)
+
+
+def _parsed(text: str) -> Any:
+    return jmespath.compile(text.strip()).parsed
 
 
 def function_calls(text: str) -> list[tuple[str, list[dict[str, Any]]]]:
     """Every (function name, argument nodes) in an expression, for load-time checks."""
-    found: list[tuple[str, list[dict[str, Any]]]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "function_expression":
-                found.append((node["value"], node["children"]))
-            for child in node.get("children", ()):
-                walk(child)
-
-    walk(jmespath.compile(text.strip()).parsed)
-    return found
+    return [
+        (node["value"], node["children"])
+        for node, _ in _nodes(_parsed(text))
+        if node.get("type") == "function_expression"
+    ]
 
 
 def _field_path(node: Any) -> tuple[str, ...] | None:
@@ -587,73 +611,25 @@ def _field_path(node: Any) -> tuple[str, ...] | None:
     return None
 
 
-# Nodes whose children after the first are evaluated against something else than the context.
-_RELATIVE_AFTER_FIRST = frozenset(
-    {
-        "subexpression",
-        "index_expression",
-        "pipe",
-        "projection",
-        "value_projection",
-        "flatten",
-        "filter_projection",
-    }
-)
-
-
 def compared_literals(text: str, path: tuple[str, ...]) -> list[Any]:
     """The literals an expression compares (`==`, `!=`) with the context's field `path`: every `x`
     of `meta.name == 'x'`, for load-time checks. Comparisons inside a projection or a filter are
     about the projected items, not the context, and are left out."""
     found: list[Any] = []
-
-    def walk(node: Any, at_root: bool) -> None:
-        if not isinstance(node, dict):
-            return
-        kind = node.get("type")
-        children = node.get("children", ())
-        if at_root and kind == "comparator" and node.get("value") in ("eq", "ne"):
-            for one, other in ((children[0], children[1]), (children[1], children[0])):
+    for node, at_root in _nodes(_parsed(text)):
+        if at_root and node.get("type") == "comparator" and node.get("value") in ("eq", "ne"):
+            left, right = node["children"]
+            for one, other in ((left, right), (right, left)):
                 if _field_path(one) == path and other.get("type") == "literal":
                     found.append(other["value"])
-        if kind in _RELATIVE_AFTER_FIRST:
-            for i, child in enumerate(children):
-                walk(child, at_root and i == 0)
-        elif kind != "expref":
-            for child in children:
-                walk(child, at_root)
-
-    walk(jmespath.compile(text.strip()).parsed, True)
     return found
 
 
 def referenced_roots(text: str) -> set[str]:
     """Top-level names an expression reads from the context (`event`, `meta`, `enrichment`)."""
-    roots: set[str] = set()
-
-    def walk(node: Any, head: bool) -> None:
-        if not isinstance(node, dict):
-            return
-        kind = node.get("type")
-        if kind == "field" and head:
-            roots.add(node["value"])
-            return
-        children = node.get("children", ())
-        if kind in ("subexpression", "index_expression", "pipe", "projection", "value_projection", "flatten"):
-            for i, child in enumerate(children):
-                walk(child, head and i == 0)
-        elif kind == "filter_projection":
-            walk(children[0], head)
-            for child in children[1:]:
-                walk(child, False)
-        elif kind == "expref":
-            return
-        else:
-            for child in children:
-                walk(child, head)
-
-    walk(jmespath.compile(text.strip()).parsed, True)
-    return roots
+    return {
+        node["value"] for node, at_root in _nodes(_parsed(text)) if at_root and node.get("type") == "field"
+    }
 
 
 # --- `${{ }}` templates --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import yaml
 from timeline_bridge.config import Settings
 from timeline_bridge.errors import MappingError, MappingLoadError
 from timeline_bridge.mapping.contracts import mapping_schema_for
-from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping
+from timeline_bridge.mapping.engine import Mapping, MappingSet, compile_mapping, shorten
 from timeline_bridge.mapping.yaml_lines import (
     AnchorError,
     DuplicateKeyError,
@@ -160,12 +160,8 @@ def schema_errors(data: Any, lines: dict[Path_, int], mapping_file: str) -> list
         elif custom and error.validator != "required":
             add(path, f"{error.instance!r} {custom}" if isinstance(error.instance, str | int) else custom)
         else:
-            add(path, _short(error.message))
+            add(path, shorten(error.message))
     return out
-
-
-def _short(message: str, limit: int = 300) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def check_file(

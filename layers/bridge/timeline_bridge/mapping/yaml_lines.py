@@ -91,22 +91,19 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
-    _walk(node, (), lines, set())
+    _walk(node, (), lines)
     return data, lines
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int]) -> None:
-    # The loader refuses aliases, so no node is shared; kept as a guard against ever looping.
-    if id(node) in seen:
-        return
-    seen.add(id(node))
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    # No node is shared (the loader refuses aliases), so the walk never loops.
     if isinstance(node, yaml.MappingNode):
         keys: set[Any] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge":
-                _walk(value_node, path, lines, seen)
+                _walk(value_node, path, lines)
                 continue
             key = key_node.value
             child = (*path, key)
@@ -115,12 +112,12 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int])
                 raise DuplicateKeyError(child, line)
             keys.add(key)
             lines.setdefault(child, line)
-            _walk(value_node, child, lines, seen)
+            _walk(value_node, child, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             lines.setdefault(child, item.start_mark.line + 1)
-            _walk(item, child, lines, seen)
+            _walk(item, child, lines)
 
 
 def line_of(lines: dict[Path_, int], path: Path_) -> int | None:
