@@ -40,11 +40,6 @@ def contract_name(target: str, body: Any, settings: Settings) -> str:
     return target_spec(target).contract_for(body, settings)
 
 
-def api_fields_named(target: str, body: Any) -> list[str]:
-    """The API-naming fields a body holds: more than one is a body no API takes."""
-    return target_spec(target).contract_fields_named(body)
-
-
 def schema_path(contract: str) -> Path:
     """The schema file of `contract`: the one its target's spec names, else the shipped one."""
     for spec in target_specs():
@@ -90,10 +85,6 @@ def mapping_schema_for(targets: tuple[str, ...], sources: tuple[str, ...]) -> di
     return schema
 
 
-def _validator(target: str, body: Any, settings: Settings) -> Callable[[Any], Any]:
-    return _contract_validator(contract_name(target, body, settings))
-
-
 @cache
 def _contract_validator(contract: str) -> Callable[[Any], Any]:
     return _compiled(json.dumps(contract_schema(contract), sort_keys=True))
@@ -105,7 +96,7 @@ def validate_body(target: str, body: Any, settings: Settings) -> None:
     import fastjsonschema
 
     try:
-        _validator(target, body, settings)(body)
+        _contract_validator(contract_name(target, body, settings))(body)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _violation(exc) from None
 

@@ -559,19 +559,17 @@ def _compile_reply(compiler: _Compiler, data: dict[str, Any]) -> ReplySpec | Non
     )
 
 
-_DYNAMIC: Any = object()  # a template value that is an expression, not an object
+_UNSET: Any = object()
 
 
-def _template_parent(body: dict[str, Any], path: tuple[str, ...]) -> Any:
-    """The template object holding `path`'s last part: None when the template has none there,
-    `_DYNAMIC` when an expression gives it."""
+def _template_value(body: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """What the template writes at `path` itself, or `_UNSET` (nothing there, or inside a value an
+    expression gives)."""
     node: Any = body
-    for part in path[:-1]:
-        if part not in node:
-            return None
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return _UNSET
         node = node[part]
-        if not isinstance(node, dict):
-            return _DYNAMIC
     return node
 
 
@@ -583,14 +581,8 @@ def _bridge_key_fields(target: str, body: dict[str, Any]) -> tuple[KeyField, ...
     return tuple(
         key_field
         for key_field in target_spec(target).key_fields
-        if not (key_field.mapping_may_set and _template_sets(body, key_field.path))
+        if not (key_field.mapping_may_set and _template_value(body, key_field.path) is not _UNSET)
     )
-
-
-def _template_sets(body: dict[str, Any], path: tuple[str, ...]) -> bool:
-    """Whether the template writes `path` itself."""
-    parent = _template_parent(body, path)
-    return isinstance(parent, dict) and path[-1] in parent
 
 
 def _set_key(body: dict[str, Any], path: tuple[str, ...], key: Any) -> None:
@@ -607,13 +599,8 @@ def _set_key(body: dict[str, Any], path: tuple[str, ...], key: Any) -> None:
 
 def _with_bridge_fields(key_fields: tuple[KeyField, ...], body: dict[str, Any]) -> dict[str, Any]:
     """The body template with the fields the bridge adds itself (see `render_body`)."""
-    template = body
+    template = dict(body)  # the mapping's own template stays as written (`_set_key` copies below)
     for key_field in key_fields:
-        parent = _template_parent(template, key_field.path)
-        if parent is None or parent is _DYNAMIC:
-            continue
-        if template is body:
-            template = dict(body)  # the mapping's own template stays as written
         _set_key(template, key_field.path, "${{ meta.key }}")
     return template
 
@@ -662,7 +649,7 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any], 
     if not is_target(target):
         return  # the schema already says so
     spec = target_spec(target)
-    named = contracts.api_fields_named(target, body)
+    named = spec.contract_fields_named(body)
     if len(named) > 1:
         compiler.error(
             ("body", named[1]),
@@ -681,9 +668,9 @@ def _check_target_rules(compiler: _Compiler, target: str, body: dict[str, Any], 
         for path, reason in spec.template_problems(body, contract):
             compiler.error(("body", *path), reason)
     for key_field in spec.key_fields:
-        if key_field.mapping_may_set or not _template_sets(body, key_field.path):
+        value = _template_value(body, key_field.path)
+        if key_field.mapping_may_set or value is _UNSET:
             continue
-        value = _template_parent(body, key_field.path)[key_field.path[-1]]
         if str(value).replace(" ", "") != "${{meta.key}}":
             compiler.error(
                 ("body", *key_field.path),

@@ -134,16 +134,6 @@ def _type_name(value: Any) -> str:
     return jp_functions.TYPES_MAP.get(type(value).__name__, type(value).__name__)
 
 
-def to_string(value: Any) -> str:
-    """JMESPath's to_string, with a shortcut for strings and integers (same results)."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is int:
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 def to_text(value: Any) -> Any:
     """A number or boolean as an API that takes strings spells it (3, 2.5, 1200.0, true → "3",
     "2.5", "1200", "true"). Anything else is given back as it is: null (the field is left out),
@@ -215,10 +205,6 @@ class BridgeFunctions(jp_functions.Functions):
         if len(rest) == 2:
             return rest[1]
         raise ExpressionError(f"lookup({table!r}): no entry for {rest[0]!r} and no default")
-
-    @jp_functions.signature({"types": []})
-    def _func_to_string(self, value: Any) -> str:
-        return to_string(value)
 
     @jp_functions.signature({"types": []})
     def _func_to_text(self, value: Any) -> Any:
