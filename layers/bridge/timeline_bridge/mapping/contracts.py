@@ -189,14 +189,6 @@ def _subvalidator(schema: dict[str, Any], prefix: str) -> Check:
     return check
 
 
-class EmptyRequiredValue(ValueError):
-    """A field the mapping lists under `required:` rendered empty (null, "", blank, [] or {})."""
-
-    def __init__(self, path: tuple[str, ...]) -> None:
-        super().__init__(".".join(path))
-        self.path = path
-
-
 def _types(schema: dict[str, Any]) -> set[str] | None:
     kind = schema.get("type")
     if kind is None:

@@ -315,14 +315,6 @@ class Mapping:
     def __post_init__(self) -> None:
         self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
 
-    def _check_required(self, body: dict[str, Any]) -> None:
-        for parts in self._required_paths:
-            value: Any = body
-            for part in parts:
-                value = value.get(part) if type(value) is dict else None
-            if value is None or value == [] or value == {} or (type(value) is str and not value.strip()):
-                raise contracts.EmptyRequiredValue(parts)
-
     def line(self, path: Path_) -> int | None:
         return line_of(self.lines, path)
 
@@ -377,11 +369,14 @@ class Mapping:
     def check_body(self, body: Any) -> None:
         """Check a rendered body: `required:` fields first, then the target's JSON Schema (compiled
         once). Raises MappingError."""
+        for parts in self._required_paths:
+            value: Any = body
+            for part in parts:
+                value = value.get(part) if type(value) is dict else None
+            if value is None or value == [] or value == {} or (type(value) is str and not value.strip()):
+                raise self.error("required value is empty", ("body", *parts))
         try:
-            self._check_required(body)
             contracts.validate_body(self.target, body, self._settings)
-        except contracts.EmptyRequiredValue as exc:
-            raise self.error("required value is empty", ("body", *exc.path)) from None
         except contracts.ContractViolation as exc:
             where = ("body", *_split_field(exc.field))
             raise self.error(f"breaks the {self.target} contract: {exc.reason}", where) from None

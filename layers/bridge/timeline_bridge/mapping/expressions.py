@@ -379,21 +379,11 @@ class Compiler:
 
     def _c_and_expression(self, node: dict[str, Any]) -> Getter:
         left, right = (self.compile(c) for c in node["children"])
-
-        def and_(value: Any) -> Any:
-            matched = left(value)
-            return matched if is_false(matched) else right(value)
-
-        return and_
+        return lambda value: matched if is_false(matched := left(value)) else right(value)
 
     def _c_or_expression(self, node: dict[str, Any]) -> Getter:
         left, right = (self.compile(c) for c in node["children"])
-
-        def or_(value: Any) -> Any:
-            matched = left(value)
-            return right(value) if is_false(matched) else matched
-
-        return or_
+        return lambda value: right(value) if is_false(matched := left(value)) else matched
 
     def _c_not_expression(self, node: dict[str, Any]) -> Getter:
         inner = self.compile(node["children"][0])
@@ -480,44 +470,32 @@ class Compiler:
 
         return flatten
 
-    def _c_projection(self, node: dict[str, Any]) -> Getter:
-        base, each = (self.compile(c) for c in node["children"])
+    def _project(self, node: dict[str, Any]) -> Getter:
+        """`[*]`, `*` (an object's values) and `[?cond]`: every item that passes the filter,
+        projected, nulls left out."""
+        base, each, *condition = (self.compile(c) for c in node["children"])
+        test = condition[0] if condition else None
+        over_values = node["type"] == "value_projection"
 
         def projection(value: Any) -> Any:
             items = base(value)
-            if not isinstance(items, list):
-                return None
-            return [r for r in (each(e) for e in items) if r is not None]
-
-        return projection
-
-    def _c_value_projection(self, node: dict[str, Any]) -> Getter:
-        base, each = (self.compile(c) for c in node["children"])
-
-        def value_projection(value: Any) -> Any:
-            items = base(value)
-            if not isinstance(items, dict):
-                return None
-            return [r for r in (each(e) for e in items.values()) if r is not None]
-
-        return value_projection
-
-    def _c_filter_projection(self, node: dict[str, Any]) -> Getter:
-        base, each, condition = (self.compile(c) for c in node["children"])
-
-        def filter_projection(value: Any) -> Any:
-            items = base(value)
-            if not isinstance(items, list):
+            if over_values:
+                if not isinstance(items, dict):
+                    return None
+                items = items.values()
+            elif not isinstance(items, list):
                 return None
             out = []
             for element in items:
-                if not is_false(condition(element)):
+                if test is None or not is_false(test(element)):
                     current = each(element)
                     if current is not None:
                         out.append(current)
             return out
 
-        return filter_projection
+        return projection
+
+    _c_projection = _c_value_projection = _c_filter_projection = _project
 
 
 def field_path_getter(keys: list[str]) -> Getter:
