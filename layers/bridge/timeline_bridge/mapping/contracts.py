@@ -14,6 +14,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jmespath
+
+from timeline_bridge.mapping.expressions import split_template
 from timeline_bridge.target_registry import target_names, target_spec, target_specs
 
 if TYPE_CHECKING:
@@ -203,10 +206,6 @@ _NUMBER_FUNCTIONS = frozenset({"length", "to_number", "to_epoch_ms", "abs", "cei
 def _result_type_problem(value: str, schema: dict[str, Any], field: str) -> ContractViolation | None:
     """A whole-value expression that always gives a number where the target takes no number
     (`${{ length(x) }}` for a string field): refused at load, with the fix."""
-    import jmespath
-
-    from timeline_bridge.mapping.expressions import split_template
-
     types = _types(schema)
     if types is None or types & {"number", "integer"}:
         return None
@@ -230,8 +229,6 @@ def template_problems(target: str, template: dict[str, Any], settings: Settings)
     """What a body template breaks of `target`'s contract whatever the event holds: its constants,
     its text where the target takes no text, its functions that always give a number where the
     target takes none, and keys it lacks or has too many of. Reported when the mapping loads."""
-    from timeline_bridge.mapping.expressions import split_template
-
     root = target_schema(target, template, settings)
     try:
         schema = _resolve(root, root)

@@ -108,7 +108,6 @@ class _Compiler:
     lines: dict[Path_, int]
     functions: BridgeFunctions
     errors: list[MappingError] = field(default_factory=list)
-    expression_count: int = 0
 
     def error(self, path: Path_, reason: str) -> None:
         self.errors.append(
@@ -129,7 +128,6 @@ class _Compiler:
         except (jp_exceptions.JMESPathError, ExpressionError) as exc:
             self.error(path, f"invalid expression {text!r}: {_describe(exc)}")
             return None
-        self.expression_count += 1
         return getter
 
     def _static_checks(self, text: str, roots: frozenset[str]) -> list[str]:

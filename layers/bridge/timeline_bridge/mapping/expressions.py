@@ -49,7 +49,7 @@ def parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if type(value) is int:  # the common case (HubSpot occurredAt): no Decimal needed
-        return _EPOCH + timedelta(milliseconds=_epoch_millis(value))
+        return _EPOCH + timedelta(milliseconds=_epoch_millis(value, value))
     if isinstance(value, bool):
         raise ExpressionError(f"not a time: {value!r}")
     if isinstance(value, int | float):
@@ -78,11 +78,7 @@ def parse_time(value: Any) -> datetime | None:
 def _from_epoch(number: Decimal, original: Any) -> datetime:
     if not number.is_finite():
         raise ExpressionError(f"not a time: {original!r}")
-    millis = number if abs(number) >= MS_THRESHOLD else number * 1000
-    try:
-        return _EPOCH + timedelta(milliseconds=int(millis))
-    except (OverflowError, ValueError) as exc:
-        raise ExpressionError(f"time out of range: {original!r}") from exc
+    return _EPOCH + timedelta(milliseconds=_epoch_millis(number, original))
 
 
 # The range a datetime can hold, in epoch milliseconds (years 1 to 9999).
@@ -90,11 +86,11 @@ _MIN_MS = -62_135_596_800_000
 _MAX_MS = 253_402_300_799_999
 
 
-def _epoch_millis(value: int) -> int:
-    """An integer epoch time (seconds, or milliseconds from 10^11) in milliseconds, range-checked."""
-    millis = value if abs(value) >= MS_THRESHOLD else value * 1000
+def _epoch_millis(value: int | Decimal, original: Any) -> int:
+    """An epoch time (seconds, or milliseconds from 10^11) in whole milliseconds, range-checked."""
+    millis = int(value * 1000 if -MS_THRESHOLD < value < MS_THRESHOLD else value)
     if not _MIN_MS <= millis <= _MAX_MS:
-        raise ExpressionError(f"time out of range: {value!r}")
+        raise ExpressionError(f"time out of range: {original!r}")
     return millis
 
 
@@ -213,7 +209,7 @@ class BridgeFunctions(jp_functions.Functions):
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_to_epoch_ms(self, value: Any) -> int | None:
         if type(value) is int:
-            return _epoch_millis(value)
+            return _epoch_millis(value, value)
         moment = parse_time(value)
         return None if moment is None else epoch_ms(moment)
 
