@@ -100,13 +100,13 @@ def verify(request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time
         raise SignatureError("the URL's token does not match")
 
 
-def check_organization(request: WebhookRequest, organization_ids: Sequence[str]) -> None:
+def check_organization(notifications: Element, organization_ids: Sequence[str]) -> None:
     """Raise SignatureError unless the message's OrganizationId is one of `organization_ids`
     (SecretNotConfiguredError when there is none: fail closed)."""
     allowed = {organization_key(o) for o in organization_ids if o.strip()}
     if not allowed:
         raise SecretNotConfiguredError(f"{ORGANIZATION_IDS_VARIABLE} is not configured")
-    organization = _text(_notifications(request.body).find(f"{{{OUTBOUND_NS}}}OrganizationId"))
+    organization = _text(notifications.find(f"{{{OUTBOUND_NS}}}OrganizationId"))
     if not organization:
         raise SignatureError("the message names no OrganizationId", reason="organization_missing")
     if organization_key(organization) not in allowed:
@@ -117,7 +117,11 @@ def check_organization(request: WebhookRequest, organization_ids: Sequence[str])
 
 def parse(request: WebhookRequest) -> ParsedRequest:
     """The Notifications of a verified Outbound Message: one source event each."""
-    notifications = _notifications(request.body)
+    return parse_notifications(_notifications(request.body))
+
+
+def parse_notifications(notifications: Element) -> ParsedRequest:
+    """One source event per Notification of an Outbound Message's `notifications` element."""
     message = {name: _text(notifications.find(f"{{{OUTBOUND_NS}}}{name}")) for name in MESSAGE_FIELDS}
     items = notifications.findall(f"{{{OUTBOUND_NS}}}Notification")
     if not items:
@@ -199,12 +203,17 @@ class SalesforceSource(Source):
 
     def __init__(self, organization_ids: Sequence[str]) -> None:
         self.organization_ids = tuple(organization_ids)
+        # The body verify read for the org id, and what it read: parse reuses it (one XML parse).
+        self._read: tuple[bytes, Element] | None = None
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str], *, now: Clock = time.time) -> None:
         verify(request, secrets, now=now)  # the token first: no XML is read for a stranger
-        check_organization(request, self.organization_ids)
+        self._read = (request.body, _notifications(request.body))
+        check_organization(self._read[1], self.organization_ids)
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
+        if self._read is not None and self._read[0] is request.body:
+            return parse_notifications(self._read[1])
         return parse(request)
 
 
