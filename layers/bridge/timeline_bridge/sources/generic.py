@@ -277,10 +277,7 @@ def sign(request: SigningRequest) -> dict[str, str]:
     """The headers the endpoint's sender adds (per its settings): Standard Webhooks (`webhook-id`
     defaults to a fresh `msg_...`), or the configured HMAC header (and id header, when one is
     configured)."""
-    name = request.name or DEFAULT_ENDPOINT
-    settings = (
-        GenericConfig.from_settings(request.settings, name) if request.settings else GenericConfig(name=name)
-    )
+    settings = _endpoint_config(request.settings, request.name)
     scheme = verifier(settings)
     # A preset's sample carries its sender's own delivery id (kept by `bridge send`).
     fresh = f"msg_{uuid.uuid4().hex}" if scheme.id_header and not settings.preset else None
@@ -290,9 +287,14 @@ def sign(request: SigningRequest) -> dict[str, str]:
     )
 
 
-def _endpoint_scheme(settings: Settings | None, name: str | None) -> Scheme:
+def _endpoint_config(settings: Settings | None, name: str | None) -> GenericConfig:
+    """Endpoint `name` (the default one when None) as `settings` configure it; defaults without them."""
     name = name or DEFAULT_ENDPOINT
-    return verifier(GenericConfig.from_settings(settings, name) if settings else GenericConfig(name=name))
+    return GenericConfig.from_settings(settings, name) if settings else GenericConfig(name=name)
+
+
+def _endpoint_scheme(settings: Settings | None, name: str | None) -> Scheme:
+    return verifier(_endpoint_config(settings, name))
 
 
 def sender_headers(settings: Settings, name: str | None) -> tuple[str, ...]:
