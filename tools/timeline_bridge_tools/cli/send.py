@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,28 @@ def find_secret(source: str, name: str | None = None) -> str | None:
     return None
 
 
-def load_sample(path: Path, keep: tuple[str, ...] = ()) -> tuple[bytes, dict[str, str], str | None]:
-    """(body, sender headers, rawPath) of a sample file; `keep` names sender headers beyond
-    KEPT_HEADERS (a generic endpoint's event type or delivery id header)."""
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A sample file, read once: a Function URL event's body, headers, path and URL, or a raw body."""
+
+    body: bytes
+    headers: dict[str, str]  # every header of the event, names lowercased; {} for a raw body
+    raw_path: str | None
+    event: dict[str, Any] | None  # the Function URL event itself; None for a raw body
+
+    def sender_headers(self, keep: tuple[str, ...] = ()) -> dict[str, str]:
+        """The headers a re-send keeps: KEPT_HEADERS and `keep` (a generic endpoint's event type
+        or delivery id header)."""
+        return {k: self.headers[k] for k in (*KEPT_HEADERS, *keep) if k in self.headers}
+
+    def url(self) -> str | None:
+        """The Function URL the event came through; None for a raw body."""
+        from timeline_bridge_tools import signing
+
+        return signing.event_url(self.event) if self.event is not None else None
+
+
+def load_sample(path: Path) -> Sample:
     from timeline_bridge_tools import signing
 
     raw = path.read_bytes()
@@ -96,9 +116,8 @@ def load_sample(path: Path, keep: tuple[str, ...] = ()) -> tuple[bytes, dict[str
         parsed = None
     if signing.is_function_url_event(parsed):
         headers = {str(k).lower(): str(v) for k, v in (parsed.get("headers") or {}).items()}
-        kept = {k: headers[k] for k in (*KEPT_HEADERS, *keep) if k in headers}
-        return signing.body_bytes(parsed), kept, parsed.get("rawPath")
-    return raw, {}, None
+        return Sample(signing.body_bytes(parsed), headers, parsed.get("rawPath"), parsed)
+    return Sample(raw, {}, None, None)
 
 
 def called_url(url: str) -> str:
@@ -126,11 +145,12 @@ def run(args: argparse.Namespace) -> int:
     from timeline_bridge_tools.local.state import read_state
 
     try:
-        body, headers, raw_path = load_sample(args.file)
+        sample = load_sample(args.file)
     except OSError as exc:
         print(f"cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
     spec = source_spec(args.source)
+    body, raw_path = sample.body, sample.raw_path
     name = None
     if spec.endpoints is not None:
         # The bridge serves one spelling of each endpoint name: say which, rather than post a 404.
@@ -142,15 +162,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"{where}: {exc}", file=sys.stderr)
             return 2
     try:
-        if spec.sender_headers:
-            # The sample's own id and type headers (a re-send keeps its delivery id: a duplicate).
-            headers.update(load_sample(args.file, spec.sender_headers(Settings.from_environ(), name))[1])
-        body = signing.fresh_body(args.source, body, name=name)  # Linear's webhookTimestamp: now
+        # Read only for a sender whose headers or body depend on the endpoint's settings.
+        settings = Settings.from_environ() if spec.sender_headers or spec.restamp else None
+        # The sample's own id and type headers (a re-send keeps its delivery id: a duplicate).
+        keep = spec.sender_headers(settings, name) if spec.sender_headers and settings else ()
+        headers = sample.sender_headers(keep)
+        # Linear's webhookTimestamp: now.
+        body = signing.fresh_body(args.source, body, name=name, settings=settings)
     except IngestError as exc:  # the endpoint's settings name no scheme
         print(f"{args.source} {name or ''}: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "print_event", False):  # callers may build the namespace themselves
-        return print_event(args, body, headers, name)
+        return print_event(args, body, headers, name, sample.url())
     url = args.url
     state = read_state()
     if not url:
@@ -207,31 +230,21 @@ def signed_headers(
     return headers
 
 
-def event_target(args: argparse.Namespace, name: str | None) -> str:
+def event_target(args: argparse.Namespace, name: str | None, sample_url: str | None) -> str:
     """The URL a printed event reaches: --url, else the sample's own Function URL, else a
     placeholder one; a named endpoint's path is /<source>/<name>."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from timeline_bridge_tools import signing
-
-    url = args.url
-    if not url:
-        try:
-            parsed: Any = json.loads(args.file.read_bytes())
-        except ValueError:
-            parsed = None
-        url = (
-            signing.event_url(parsed)
-            if signing.is_function_url_event(parsed)
-            else f"https://{FUNCTION_URL_HOST}/"
-        )
+    url = args.url or sample_url or f"https://{FUNCTION_URL_HOST}/"
     parts = urlsplit(called_url(url))
     if name:
         parts = parts._replace(path=f"/{args.source}/{name}")
     return urlunsplit(parts)
 
 
-def print_event(args: argparse.Namespace, body: bytes, headers: dict[str, str], name: str | None) -> int:
+def print_event(
+    args: argparse.Namespace, body: bytes, headers: dict[str, str], name: str | None, sample_url: str | None
+) -> int:
     """Write the Function URL event of this request, signed now, to stdout (`sam local invoke -e`)."""
     from urllib.parse import urlsplit
 
@@ -242,7 +255,7 @@ def print_event(args: argparse.Namespace, body: bytes, headers: dict[str, str], 
         print(no_secret_message(args.source, name), file=sys.stderr)
         return 2
     spec = source_spec(args.source)
-    url = event_target(args, name)
+    url = event_target(args, name, sample_url)
     signed = signed_headers(args.source, body, headers, secret, url, name)
     if spec.signed_url:
         # The event is the request as Lambda receives it: a token in the URL is in the event too.
