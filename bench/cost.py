@@ -358,35 +358,26 @@ class Sample:
 
 
 def samples() -> list[Sample]:
-    """Every sample under events/<source>/ of a source with a webhook function."""
+    """Every sample under events/<source>/ of a source with a webhook function, read as `bridge
+    send` reads it (the headers a re-send keeps)."""
     from timeline_bridge.sources import SOURCE_SPECS
-    from timeline_bridge_tools import signing
+    from timeline_bridge_tools.cli.send import load_sample
 
     out = []
     for folder in sorted((ROOT / "events").iterdir()):
         if folder.name not in SOURCE_SPECS:
             continue  # events/route, events/deliver: queue records, not webhooks
+        spec = SOURCE_SPECS[folder.name]
         for file in sorted(folder.iterdir()):
-            raw = file.read_bytes()
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            spec = SOURCE_SPECS[folder.name]
-            if signing.is_function_url_event(parsed):
-                headers = {str(k).lower(): str(v) for k, v in (parsed.get("headers") or {}).items()}
-                kept = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
-                if spec.message_id_header and spec.message_id_header.lower() in headers:
-                    kept[spec.message_id_header.lower()] = headers[spec.message_id_header.lower()]
-                raw_path = parsed.get("rawPath") or "/"
+            sample = load_sample(file)
+            if sample.event is not None:
+                raw_path = sample.raw_path or "/"
                 # Locally each function's URL is under /<source>; a generic endpoint's path has it.
                 path = raw_path if raw_path.startswith(f"/{folder.name}/") else f"/{folder.name}"
-                out.append(Sample(folder.name, path, signing.body_bytes(parsed), kept, file.name))
+                out.append(Sample(folder.name, path, sample.body, sample.sender_headers(), file.name))
             else:
-                content_type = spec.content_type(raw) if spec.content_type else "application/json"
-                out.append(
-                    Sample(folder.name, f"/{folder.name}", raw, {"content-type": content_type}, file.name)
-                )
+                headers = {"content-type": spec.sample_content_type(sample.body)}
+                out.append(Sample(folder.name, f"/{folder.name}", sample.body, headers, file.name))
     return out
 
 
