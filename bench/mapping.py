@@ -37,7 +37,8 @@ def profile_top(fn: Any, calls: int = 3000, top: int = 8) -> list[str]:
     return out
 
 
-def _pick_case(cases: list[Any]) -> Any | None:
+def measured_case(cases: list[Any]) -> Any | None:
+    """The case a mapping is measured on: its first with an expected body (output, else contains)."""
     for want in ("output", "contains"):
         for case in cases:
             if want in case.expect:
@@ -57,7 +58,7 @@ def run() -> Figure:
     mappings = load_mappings(MAPPINGS_DIR)
     for mapping in mappings:
         label = f"map {mapping.name}"
-        case = _pick_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
+        case = measured_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
         if case is None:
             fig.add(Row(label, "not measured: no case with an expected body"))
             continue

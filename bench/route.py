@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import MAPPINGS_DIR, ROOT, environment, quiet_logs
+from bench.mapping import measured_case
 from bench.report import Figure, Row
 
 EVENTS = 300
@@ -76,10 +77,6 @@ def _fixed(enrichment: dict[str, Any]) -> Any:
     return lambda _mapping, _envelope: enrichment
 
 
-def _pick_case(cases: list[Any]) -> Any | None:
-    return next((c for c in cases if {"output", "contains"} & set(c.expect)), None)
-
-
 def run() -> Figure:
     fig = Figure("route", "3b. Route CPU per event vs its AWS round trips (loopback stub)")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SqsHandler)
@@ -122,7 +119,7 @@ def _measure(fig: Figure) -> None:
     deps = Dependencies.from_environ()
     for mapping in load_mappings(MAPPINGS_DIR, settings=deps.settings):
         label = f"route {mapping.name}"
-        case = _pick_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
+        case = measured_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
         if case is None:
             fig.add(Row(label, "not measured: no case with an expected body"))
             continue
