@@ -216,11 +216,6 @@ def verifier(settings: GenericConfig) -> Scheme:
     return dataclasses.replace(STANDARD, event_type=(settings.type_field,))
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_` secret: its base64 payload decoded (padding optional)."""
-    return hmac_scheme.key_of(STANDARD, secret)
-
-
 def standard_signature(secret: str, msg_id: str, timestamp: str | int, body: bytes) -> str:
     """`v1,` + base64(HMAC-SHA256(key, msg_id + "." + timestamp + "." + body))."""
     return "v1," + hmac_scheme.signature(STANDARD, secret, body, stamp=str(timestamp), msg_id=msg_id)
