@@ -210,3 +210,12 @@ def test_compiled_expression_matches_jmespath_when_evaluated_on_any_document(exp
     actual = _outcome(lambda: evaluate(expression, data))
 
     assert actual == expected
+
+
+@pytest.mark.parametrize("expression", ['`{"tags": ["a"]}`', 'a || `{"tags": ["a"]}`', "[`[1]`, a][0]"])
+def test_literal_objects_are_fresh_copies_when_evaluated_twice(expression) -> None:
+    compiled = compile_expression(expression, FUNCTIONS)
+    first = compiled({})
+    (first["tags"] if isinstance(first, dict) else first).append("changed")
+
+    assert compiled({}) in ({"tags": ["a"]}, [1])

@@ -104,6 +104,8 @@ def test_bad_jmespath_fails_at_load_when_used_in_when() -> None:
         ("nope(event.x)", "unknown function nope()"),
         ("lookup('missing', event.x)", "lookup table 'missing' is not defined"),
         ("lookup('t')", "lookup() takes 2 to 3 arguments, got 1"),
+        ("lookup(`1`, event.x)", "lookup() takes the table name as a string"),
+        ("event.a[::0]", "slice step cannot be 0"),
         ("to_iso8601(event.a, event.b)", "to_iso8601() takes 1 arguments, got 2"),
         ("evnt.objectId", "unknown name 'evnt'"),
         ("null", "the literal is `null`, in backticks"),

@@ -154,7 +154,9 @@ class _Compiler:
                 problems.append(f"{name}() takes {want} arguments, got {len(args)}, in {text!r}")
             if name == "lookup" and args and args[0].get("type") == "literal":
                 table_name = args[0]["value"]
-                if isinstance(table_name, str) and table_name not in self.functions.lookups:
+                if not isinstance(table_name, str):
+                    problems.append(f"lookup() takes the table name as a string, in {text!r}")
+                elif table_name not in self.functions.lookups:
                     problems.append(
                         f"lookup table {table_name!r} is not defined in lookups"
                         f"{did_you_mean(table_name, self.functions.lookups)}"

@@ -1,9 +1,9 @@
 """JMESPath for mapping files: the extra functions, `${{ }}` templates, and expressions compiled once.
 
-Every expression is parsed when its mapping loads and turned into a tree of Python closures that
-mirrors jmespath's TreeInterpreter node for node, so rendering an event walks no AST and looks up
-no visitor methods. Plain field paths (`event.objectId`, `event.actions[0].action_ts`) get an even
-shorter getter. Nothing here evaluates code: JMESPath only.
+Every expression is parsed once, when its mapping loads, and evaluated by jmespath's own
+interpreter with the bridge's functions; plain field paths (`event.objectId`) are read by direct
+dict lookups instead, which give what the interpreter gives. Nothing here evaluates code: JMESPath
+only.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ from __future__ import annotations
 import decimal
 import json
 import math
-import operator
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from numbers import Number
 from typing import Any
 
 import jmespath
 from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
+from jmespath import visitor as jp_visitor
 
 from timeline_bridge.keys import JOB_NAMESPACE
 
@@ -246,25 +245,7 @@ class BridgeFunctions(jp_functions.Functions):
         return str(uuid.uuid5(JOB_NAMESPACE, text))
 
 
-# --- compiling expressions into closures ---------------------------------------------------------
-
-
-def _is_actual_number(x: Any) -> bool:
-    return not isinstance(x, bool) and isinstance(x, Number)
-
-
-def _equals(x: Any, y: Any) -> bool:
-    # JMESPath: 0/1 never equal false/true, although Python says they do.
-    if _is_actual_number(x) and x in (0, 1):
-        if isinstance(y, bool):
-            return False
-    elif _is_actual_number(y) and y in (0, 1) and isinstance(x, bool):
-        return False
-    return bool(x == y)
-
-
-def _is_comparable(x: Any) -> bool:
-    return _is_actual_number(x) or isinstance(x, str)
+# --- compiling expressions ----------------------------------------------------------------------
 
 
 def is_false(value: Any) -> bool:
@@ -272,226 +253,13 @@ def is_false(value: Any) -> bool:
     return value is None or value is False or value == "" or value == [] or value == {}
 
 
-_ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
+class _Interpreter(jp_visitor.TreeInterpreter):
+    """jmespath's own interpreter, handing out copies of object and array literals: a rendered
+    body must never alias the compiled expression."""
 
-
-class _Expression:
-    """An expression reference (`&field`) as jmespath's sort_by/max_by/map expect it.
-
-    Named like jmespath's own class because its type checker matches on the class name."""
-
-    __slots__ = ("expression", "getter")
-
-    def __init__(self, node: dict[str, Any], getter: Getter) -> None:
-        self.expression = node
-        self.getter = getter
-
-    def visit(self, _node: Any, value: Any) -> Any:
-        return self.getter(value)
-
-
-class Compiler:
-    """Turns one jmespath AST into a closure with the interpreter's exact semantics."""
-
-    def __init__(self, functions: BridgeFunctions) -> None:
-        self.functions = functions
-
-    def compile(self, node: dict[str, Any]) -> Getter:
-        method = getattr(self, f"_c_{node['type']}", None)
-        if method is None:
-            raise jp_exceptions.JMESPathError(f"unsupported expression node {node['type']!r}")
-        return method(node)
-
-    def _chain(self, children: list[dict[str, Any]]) -> Getter:
-        # A run of plain fields compiles to one loop over dict.get: the common case by far.
-        if all(c["type"] == "field" for c in children):
-            return field_path_getter([c["value"] for c in children])
-        steps = [self.compile(c) for c in children]
-
-        def chain(value: Any) -> Any:
-            for step in steps:
-                value = step(value)
-            return value
-
-        return chain
-
-    def _c_subexpression(self, node: dict[str, Any]) -> Getter:
-        return self._chain(node["children"])
-
-    _c_index_expression = _c_subexpression
-    _c_pipe = _c_subexpression
-
-    def _c_field(self, node: dict[str, Any]) -> Getter:
-        return field_path_getter([node["value"]])
-
-    def _c_index(self, node: dict[str, Any]) -> Getter:
-        index = node["value"]
-
-        def get_index(value: Any) -> Any:
-            if not isinstance(value, list):
-                return None
-            try:
-                return value[index]
-            except IndexError:
-                return None
-
-        return get_index
-
-    def _c_slice(self, node: dict[str, Any]) -> Getter:
-        if node["children"][2] == 0:
-            raise jp_exceptions.JMESPathError("slice step cannot be 0")
-        bounds = slice(*node["children"])
-        return lambda value: value[bounds] if isinstance(value, list) else None
-
-    def _c_literal(self, node: dict[str, Any]) -> Getter:
+    def visit_literal(self, node: dict[str, Any], value: Any) -> Any:
         literal = node["value"]
-        if isinstance(literal, dict | list):
-            # Hand out copies: a rendered body must never alias the compiled expression.
-            text = json.dumps(literal)
-            return lambda _value: json.loads(text)
-        return lambda _value: literal
-
-    def _c_current(self, node: dict[str, Any]) -> Getter:
-        return lambda value: value
-
-    _c_identity = _c_current
-
-    def _c_comparator(self, node: dict[str, Any]) -> Getter:
-        left, right = (self.compile(c) for c in node["children"])
-        op = node["value"]
-        if op == "eq":
-            return lambda value: _equals(left(value), right(value))
-        if op == "ne":
-            return lambda value: not _equals(left(value), right(value))
-        compare = _ORDERING[op]
-
-        def ordering(value: Any) -> Any:
-            a, b = left(value), right(value)
-            if not (_is_comparable(a) and _is_comparable(b)):
-                return None
-            return compare(a, b)
-
-        return ordering
-
-    def _c_and_expression(self, node: dict[str, Any]) -> Getter:
-        left, right = (self.compile(c) for c in node["children"])
-        return lambda value: matched if is_false(matched := left(value)) else right(value)
-
-    def _c_or_expression(self, node: dict[str, Any]) -> Getter:
-        left, right = (self.compile(c) for c in node["children"])
-        return lambda value: right(value) if is_false(matched := left(value)) else matched
-
-    def _c_not_expression(self, node: dict[str, Any]) -> Getter:
-        inner = self.compile(node["children"][0])
-
-        def not_(value: Any) -> bool:
-            result = inner(value)
-            if _is_actual_number(result) and result == 0:
-                return False
-            return not result
-
-        return not_
-
-    def _c_function_expression(self, node: dict[str, Any]) -> Getter:
-        name = node["value"]
-        spec = self.functions.FUNCTION_TABLE.get(name)
-        if spec is None:
-            raise jp_exceptions.UnknownFunctionError(f"Unknown function: {name}()")
-        children = node["children"]
-        if name == "lookup" and 2 <= len(children) <= 3 and children[0]["type"] == "literal":
-            return self._lookup(children)
-        args = [self.compile(c) for c in children]
-        call = self.functions.call_function  # jmespath's own argument checks and errors
-        if len(args) == 1:
-            (only,) = args
-            return lambda value: call(name, [only(value)])
-        return lambda value: call(name, [a(value) for a in args])
-
-    def _lookup(self, children: list[dict[str, Any]]) -> Getter:
-        """`lookup('table', key[, default])` with a literal table: one dict lookup per call."""
-        table_name = children[0]["value"]
-        key_getter = self.compile(children[1])
-        default_getter = self.compile(children[2]) if len(children) == 3 else None
-        if not isinstance(table_name, str):
-            raise jp_exceptions.JMESPathError("lookup() takes the table name as a string")
-        entries = self.functions.lookups.get(table_name)
-        if entries is None:
-            raise ExpressionError(f"lookup table {table_name!r} is not defined in lookups")
-        missing = object()
-
-        def lookup(value: Any) -> Any:
-            key = key_getter(value)
-            found = entries.get(key if type(key) is str else lookup_key(key), missing)  # type: ignore[arg-type]
-            if found is not missing:
-                return found
-            if default_getter is not None:
-                return default_getter(value)
-            raise ExpressionError(f"lookup({table_name!r}): no entry for {key!r} and no default")
-
-        return lookup
-
-    def _c_expref(self, node: dict[str, Any]) -> Getter:
-        inner_node = node["children"][0]
-        ref = _Expression(inner_node, self.compile(inner_node))
-        return lambda _value: ref
-
-    def _c_multi_select_dict(self, node: dict[str, Any]) -> Getter:
-        pairs = [(c["value"], self.compile(c["children"][0])) for c in node["children"]]
-
-        def multi_dict(value: Any) -> Any:
-            if value is None:
-                return None
-            return {key: get(value) for key, get in pairs}
-
-        return multi_dict
-
-    def _c_multi_select_list(self, node: dict[str, Any]) -> Getter:
-        items = [self.compile(c) for c in node["children"]]
-        return lambda value: None if value is None else [get(value) for get in items]
-
-    def _c_flatten(self, node: dict[str, Any]) -> Getter:
-        base = self.compile(node["children"][0])
-
-        def flatten(value: Any) -> Any:
-            items = base(value)
-            if not isinstance(items, list):
-                return None
-            merged: list[Any] = []
-            for element in items:
-                if isinstance(element, list):
-                    merged.extend(element)
-                else:
-                    merged.append(element)
-            return merged
-
-        return flatten
-
-    def _project(self, node: dict[str, Any]) -> Getter:
-        """`[*]`, `*` (an object's values) and `[?cond]`: every item that passes the filter,
-        projected, nulls left out."""
-        base, each, *condition = (self.compile(c) for c in node["children"])
-        test = condition[0] if condition else None
-        over_values = node["type"] == "value_projection"
-
-        def projection(value: Any) -> Any:
-            items = base(value)
-            if over_values:
-                if not isinstance(items, dict):
-                    return None
-                items = items.values()
-            elif not isinstance(items, list):
-                return None
-            out = []
-            for element in items:
-                if test is None or not is_false(test(element)):
-                    current = each(element)
-                    if current is not None:
-                        out.append(current)
-            return out
-
-        return projection
-
-    _c_projection = _c_value_projection = _c_filter_projection = _project
+        return json.loads(json.dumps(literal)) if isinstance(literal, dict | list) else literal
 
 
 def field_path_getter(keys: list[str]) -> Getter:
@@ -512,8 +280,27 @@ def field_path_getter(keys: list[str]) -> Getter:
 
 
 def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
-    """Parse and compile `text` once; raises jmespath's ParseError/LexerError/... on a bad expression."""
-    return Compiler(functions).compile(_parsed(text))
+    """Parse `text` once; raises jmespath's ParseError/LexerError/... on a bad expression.
+
+    A plain field path (`event.objectId`, the common case by far) is read by direct dict lookups,
+    and so is each such argument of a function call (called as the interpreter calls it, through
+    jmespath's argument checks); everything else is jmespath's own interpreter."""
+    parsed = _parsed(text)
+    if any(node["type"] == "slice" and node["children"][2] == 0 for node, _ in _nodes(parsed)):
+        raise jp_exceptions.JMESPathError("slice step cannot be 0")
+    visit = _Interpreter(jmespath.Options(custom_functions=functions)).visit
+    call = functions.call_function
+
+    def compile_node(node: dict[str, Any]) -> Getter:
+        path = _field_path(node)
+        if path is not None:
+            return field_path_getter(list(path))
+        if node["type"] == "function_expression":
+            name, args = node["value"], [compile_node(child) for child in node["children"]]
+            return lambda value: call(name, [arg(value) for arg in args])
+        return lambda value: visit(node, value)
+
+    return compile_node(parsed)
 
 
 # Nodes whose children after the first are evaluated against something else than the context.
