@@ -262,12 +262,11 @@ class _Interpreter(jp_visitor.TreeInterpreter):
         return json.loads(json.dumps(literal)) if isinstance(literal, dict | list) else literal
 
 
-def field_path_getter(keys: list[str]) -> Getter:
+def _field_path_getter(path: tuple[str, ...]) -> Getter:
     """`a.b.c` as direct dict lookups (a non-object on the way gives null, as in JMESPath)."""
-    if len(keys) == 1:
-        (k0,) = keys
+    if len(path) == 1:
+        (k0,) = path
         return lambda value: value.get(k0) if type(value) is dict else None
-    path = tuple(keys)
 
     def get_n(value: Any) -> Any:
         for key in path:
@@ -294,7 +293,7 @@ def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
     def compile_node(node: dict[str, Any]) -> Getter:
         path = _field_path(node)
         if path is not None:
-            return field_path_getter(list(path))
+            return _field_path_getter(path)
         if node["type"] == "function_expression":
             name, args = node["value"], [compile_node(child) for child in node["children"]]
             return lambda value: call(name, [arg(value) for arg in args])
