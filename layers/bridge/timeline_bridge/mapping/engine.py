@@ -251,15 +251,13 @@ def _interpolated(parts: list[str | tuple[Getter, str]], path: Path_) -> Callabl
             getter, text = part
             try:
                 value = getter(ctx)
-                if value is None:
-                    raise RenderError(
-                        path, f"${{{{ {text} }}}} is missing (null) inside text; use default() or ||"
-                    )
-                chunks.append(value if type(value) is str else stringify(value))
-            except RenderError:
-                raise
             except Exception as exc:
                 raise RenderError(path, f"${{{{ {text} }}}}: {_describe(exc)}") from exc
+            if value is None:
+                raise RenderError(
+                    path, f"${{{{ {text} }}}} is missing (null) inside text; use default() or ||"
+                )
+            chunks.append(value if type(value) is str else stringify(value))
         return "".join(chunks)
 
     return interpolated
@@ -274,11 +272,8 @@ class EnrichSpec:
 
     name: str
     fetch: str
-    render_with: Callable[[Any], Any]
-
-    def args(self, context: dict[str, Any]) -> dict[str, Any]:
-        """The `with:` arguments rendered for one event (expressions see event, meta, enrichment)."""
-        return self.render_with(context)
+    # The `with:` arguments rendered for one event's context (event, meta, enrichment so far).
+    args: Callable[[Any], Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -478,7 +473,7 @@ def compile_mapping(
         enrich[name] = EnrichSpec(
             name=name,
             fetch=str(spec.get("fetch", "")),
-            render_with=compiler.value(with_raw, ("enrich", name, "with")),
+            args=compiler.value(with_raw, ("enrich", name, "with")),
         )
     if enrich:
         from timeline_bridge.enrichment.checks import problems as enrich_problems
@@ -751,10 +746,6 @@ class MappingSet:
 
     def for_source(self, source: str) -> list[Mapping]:
         return self._by_source.get(source, [])
-
-    def match(self, envelope: Envelope) -> list[Mapping]:
-        """Mappings whose source matches and whose `when` holds (fan-out). Raises MappingError."""
-        return [m for m in self.for_source(envelope.source) if m.applies_to(m.context(envelope))]
 
     def render_jobs(self, envelope: Envelope, enrich: Enricher | None = None) -> list[Outcome]:
         """One outcome per matching mapping: a job, or the failure to dead-letter.
