@@ -33,7 +33,7 @@ EXPRESSIONS = [
     "`[1, {\"k\": 2}]`", "`1.5`", "length(a)", "to_string(a)", "to_number(a)", "join(',', a)",
     "contains(a, `1`)", "starts_with(a, 'x')", "sort_by(a, &b)", "not_null(a, b, 'z')",
     "default(a, 'fallback')", "lookup('stage', a, 'none')", "lookup('stage', a, b)", "lower(a)",
-    "uuid5(a)", "to_iso8601(a)", "to_epoch_ms(a)", "a.b || c && !a",
+    "uuid5(a)", "to_iso8601(a)", "to_epoch_ms(a)", "minor_units(a, 'eur')", "a.b || c && !a",
     # a boolean left side (Python's own and/or), and calls computed once when used twice
     "a == 'x' && b", "a == 'x' || b", "!(a == 'x')", "a == 'x' && b == `1` || c", "a != `null` && !b",
     "a < b || c", "[to_string(a), to_string(a)]", "lookup('stage', a, 'z') == lookup('stage', a, 'z')",

@@ -1,4 +1,5 @@
-"""format_number(): amounts in text fields, rounded as money is and with thousands separated."""
+"""format_number() and minor_units(): amounts in text fields, rounded as money is and with
+thousands separated."""
 
 from __future__ import annotations
 
@@ -43,3 +44,46 @@ def test_format_number_names_the_problem_when_given_no_number_or_bad_decimals(
 ) -> None:
     with pytest.raises(ExpressionError, match=message):
         evaluate(f"format_number(a, `{decimals}`)", {"a": data})
+
+
+def test_a_number_too_large_for_28_digits_is_an_expression_error_when_formatted() -> None:
+    with pytest.raises(ExpressionError, match="too large to format"):
+        evaluate("format_number(a, `2`)", {"a": 1e30})
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        (4200, "eur", "42.00"),
+        ("4200", "usd", "42.00"),  # Paddle sends amounts as text
+        (123456789, "gbp", "1,234,567.89"),
+        (-250, "usd", "-2.50"),  # refunds and credit notes
+        (5000, "jpy", "5,000"),  # zero-decimal: the amount is whole yen
+        (5000, "KRW", "5,000"),
+        (1500, "bhd", "1.500"),  # three-decimal: fils
+        (4200.0, "eur", "42.00"),
+        (None, "eur", None),
+    ],
+)
+def test_minor_units_reads_an_amount_in_its_currencys_minor_units_when_formatted(
+    amount: object, currency: str, expected: str | None
+) -> None:
+    assert evaluate("minor_units(a, c)", {"a": amount, "c": currency}) == expected
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [
+        (42.5, "eur", "42.5 is not a whole number of minor units"),
+        ("forty", "eur", "'forty' is not a number"),
+        (float("inf"), "eur", "inf is not a number"),
+        (1e300, "eur", "too large to format"),
+        (4200, "euro", "'euro' is not a three-letter currency code"),
+        (4200, "€12", "is not a three-letter currency code"),
+    ],
+)
+def test_minor_units_names_the_problem_when_the_amount_or_currency_is_bad(
+    amount: object, currency: str, message: str
+) -> None:
+    with pytest.raises(ExpressionError, match=message):
+        evaluate("minor_units(a, c)", {"a": amount, "c": currency})

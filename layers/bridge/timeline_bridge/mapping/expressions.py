@@ -8,14 +8,13 @@ only.
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import jmespath
@@ -161,19 +160,58 @@ def format_number(value: Any, decimals: Any) -> str | None:
     thousands separated by commas. None for null; ExpressionError for text that is not a number."""
     if value is None:
         return None
-    if isinstance(decimals, bool) or not isinstance(decimals, int | float) or decimals != int(decimals):
+    if not _is_whole(decimals):
         raise ExpressionError(f"format_number: decimals must be a whole number, not {decimals!r}")
     places = int(decimals)
     if not 0 <= places <= MAX_DECIMALS:
         raise ExpressionError(f"format_number: decimals must be 0 to {MAX_DECIMALS}, not {places}")
+    return _formatted(_decimal(value, "format_number"), places, value, "format_number")
+
+
+def _formatted(number: Decimal, places: int, value: Any, function: str) -> str:
     try:
-        number = decimal.Decimal(str(value).strip()) if not isinstance(value, bool) else None
-    except decimal.InvalidOperation:
+        rounded = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the context holds (28)
+        raise ExpressionError(f"{function}: {value!r} is too large to format") from None
+    return f"{rounded:,.{places}f}"
+
+
+def _is_whole(value: Any) -> bool:
+    return type(value) is int or (type(value) is float and math.isfinite(value) and value.is_integer())
+
+
+def _decimal(value: Any, function: str) -> Decimal:
+    """A number, or a number as text (CRM amounts are strings), as a finite Decimal."""
+    try:
+        number = None if isinstance(value, bool) else Decimal(str(value).strip())
+    except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
-        raise ExpressionError(f"format_number: {value!r} is not a number")
-    rounded = number.quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP)
-    return f"{rounded:,.{places}f}"
+        raise ExpressionError(f"{function}: {value!r} is not a number")
+    return number
+
+
+# Currencies whose minor unit is not a hundredth, as Stripe counts them (docs.stripe.com/currencies);
+# every other currency is counted in hundredths (cents).
+_MINOR_UNIT_PLACES = {
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA"], 0),
+    **dict.fromkeys(["PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "JOD", "KWD", "OMR", "TND"], 3),
+}
+
+
+def minor_units(amount: Any, currency: Any) -> str | None:
+    """An amount given in a currency's minor units as people read it: `4200` EUR is `"42.00"`,
+    `5000` JPY `"5,000"`. None for null; ExpressionError for a fractional amount or a bad code."""
+    if amount is None:
+        return None
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise ExpressionError(f"minor_units: {currency!r} is not a three-letter currency code")
+    number = _decimal(amount, "minor_units")
+    if number != number.to_integral_value():
+        raise ExpressionError(f"minor_units: {amount!r} is not a whole number of minor units")
+    places = _MINOR_UNIT_PLACES.get(currency.upper(), 2)
+    return _formatted(number.scaleb(-places), places, amount, "minor_units")
 
 
 # --- the extra functions ------------------------------------------------------------------------
@@ -181,7 +219,7 @@ def format_number(value: Any, decimals: Any) -> str | None:
 
 class BridgeFunctions(jp_functions.Functions):
     """JMESPath's built-ins plus lookup, to_text, to_epoch_ms, to_iso8601, default, lower, upper,
-    format_number, uuid5."""
+    format_number, minor_units, uuid5."""
 
     def __init__(self, lookups: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
@@ -235,6 +273,12 @@ class BridgeFunctions(jp_functions.Functions):
         """`value` (a number, or a number as text: CRM amounts are strings) with `decimals` places
         and thousands separated: `format_number('1234.5', 2)` is `"1,234.50"`."""
         return format_number(value, decimals)
+
+    @jp_functions.signature({"types": ["string", "number", "null"]}, {"types": ["string"]})
+    def _func_minor_units(self, amount: Any, currency: str) -> str | None:
+        """`amount` in `currency`'s minor units (Stripe's, Paddle's cents) as text in major units:
+        `minor_units(`4200`, 'eur')` is `"42.00"`."""
+        return minor_units(amount, currency)
 
     @jp_functions.signature({"types": ["string", "number", "null"]})
     def _func_uuid5(self, value: Any) -> str | None:
