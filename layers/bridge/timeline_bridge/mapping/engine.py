@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jmespath import exceptions as jp_exceptions
@@ -310,11 +310,10 @@ class Mapping:
     def __post_init__(self) -> None:
         self._required_paths = tuple(tuple(path.split(".")) for path in self.required)
 
-    def line(self, path: Path_) -> int | None:
-        return line_of(self.lines, path)
-
     def error(self, reason: str, path: Path_ = ()) -> MappingError:
-        return MappingError(reason, mapping_file=self.file, field=dotted(path), line=self.line(path))
+        return MappingError(
+            reason, mapping_file=self.file, field=dotted(path), line=line_of(self.lines, path)
+        )
 
     def key(self, envelope: Envelope) -> str:
         """The job key: source event (within its source, or its generic endpoint) and mapping."""
@@ -710,15 +709,7 @@ class RenderFailure:
             "at": utc_now_iso(),
             **self.details,
             # The envelope, so the event can be routed again once the mapping is fixed.
-            "envelope": {
-                "source": envelope.source,
-                "event_type": envelope.event_type,
-                "event_id": envelope.event_id,
-                "occurred_at": envelope.occurred_at,
-                "received_at": envelope.received_at,
-                "event": envelope.event,
-                "name": envelope.name,
-            },
+            "envelope": {k: v for k, v in asdict(envelope).items() if k != "replay"},
         }
         return job
 

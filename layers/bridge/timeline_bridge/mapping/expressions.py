@@ -1,9 +1,9 @@
 """JMESPath for mapping files: the extra functions, `${{ }}` templates, and expressions compiled once.
 
 Every expression is parsed once, when its mapping loads, and evaluated by jmespath's own
-interpreter with the bridge's functions; plain field paths (`event.objectId`) are read by direct
-dict lookups instead, which give what the interpreter gives. Nothing here evaluates code: JMESPath
-only.
+interpreter with the bridge's functions; plain paths (`event.objectId`, `event.actions[0].value`)
+are read by direct lookups instead, which give what the interpreter gives. Nothing here evaluates
+code: JMESPath only.
 """
 
 from __future__ import annotations
@@ -306,17 +306,23 @@ class _Interpreter(jp_visitor.TreeInterpreter):
         return json.loads(json.dumps(literal)) if isinstance(literal, dict | list) else literal
 
 
-def _field_path_getter(path: tuple[str, ...]) -> Getter:
-    """`a.b.c` as direct dict lookups (a non-object on the way gives null, as in JMESPath)."""
-    if len(path) == 1:
+def _path_getter(path: tuple[str | int, ...]) -> Getter:
+    """`a.b[0].c` as direct lookups, a key of an object or an index of an array at each step
+    (anything else on the way gives null, as in JMESPath)."""
+    if len(path) == 1 and type(path[0]) is str:
         (k0,) = path
         return lambda value: value.get(k0) if type(value) is dict else None
 
     def get_n(value: Any) -> Any:
-        for key in path:
-            if type(value) is not dict:
+        for step in path:
+            if isinstance(step, str):
+                if type(value) is not dict:
+                    return None
+                value = value.get(step)
+            elif type(value) is list and -len(value) <= step < len(value):
+                value = value[step]
+            else:
                 return None
-            value = value.get(key)
         return value
 
     return get_n
@@ -325,9 +331,9 @@ def _field_path_getter(path: tuple[str, ...]) -> Getter:
 def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
     """Parse `text` once; raises jmespath's ParseError/LexerError/... on a bad expression.
 
-    A plain field path (`event.objectId`, the common case by far) is read by direct dict lookups,
-    and so is each such argument of a function call (called as the interpreter calls it, through
-    jmespath's argument checks); everything else is jmespath's own interpreter."""
+    A plain path (`event.objectId`, `event.actions[0].value`: the common case by far) is read by
+    direct lookups, and so is each such argument of a function call (called as the interpreter
+    calls it, through jmespath's argument checks); everything else is jmespath's own interpreter."""
     parsed = _parsed(text)
     if any(node["type"] == "slice" and node["children"][2] == 0 for node, _ in _nodes(parsed)):
         raise jp_exceptions.JMESPathError("slice step cannot be 0")
@@ -337,7 +343,7 @@ def compile_expression(text: str, functions: BridgeFunctions) -> Getter:
     def compile_node(node: dict[str, Any]) -> Getter:
         path = _field_path(node)
         if path is not None:
-            return _field_path_getter(path)
+            return _path_getter(path)
         if node["type"] == "function_expression":
             name, args = node["value"], [compile_node(child) for child in node["children"]]
             return lambda value: call(name, [arg(value) for arg in args])
@@ -385,13 +391,13 @@ def function_calls(text: str) -> list[tuple[str, list[dict[str, Any]]]]:
     ]
 
 
-def _field_path(node: Any) -> tuple[str, ...] | None:
-    """`a.b.c` as ("a", "b", "c"); None for any other node."""
+def _field_path(node: Any) -> tuple[str | int, ...] | None:
+    """`a.b[0].c` as ("a", "b", 0, "c"); None for any other node."""
     kind = node.get("type") if isinstance(node, dict) else None
-    if kind == "field":
+    if kind in ("field", "index"):
         return (node["value"],)
-    if kind == "subexpression":
-        parts: list[str] = []
+    if kind in ("subexpression", "index_expression"):
+        parts: list[str | int] = []
         for child in node["children"]:
             part = _field_path(child)
             if part is None:
