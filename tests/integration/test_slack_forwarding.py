@@ -74,10 +74,17 @@ def app():
 
 
 @pytest.fixture
-def handler(aws, monkeypatch, load_function, lambda_context, app):
+def deadline() -> str:
+    """SLACK_FORWARD_DEADLINE_SECONDS: the most allowed where the app answers, so a busy machine's
+    first forward (a new connection) never misses it; the tests of a slow app set their own."""
+    return "2.5"
+
+
+@pytest.fixture
+def handler(aws, monkeypatch, load_function, lambda_context, app, deadline):
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     monkeypatch.setenv("SLACK_FORWARD_URL", app.url)
-    monkeypatch.setenv("SLACK_FORWARD_DEADLINE_SECONDS", "1")
+    monkeypatch.setenv("SLACK_FORWARD_DEADLINE_SECONDS", deadline)
     module = load_function("slack")
     return lambda event: module.lambda_handler(event, lambda_context)
 
@@ -121,6 +128,7 @@ def test_events_api_callback_is_forwarded_with_slack_retry_headers(handler, aws,
     assert len(aws.receive()) == 1
 
 
+@pytest.mark.parametrize("deadline", ["1"])
 @pytest.mark.parametrize("failure", ["slow", "error", "down"])
 def test_a_slow_failing_or_absent_app_still_gets_slack_its_200_and_the_event_recorded(
     handler, aws, app, load_event, failure
