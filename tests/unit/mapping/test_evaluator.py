@@ -27,7 +27,8 @@ SHIPPED = load_mappings(ROOT / "mappings", settings=SETTINGS)
 FUNCTIONS = BridgeFunctions({"stage": {"1": "One", "closedwon": "Won"}})
 
 EXPRESSIONS = [
-    "a", "a.b", "a.b.c", "a[0]", "a[-1].b", "a[5]", "a[-3]", "a.b[0][1].c", "a[1:3]", "a[*].b", "a[?b == `1`].c", "a.*",
+    "a", "a.b", "a.b.c", "a[0]", "a[-1].b", "a[5]", "a[-3]", "a.b[0][1].c", "a[1:3]", "a[*].b",
+    "a[?b == `1`].c", "a.*",
     "a || b", "a && b", "!a", "!a.b", "a == b", "a == 'x'", "'x' == a", "a == `null`", "`null` != a",
     "a != `0`", "a == `true`", "a < b", "a >= `2`", "{x: a, y: b.c}", "[a, b]", "a | b", "@", "@.a",
     "`[1, {\"k\": 2}]`", "`1.5`", "length(a)", "to_string(a)", "to_number(a)", "join(',', a)",
