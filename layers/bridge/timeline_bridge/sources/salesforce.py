@@ -212,8 +212,9 @@ class SalesforceSource(Source):
         check_organization(self._read[1], self.organization_ids)
 
     def parse(self, request: WebhookRequest) -> ParsedRequest:
-        if self._read is not None and self._read[0] is request.body:
-            return parse_notifications(self._read[1])
+        read = self._read  # read once: another request's verify may replace it meanwhile
+        if read is not None and read[0] is request.body:
+            return parse_notifications(read[1])
         return parse(request)
 
 
