@@ -1,25 +1,26 @@
-"""A loopback stand-in for the three AWS JSON APIs an ingest function's first request calls
-(Secrets Manager, DynamoDB, SQS), answering at once, so a cold first request can be timed in a
-fresh interpreter without moto (its import would dwarf what is measured) and without a network.
+"""A loopback stand-in for the AWS JSON APIs a function's requests call (Secrets Manager,
+DynamoDB, SQS), answering at once, so a request can be timed without moto (its import would dwarf
+what is measured) and without a network.
 
-SQS answers every entry as failed (its success answer carries MD5 sums of each message): the
-function then releases its claims and answers 503, having built every client and loaded every
-module a successful request needs.
+By default SQS answers every entry as failed: an ingest function then releases its claims and
+answers 503, having built every client and loaded every module a successful request needs.
+`accept_messages=True` accepts every entry instead (with the MD5 of each body botocore checks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-SECRET_VALUES: dict[str, str] = {}
-
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    secrets: dict[str, str] = {}  # set per stub (AwsStub): SecretId → SecretString
+    accept_messages = False
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -29,13 +30,18 @@ class _Handler(BaseHTTPRequestHandler):
         if target == "secretsmanager.GetSecretValue":
             name = str(request.get("SecretId", ""))
             answer = {"ARN": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}", "Name": name}
-            answer["SecretString"] = SECRET_VALUES.get(name, "")
+            answer["SecretString"] = self.secrets.get(name, "")
         elif target == "AmazonSQS.SendMessageBatch":
             entries = request.get("Entries") or []
-            answer = {
-                "Successful": [],
-                "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "Bench"} for e in entries],
-            }
+            answer = {"Successful": [], "Failed": []}
+            for e in entries:
+                if self.accept_messages:
+                    digest = hashlib.md5(e["MessageBody"].encode()).hexdigest()  # noqa: S324
+                    answer["Successful"].append(
+                        {"Id": e["Id"], "MessageId": f"m-{e['Id']}", "MD5OfMessageBody": digest}
+                    )
+                else:
+                    answer["Failed"].append({"Id": e["Id"], "SenderFault": False, "Code": "Bench"})
         body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.0")
@@ -51,9 +57,11 @@ class _Handler(BaseHTTPRequestHandler):
 class AwsStub:
     """`with AwsStub(secrets) as stub:` then point AWS_ENDPOINT_URL at `stub.url`."""
 
-    def __init__(self, secrets: dict[str, str]) -> None:
-        SECRET_VALUES.update(secrets)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    def __init__(self, secrets: dict[str, str] | None = None, *, accept_messages: bool = False) -> None:
+        handler = type(
+            "Handler", (_Handler,), {"secrets": dict(secrets or {}), "accept_messages": accept_messages}
+        )
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -46,11 +46,21 @@ def measured_case(cases: list[Any]) -> Any | None:
     return None
 
 
+def measured_input(mapping: Any) -> tuple[Any, Any, dict[str, Any]] | None:
+    """(case, envelope, enrichment) of the case `mapping` is measured on, from its cases file
+    beside it; None when no case has an expected body. The mapping and route figures both use it."""
+    from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
+
+    case = measured_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
+    if case is None:
+        return None
+    return case, case_envelope(case, mapping, ROOT), dict(case.enrichment)
+
+
 def run() -> Figure:
     fig = Figure("mapping", "3. Mapping (events/s per core)")
     try:
         from timeline_bridge.mapping import load_mappings
-        from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
     except ImportError as exc:
         return fig.skip(f"mapping engine not importable ({exc})")
     if not any(MAPPINGS_DIR.glob("*.yaml")):
@@ -58,12 +68,11 @@ def run() -> Figure:
     mappings = load_mappings(MAPPINGS_DIR)
     for mapping in mappings:
         label = f"map {mapping.name}"
-        case = measured_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
-        if case is None:
+        measured = measured_input(mapping)
+        if measured is None:
             fig.add(Row(label, "not measured: no case with an expected body"))
             continue
-        envelope = case_envelope(case, mapping, ROOT)
-        enrichment = dict(case.enrichment)
+        case, envelope, enrichment = measured
         key = mapping.key(envelope)
 
         def engine(

@@ -7,50 +7,15 @@ trip is a network one and longer, so this ratio is an upper bound of the share r
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from bench.context import MAPPINGS_DIR, ROOT, environment, quiet_logs
-from bench.mapping import measured_case
+from bench.awsstub import AwsStub
+from bench.context import MAPPINGS_DIR, environment, quiet_logs
+from bench.mapping import measured_input
 from bench.report import Figure, Row
 
 EVENTS = 300
-
-
-class _SqsHandler(BaseHTTPRequestHandler):
-    """SendMessageBatch accepting every entry (botocore reads MessageId and the body's MD5)."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        entries = request.get("Entries") or []
-        answer = {
-            "Successful": [
-                {
-                    "Id": e["Id"],
-                    "MessageId": f"m-{e['Id']}",
-                    "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest(),  # noqa: S324
-                }
-                for e in entries
-            ],
-            "Failed": [],
-        }
-        body = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-amz-json-1.0")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
 
 class _TimedSqs:
@@ -79,28 +44,21 @@ def _fixed(enrichment: dict[str, Any]) -> Any:
 
 def run() -> Figure:
     fig = Figure("route", "3b. Route CPU per event vs its AWS round trips (loopback stub)")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SqsHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    queues = {
-        f"{t.upper()}_QUEUE_URL": f"{url}/123456789012/{t}-jobs"
-        for t in ("hubspot", "stora", "matter", "applied")
-    }
-    env = {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "Bench",
-        **queues,
-    }
-    try:
+    with AwsStub(accept_messages=True) as stub:
+        queues = {
+            f"{t.upper()}_QUEUE_URL": f"{stub.url}/123456789012/{t}-jobs"
+            for t in ("hubspot", "stora", "matter", "applied")
+        }
+        env = {
+            "AWS_ENDPOINT_URL": stub.url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "POWERTOOLS_METRICS_NAMESPACE": "Bench",
+            **queues,
+        }
         with environment(**env), quiet_logs():
             _measure(fig)
-    finally:
-        server.shutdown()
-        server.server_close()
     fig.notes.append(
         f"{EVENTS} events per mapping, one SQS record per batch; CPU = the route thread's "
         "time.thread_time() (the SQS client's share in brackets), round trips = wall time of its "
@@ -114,17 +72,15 @@ def _measure(fig: Figure) -> None:
     from timeline_bridge.mapping import load_mappings
     from timeline_bridge.mapping.engine import MappingSet
     from timeline_bridge.wiring import Dependencies
-    from timeline_bridge_tools.mapping.cases import case_envelope, cases_path, load_cases
 
     deps = Dependencies.from_environ()
     for mapping in load_mappings(MAPPINGS_DIR, settings=deps.settings):
         label = f"route {mapping.name}"
-        case = measured_case(load_cases(cases_path(MAPPINGS_DIR / Path(mapping.file).name)))
-        if case is None:
+        measured = measured_input(mapping)
+        if measured is None:
             fig.add(Row(label, "not measured: no case with an expected body"))
             continue
-        envelope = case_envelope(case, mapping, ROOT)
-        enrichment = dict(case.enrichment)
+        case, envelope, enrichment = measured
         sqs = _TimedSqs(deps.aws("sqs"))
         router = route.Router(
             mappings=MappingSet([mapping]),
