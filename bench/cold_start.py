@@ -23,7 +23,7 @@ from bench.awsstub import AwsStub
 from bench.context import FUNCTIONS_DIR, LAYER_DIR, ImportRun, lambda_like_env, measure_import
 from bench.report import Figure, Row
 from bench.stats import fmt_ms, median, ratio, self_time_by_package
-from bench.webhooks import BODIES, SECRET_NAMES, SECRETS, hubspot_body, sign
+from bench.webhooks import BODIES, SECRET_NAMES, SECRETS, hubspot_body, local_settings, sign
 
 GOAL = 1.3
 BASELINE = "boto3+sqs"
@@ -95,6 +95,7 @@ def run(runs: int = 10, first_request_runs: int = 3) -> Figure:
             AWS_ENDPOINT_URL=stub.url,
             EVENTS_QUEUE_URL=f"{stub.url}/123456789012/events",
             **{f"{name}_SECRET_ID": f"bench/{name}" for name in SECRET_NAMES.values()},
+            **local_settings(),
         )
         variants: dict[str, _Variant] = {BASELINE: _Variant(BASELINE_CODE, [], lambda_like_env())}
         for source in SOURCES:

@@ -17,7 +17,7 @@ from timeline_bridge import SOURCES
 from bench.context import environment, quiet_logs
 from bench.report import Figure, Row
 from bench.stats import fmt_us, percentile, ratio, timed_samples_us
-from bench.webhooks import BODIES, SECRETS, TIMESTAMP, hubspot_body, sign
+from bench.webhooks import BODIES, SECRETS, TIMESTAMP, hubspot_body, local_settings, sign
 
 WARMUP = 100
 SAMPLES = 1000
@@ -113,6 +113,7 @@ def run() -> Figure:
 
     env = dict(
         SECRETS,
+        **local_settings(),
         EVENTS_QUEUE_URL=QUEUE_URL,
         IDEMPOTENCY_TABLE="idempotency",
         POWERTOOLS_METRICS_NAMESPACE="Bench",

@@ -12,11 +12,14 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from bench.context import ROOT
+
 SECRETS = {
     "HUBSPOT_CLIENT_SECRET": "bench-hubspot-client-secret",
     "SLACK_SIGNING_SECRET": "bench-slack-signing-secret",
     "PIPEDRIVE_BASIC_AUTH": "bench:pipedrive-password",
     "GENERIC_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"bench-generic-secret-32-bytes!!!").decode(),
+    "SALESFORCE_WEBHOOK_TOKEN": "bench-salesforce-token",
 }
 HOST = "abcdefghij.lambda-url.eu-west-1.on.aws"
 TIMESTAMP = 1_767_225_600  # fixed clock (seconds): signatures stay valid however long the bench runs
@@ -93,7 +96,27 @@ def generic_body(n: int = 0) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-BODIES = {"hubspot": hubspot_body, "slack": slack_body, "pipedrive": pipedrive_body, "generic": generic_body}
+def salesforce_body(n: int = 0) -> bytes:
+    """The shipped Outbound Message sample (one opportunity Notification), its org the one
+    `local_settings()` lets in."""
+    return (ROOT / "events" / "salesforce" / "opportunity-stage-change.xml").read_bytes()
+
+
+BODIES = {
+    "hubspot": hubspot_body,
+    "slack": slack_body,
+    "pipedrive": pipedrive_body,
+    "generic": generic_body,
+    "salesforce": salesforce_body,
+}
+
+
+def local_settings() -> dict[str, str]:
+    """The settings each source's function gets in a local run when none are set (its spec's
+    `local_settings`: Salesforce accepts the org its sample comes from)."""
+    from timeline_bridge.sources import SOURCE_SPECS
+
+    return {name: value for spec in SOURCE_SPECS.values() for name, value in spec.local_settings.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +125,7 @@ class SignedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""  # a sender that signs its URL (Salesforce's ?token=) puts it here
 
     def function_url_event(self) -> dict[str, Any]:
         """What Lambda hands the handler for this request (payload format 2.0, text body)."""
@@ -109,7 +133,7 @@ class SignedRequest:
             "version": "2.0",
             "routeKey": "$default",
             "rawPath": self.path,
-            "rawQueryString": "",
+            "rawQueryString": self.query,
             "headers": dict(self.headers),
             "requestContext": {
                 "http": {
@@ -131,6 +155,7 @@ SECRET_NAMES = {
     "slack": "SLACK_SIGNING_SECRET",
     "pipedrive": "PIPEDRIVE_BASIC_AUTH",
     "generic": "GENERIC_WEBHOOK_SECRET",
+    "salesforce": "SALESFORCE_WEBHOOK_TOKEN",
 }
 
 
@@ -147,17 +172,21 @@ def sign(
     """Sign `body` for `source` as its sender would (`timeline_bridge_tools.signing`, what `bridge send`
     uses), for a POST to `scheme://host/path`: a Function URL's root by default, generic endpoints
     named by their path."""
+    from timeline_bridge.sources import source_spec
     from timeline_bridge_tools import signing
 
+    spec = source_spec(source)
     path = path or ("/generic/bench" if source == "generic" else "/")
     secret = (secrets or SECRETS)[SECRET_NAMES[source]]
-    content_type = "application/x-www-form-urlencoded" if source == "slack" else "application/json"
+    content_type = spec.sample_content_type(body)
+    url = f"{scheme}://{host}{path}"
+    query = urllib.parse.urlsplit(spec.signed_url(url, secret)).query if spec.signed_url else ""
     options: dict[str, Any] = {"now": timestamp}
     if source == "hubspot":
-        options["url"] = f"{scheme}://{host}{path}"
+        options["url"] = url
     if source == "generic":
         options["name"] = path.rstrip("/").rsplit("/", 1)[-1]
         options["webhook_id"] = "msg_" + str(json.loads(body).get("id", "x"))
     headers = {"host": host, "x-forwarded-proto": scheme, "user-agent": "bench", "content-type": content_type}
     headers.update({k.lower(): v for k, v in signing.sign_request(source, body, secret, **options).items()})
-    return SignedRequest(source, path, headers, body)
+    return SignedRequest(source, path, headers, body, query)
