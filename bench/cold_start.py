@@ -23,7 +23,7 @@ from bench.awsstub import AwsStub
 from bench.context import FUNCTIONS_DIR, LAYER_DIR, ImportRun, lambda_like_env, measure_import
 from bench.report import Figure, Row
 from bench.stats import fmt_ms, median, ratio, self_time_by_package
-from bench.webhooks import BODIES, SECRET_NAMES, SECRETS, hubspot_body, local_settings, sign
+from bench.webhooks import BODIES, SECRET_NAMES, SECRETS, local_settings, sign
 
 GOAL = 1.3
 BASELINE = "boto3+sqs"
@@ -79,7 +79,7 @@ class _Variant:
     def measure(self) -> ImportRun:
         env = self.env
         if self.source:  # signed now: the timestamp window is 5 minutes
-            body = hubspot_body(1) if self.source == "hubspot" else BODIES[self.source](0)
+            body = BODIES[self.source](0)
             event = sign(self.source, body, timestamp=int(time.time())).function_url_event()
             env = dict(env, BENCH_EVENT=json.dumps(event))
         return measure_import(self.code, pythonpath=self.path, env=env)

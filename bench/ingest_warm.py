@@ -123,7 +123,7 @@ def run() -> Figure:
         from timeline_bridge.observability import metrics
         from timeline_bridge.wiring import Dependencies
 
-        requests = [(s, hubspot_body(1) if s == "hubspot" else BODIES[s](0)) for s in SOURCES]
+        requests = [(s, BODIES[s](0)) for s in SOURCES]
         requests.append(("hubspot", hubspot_body(100)))
         for source, body in requests:
             label = f"warm {source}" + (" (batch of 100)" if body.count(b"eventId") > 1 else "")

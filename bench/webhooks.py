@@ -102,8 +102,9 @@ def salesforce_body(n: int = 0) -> bytes:
     return (ROOT / "events" / "salesforce" / "opportunity-stage-change.xml").read_bytes()
 
 
+# One request's body per source, by sequence number (HubSpot's: a batch of one).
 BODIES = {
-    "hubspot": hubspot_body,
+    "hubspot": lambda n=0: hubspot_body(1, first_id=1000 + n),
     "slack": slack_body,
     "pipedrive": pipedrive_body,
     "generic": generic_body,

@@ -161,3 +161,21 @@ def test_build_plan_reads_every_function_and_makefile_layer_when_the_template_is
         "CoreLayer": (ROOT / "layers/bridge/", ROOT / "layers/bridge/"),
         "MappingsLayer": (ROOT / "mappings/", ROOT / "layers/bridge"),
     }
+
+
+@pytest.mark.parametrize("source", __import__("timeline_bridge").SOURCES)
+def test_every_source_has_a_bench_request_its_function_accepts_when_signed_by_the_bench(source):
+    """Figures 1 and 2 time one signed request per source: a source without one stops both."""
+    from timeline_bridge import sources
+    from timeline_bridge.config import Settings
+    from timeline_bridge.http import WebhookRequest
+
+    from bench.webhooks import BODIES, SECRET_NAMES, SECRETS, TIMESTAMP, local_settings, sign
+
+    settings = Settings.from_environ(dict(SECRETS, **local_settings()))
+    event = sign(source, BODIES[source](0)).function_url_event()
+    request = WebhookRequest.from_function_url_event(event, max_body_bytes=settings.max_body_bytes)
+    verifier = sources.for_request(source, request, settings)
+    verifier.verify(request, [SECRETS[SECRET_NAMES[source]]], now=lambda: TIMESTAMP)
+
+    assert verifier.parse(request).events
