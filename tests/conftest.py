@@ -295,12 +295,8 @@ def local_runtime(tmp_path: Path) -> Iterator[Any]:
     """
     from timeline_bridge_tools.local.runtime import LocalRuntime
 
-    runtime = LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING")
-    runtime.start()
-    try:
+    with LocalRuntime(ROOT, port=0, state_dir=tmp_path, environ={}, log_level="WARNING") as runtime:
         yield runtime
-    finally:
-        runtime.stop()
 
 
 # --- log hygiene ---------------------------------------------------------------------------------

@@ -32,12 +32,8 @@ TIMESTAMPED = sorted(p for p, s in PRESETS.items() if s.timestamp is not None)
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     state = tmp_path_factory.mktemp("bridge-dev")
-    local = LocalRuntime(ROOT, port=0, state_dir=state, environ=dict(SETTINGS), log_level="WARNING")
-    local.start()
-    try:
+    with LocalRuntime(ROOT, port=0, state_dir=state, environ=dict(SETTINGS), log_level="WARNING") as local:
         yield local
-    finally:
-        local.stop()
 
 
 def bridge_send(runtime: LocalRuntime, *args: str) -> subprocess.CompletedProcess[str]:

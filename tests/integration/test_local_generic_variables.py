@@ -23,12 +23,8 @@ SETTINGS = {"GENERIC_CALENDLY_PRESET": "calendly", "GENERIC_CALENDLY_SECRET": "c
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     state = tmp_path_factory.mktemp("bridge-dev")
-    local = LocalRuntime(ROOT, port=0, state_dir=state, environ=dict(SETTINGS), log_level="WARNING")
-    local.start()
-    try:
+    with LocalRuntime(ROOT, port=0, state_dir=state, environ=dict(SETTINGS), log_level="WARNING") as local:
         yield local
-    finally:
-        local.stop()
 
 
 def test_bridge_send_of_the_calendly_sample_is_accepted_when_the_preset_is_set_in_the_environment(runtime):
