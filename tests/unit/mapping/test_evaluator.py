@@ -27,12 +27,13 @@ SHIPPED = load_mappings(ROOT / "mappings", settings=SETTINGS)
 FUNCTIONS = BridgeFunctions({"stage": {"1": "One", "closedwon": "Won"}})
 
 EXPRESSIONS = [
-    "a", "a.b", "a.b.c", "a[0]", "a[-1].b", "a[5]", "a[-3]", "a.b[0][1].c", "a[1:3]", "a[*].b",
-    "a[?b == `1`].c", "a.*",
+    "a", "a.b", "a.b.c", "a[0]", "a[-1].b", "a[5]", "a[-3]", "a.b[0][1].c", "a[1:3]", "a[::-1]",
+    "a[*].b", "a[].b", "a[?b == `1`].c", "a[?b > `1`]", "a.*",
     "a || b", "a && b", "!a", "!a.b", "a == b", "a == 'x'", "'x' == a", "a == `null`", "`null` != a",
     "a != `0`", "a == `true`", "a < b", "a >= `2`", "{x: a, y: b.c}", "[a, b]", "a | b", "@", "@.a",
     "`[1, {\"k\": 2}]`", "`1.5`", "length(a)", "to_string(a)", "to_number(a)", "join(',', a)",
-    "contains(a, `1`)", "starts_with(a, 'x')", "sort_by(a, &b)", "not_null(a, b, 'z')",
+    "contains(a, `1`)", "starts_with(a, 'x')", "sort_by(a, &b)", "max_by(a, &b)", "map(&b, a)",
+    "type(a)", "keys(a)", "not_null(a, b, 'z')",
     "default(a, 'fallback')", "lookup('stage', a, 'none')", "lookup('stage', a, b)", "lower(a)",
     "uuid5(a)", "to_iso8601(a)", "to_epoch_ms(a)", "minor_units(a, 'eur')", "a.b || c && !a",
     # a boolean left side (Python's own and/or), and calls computed once when used twice
@@ -45,7 +46,7 @@ EXPRESSIONS = [
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(-3, 3)
+    | st.integers(-5, 5)
     | st.integers(min_value=10**9, max_value=10**13)
     | st.floats(allow_nan=False, width=16)
     | st.text(max_size=3)
@@ -53,7 +54,7 @@ json_values = st.recursive(
     lambda children: (
         st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abc"), children, max_size=3)
     ),
-    max_leaves=10,
+    max_leaves=12,
 )
 documents = st.dictionaries(st.sampled_from("abc"), json_values, max_size=3)
 
@@ -61,8 +62,8 @@ documents = st.dictionaries(st.sampled_from("abc"), json_values, max_size=3)
 def _outcome(fn):
     try:
         return ("ok", fn())
-    except Exception:
-        return ("error",)
+    except Exception as exc:
+        return ("error", type(exc).__name__)
 
 
 @settings(max_examples=40, deadline=None)
