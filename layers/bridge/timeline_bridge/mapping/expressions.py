@@ -298,8 +298,15 @@ def is_false(value: Any) -> bool:
 
 
 class _Interpreter(jp_visitor.TreeInterpreter):
-    """jmespath's own interpreter, handing out copies of object and array literals: a rendered
-    body must never alias the compiled expression."""
+    """jmespath's own interpreter, dispatching through a table built once (its own packs *args and
+    **kwargs per node), handing out copies of literals: a body must never alias the expression."""
+
+    def __init__(self, options: jmespath.Options) -> None:
+        super().__init__(options)
+        self._visitors = {name[6:]: getattr(self, name) for name in dir(self) if name.startswith("visit_")}
+
+    def visit(self, node: dict[str, Any], value: Any) -> Any:
+        return self._visitors[node["type"]](node, value)
 
     def visit_literal(self, node: dict[str, Any], value: Any) -> Any:
         literal = node["value"]
